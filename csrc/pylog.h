@@ -1,0 +1,337 @@
+/*
+ * pylog.h -- the C core's API: status codes, format constants, structs, functions.
+ *
+ * The C core does the hot path of the commit log: CRC-32C, RecordBatch v2 (Kafka's
+ * "magic 2") build/validate/decode, mmap'd segment files (.log, .index, .timeindex)
+ * that grow with posix_fallocate in chunks, sparse index lookups, and the recovery
+ * scan of a segment's valid prefix.  FORMAT.md is the normative description of the
+ * bytes; the constants below use its field names.
+ *
+ * Rules (DESIGN.md section 8, STYLE.md):
+ *   - Every function that can fail returns int: 0 (PL_OK), a negative PL_E* status,
+ *     or a positive errno from the failing syscall.  pl_strerror() names each.
+ *   - No abort(), no printing, no global mutable state.  Invalid bytes on disk or
+ *     from the network are a normal return, never a crash.
+ *   - Outputs are marked OUT.  Structs are owned and allocated by the caller
+ *     (Python allocates them with ffi.new); the C core never mallocs them.
+ *   - io.c is the only file that calls mmap/munmap/msync/fallocate/ftruncate/fsync.
+ *   - Mapping lifetime: a pl_mfile reserves `reserved` bytes of address space once
+ *     (PROT_READ|PROT_WRITE, MAP_SHARED) and never moves it, so pointers handed to
+ *     Python stay valid.  Only the first `allocated` bytes are backed by fallocated
+ *     blocks and only the first `size` bytes hold data.  Closing a segment closes
+ *     its fds but does NOT unmap: the Python owner calls pl_io_unmap() when the last
+ *     view of the mapping is gone.  On seal (roll/close) the pages wholly beyond the
+ *     logical size are unmapped first and only then is the file trimmed, so no mapped
+ *     page ever lies beyond end of file (no SIGBUS).
+ *
+ * Not thread-safe: one writer per pl_segment; the Python layer holds the partition
+ * lock around every call that mutates one.  Readers may call the const functions
+ * concurrently with an append as long as they only look below the `size` they read
+ * under the lock.
+ */
+#ifndef PYLOG_H
+#define PYLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- status codes (0 = ok, negative = pylog, positive = errno) ------------------ */
+#define PL_OK            0
+#define PL_ETRUNCATED   -1   /* the buffer ends inside a batch (torn tail)            */
+#define PL_EBADLEN      -2   /* batchLength below the minimum or beyond the limit     */
+#define PL_EBADMAGIC    -3   /* magic byte is not 2                                   */
+#define PL_EBADCRC      -4   /* CRC-32C over attributes..end does not match           */
+#define PL_EBADOFFSET   -5   /* lastOffsetDelta vs recordsCount, or baseOffset not    */
+                             /*   the expected next offset                            */
+#define PL_EBADRECORD   -6   /* a record inside the batch is malformed                */
+#define PL_ETOOLARGE    -7   /* batch larger than max_batch_bytes                     */
+#define PL_EFULL        -8   /* segment or one of its indexes is full: roll           */
+#define PL_EINVAL       -9   /* invalid argument from the caller                      */
+#define PL_ERANGE      -10   /* offset or position outside the segment                */
+#define PL_ENOTFOUND   -11   /* lookup found no entry (e.g. no timestamp >= target)   */
+#define PL_ECOMPRESSED -12   /* decode stopped at a compressed batch: caller inflates */
+#define PL_ECLOSED     -13   /* segment is sealed/read-only or closed                 */
+#define PL_ENOSPACE_CAP -14  /* output arrays are full (decode)                       */
+
+const char *pl_strerror(int code);
+
+/* ---- RecordBatch v2 header layout (all big-endian) ------------------------------ */
+#define PL_OFF_BASE_OFFSET        0   /* i64 */
+#define PL_OFF_BATCH_LENGTH       8   /* i32: bytes after this field */
+#define PL_OFF_LEADER_EPOCH      12   /* i32 partitionLeaderEpoch */
+#define PL_OFF_MAGIC             16   /* i8 = 2 */
+#define PL_OFF_CRC               17   /* u32 CRC-32C of bytes [21, end) */
+#define PL_OFF_ATTRIBUTES        21   /* i16 */
+#define PL_OFF_LAST_OFFSET_DELTA 23   /* i32 */
+#define PL_OFF_BASE_TIMESTAMP    27   /* i64 */
+#define PL_OFF_MAX_TIMESTAMP     35   /* i64 */
+#define PL_OFF_PRODUCER_ID       43   /* i64 */
+#define PL_OFF_PRODUCER_EPOCH    51   /* i16 */
+#define PL_OFF_BASE_SEQUENCE     53   /* i32 */
+#define PL_OFF_RECORDS_COUNT     57   /* i32 */
+#define PL_BATCH_HEADER_SIZE     61   /* records start here */
+#define PL_LOG_OVERHEAD          12   /* baseOffset + batchLength */
+#define PL_MAGIC_V2               2
+#define PL_ATTR_COMPRESSION_MASK  0x07
+#define PL_ATTR_TIMESTAMP_TYPE    0x08
+#define PL_ATTR_TRANSACTIONAL     0x10
+#define PL_ATTR_CONTROL           0x20
+#define PL_INDEX_ENTRY_SIZE       8   /* u32 relativeOffset, u32 physicalPosition */
+#define PL_TIMEINDEX_ENTRY_SIZE  12   /* i64 timestamp, u32 relativeOffset        */
+#define PL_MAX_RECORD_OVERHEAD   21   /* DefaultRecord.MAX_RECORD_OVERHEAD        */
+
+/* ---- CRC-32C (crc32c.c) --------------------------------------------------------- */
+/* CRC-32C (Castagnoli) of buf, continuing from crc (pass 0 to start).  Uses SSE4.2
+ * when the CPU has it (checked at run time), slice-by-8 otherwise.  pl_crc32c_sw
+ * always uses the portable path (for tests).  pl_crc32c_hw_available: 1 or 0.       */
+uint32_t pl_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t pl_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+int pl_crc32c_hw_available(void);
+
+/* ---- batches (batch.c) ---------------------------------------------------------- */
+typedef struct pl_batch_header {
+    int64_t base_offset;
+    int32_t batch_length;
+    int32_t partition_leader_epoch;
+    int8_t  magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t base_sequence;
+    int32_t records_count;
+} pl_batch_header;
+
+/* Decode the 61-byte header at buf without checking anything but len.
+ * Returns PL_ETRUNCATED if len < 61.  OUT: h. */
+int pl_batch_read_header(const uint8_t *buf, size_t len, pl_batch_header *h);
+
+/* Validate one batch at buf (avail bytes readable): avail >= 12; 49 <= batchLength;
+ * 12 + batchLength <= max_batch_bytes (else PL_ETOOLARGE; 0 = no limit); the whole
+ * batch inside avail (else PL_ETRUNCATED); magic == 2; CRC; recordsCount >= 0;
+ * lastOffsetDelta >= recordsCount - 1 and >= 0 when recordsCount > 0 (recordsCount == 0
+ * is PL_EBADOFFSET).  For an uncompressed batch also walks every record (length
+ * varints inside the batch, offsetDelta increasing and <= lastOffsetDelta, exactly
+ * recordsCount records) when deep != 0.  OUT: h (may be NULL). */
+int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes,
+                      int deep, pl_batch_header *h);
+
+/* Set baseOffset and partitionLeaderEpoch in place (outside the CRC). */
+void pl_batch_stamp(uint8_t *buf, int64_t base_offset, int32_t leader_epoch);
+
+/* Records to build one batch from.  Spans are given as one concatenated blob plus a
+ * length per item; a length of -1 means null (no bytes consumed from the blob). */
+typedef struct pl_records_in {
+    uint32_t count;                     /* number of records, >= 1                 */
+    int64_t timestamp;                  /* used for every record if timestamps NULL */
+    const int64_t *timestamps;          /* per-record timestamps, or NULL           */
+    const uint8_t *keys;                /* key blob (may be NULL if all null)       */
+    const int32_t *key_lens;            /* count entries, or NULL = all keys null   */
+    const uint8_t *values;              /* value blob                               */
+    const int32_t *value_lens;          /* count entries (-1 = null value)          */
+    const int32_t *header_counts;       /* count entries, or NULL = no headers      */
+    const uint8_t *header_keys;         /* blob of UTF-8 header keys                */
+    const int32_t *header_key_lens;     /* sum(header_counts) entries, >= 0         */
+    const uint8_t *header_values;       /* blob of header values                    */
+    const int32_t *header_value_lens;   /* sum(header_counts) entries, -1 = null    */
+    int64_t producer_id;                /* -1 = none                                */
+    int16_t producer_epoch;             /* -1 = none                                */
+    int32_t base_sequence;              /* -1 = none                                */
+    int16_t attributes;                 /* must have compression bits 0             */
+} pl_records_in;
+
+/* Upper bound on the encoded size of the batch for r (header + worst-case varints).
+ * Returns 0 if r is invalid (count 0, negative lengths other than -1). */
+size_t pl_batch_size_bound(const pl_records_in *r);
+
+/* Encode r as one uncompressed RecordBatch v2 at out (cap bytes), baseOffset =
+ * base_offset, leader epoch 0, CRC computed.  OUT: *out_len = bytes written.
+ * PL_EINVAL on bad input, PL_ETRUNCATED if cap is too small. */
+int pl_batch_build(uint8_t *out, size_t cap, int64_t base_offset,
+                   const pl_records_in *r, size_t *out_len);
+
+/* Decoded records in columns.  Positions (key_pos, value_pos, headers_pos) are byte
+ * offsets from `origin` passed to the decode call, so they can index a numpy view
+ * of the mapping; null key/value has len -1 and pos 0.  The caller allocates every
+ * array with `capacity` entries and sets count = 0 before the first call. */
+typedef struct pl_record_cols {
+    uint64_t capacity;
+    uint64_t count;                     /* IN/OUT: entries filled so far            */
+    int64_t *offsets;
+    int64_t *timestamps;
+    int64_t *key_pos;   int32_t *key_lens;
+    int64_t *value_pos; int32_t *value_lens;
+    int64_t *headers_pos; int32_t *header_counts;  /* headers_pos: first header key
+                                                      varint of the record            */
+} pl_record_cols;
+
+/* Decode the records section (uncompressed bytes) of one batch whose header is h:
+ * records at rec (rec_len bytes).  Appends to cols every record with offset >=
+ * min_offset.  origin: positions are reported as (pointer - origin).  Returns
+ * PL_ENOSPACE_CAP (with nothing appended) if cols cannot take all the records of
+ * this batch that qualify, PL_EBADRECORD on malformed records. */
+int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                      int64_t min_offset, const uint8_t *origin, pl_record_cols *cols);
+
+/* ---- mapped files (io.c) -------------------------------------------------------- */
+typedef struct pl_mfile {
+    int fd;                   /* -1 when closed                                      */
+    uint8_t *map;             /* reserved mapping, never moves                       */
+    uint64_t reserved;        /* bytes of address space reserved                     */
+    uint64_t allocated;       /* bytes fallocated (file length while writable)       */
+    uint64_t size;            /* logical bytes holding data                          */
+    uint64_t synced;          /* bytes known durable (after the last good barrier)   */
+    uint64_t grow_chunk;      /* fallocate step                                      */
+    int writable;
+} pl_mfile;
+
+/* Open (create if `create`) path and reserve `reserved` bytes of mapping.  For an
+ * existing file size = allocated = file length (the caller may lower size after a
+ * scan).  Read-only when !writable (then reserved is the file length). */
+int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
+                  uint64_t reserved, uint64_t grow_chunk);
+/* Make sure [0, need) is fallocated (in grow_chunk steps, never past reserved:
+ * PL_EFULL).  ENOSPC/EFBIG come back as positive errno; nothing is mapped into
+ * unallocated blocks. */
+int pl_mfile_ensure(pl_mfile *f, uint64_t need);
+/* Barrier: msync(MS_SYNC) the dirty range [synced, size) then fdatasync; on success
+ * synced = size.  On failure synced is unchanged and the error returned. */
+int pl_mfile_sync(pl_mfile *f);
+/* Set size to new_size (<= size), zero [new_size, allocated) and sync, so stale bytes
+ * cannot come back after a later crash (DESIGN section 2 rule 5). */
+int pl_mfile_truncate(pl_mfile *f, uint64_t new_size);
+/* Seal: unmap whole pages beyond round_up(size), ftruncate the file to size, fsync,
+ * drop write access (writable = 0).  Idempotent. */
+int pl_mfile_seal(pl_mfile *f);
+/* Close the fd (not the mapping).  Idempotent. */
+int pl_mfile_close(pl_mfile *f);
+/* Release a mapping returned by a pl_mfile (called by the Python owner). */
+int pl_io_unmap(void *addr, uint64_t len);
+int pl_io_fsync_dir(const char *dir_path);
+/* Test hook for power-loss simulation: if journal_fd >= 0, every successful barrier
+ * appends "path synced_bytes\n"-style records; see io.c.  0 disables. */
+
+/* ---- offset index / time index (index.c, timeindex.c) --------------------------- */
+/* Offset index: entries (relativeOffset u32 BE, physicalPosition u32 BE), strictly
+ * increasing in both.  Lookup: greatest entry with offset <= target.               */
+int pl_index_append(pl_mfile *idx, int64_t base_offset, int64_t offset, uint64_t pos);
+/* OUT: *out_offset, *out_pos = floor entry, or (base_offset, 0) when none (returns 0). */
+int pl_index_lookup(const pl_mfile *idx, int64_t base_offset, int64_t target,
+                    int64_t *out_offset, uint64_t *out_pos);
+/* Check every entry: monotonic, offset < next_offset, position < log_size and (if
+ * log != NULL) a batch start whose last offset is >= the entry offset.
+ * OUT: *bad_entry = index of first bad entry (or -1).  PL_OK when all good. */
+int pl_index_check(const pl_mfile *idx, int64_t base_offset, int64_t next_offset,
+                   const pl_mfile *log, int64_t *bad_entry);
+int pl_index_truncate_entries(pl_mfile *idx, uint64_t entries);
+
+/* Time index: entries (timestamp i64 BE, relativeOffset u32 BE); timestamps strictly
+ * increasing.  Lookup: greatest entry with timestamp <= target.                    */
+int pl_timeindex_append(pl_mfile *ti, int64_t base_offset, int64_t timestamp,
+                        int64_t offset);
+int pl_timeindex_lookup(const pl_mfile *ti, int64_t base_offset, int64_t target,
+                        int64_t *out_timestamp, int64_t *out_offset);
+int pl_timeindex_check(const pl_mfile *ti, int64_t base_offset, int64_t next_offset,
+                       int64_t *bad_entry);
+int pl_timeindex_truncate_entries(pl_mfile *ti, uint64_t entries);
+
+/* ---- segments (segment.c) ------------------------------------------------------- */
+typedef struct pl_segment_config {
+    uint64_t segment_bytes;        /* segment.bytes: .log reservation and roll size  */
+    uint64_t index_bytes;          /* segment.index.bytes (10 MiB)                   */
+    uint32_t index_interval_bytes; /* index.interval.bytes (4096)                    */
+    uint32_t max_batch_bytes;      /* max.message.bytes (1,048,588)                  */
+    uint64_t grow_chunk;           /* fallocate step for .log (16 MiB)               */
+} pl_segment_config;
+
+typedef struct pl_segment {
+    pl_mfile log, index, timeindex;
+    int64_t base_offset;
+    int64_t next_offset;               /* offset after the last batch               */
+    int64_t max_timestamp;             /* largest maxTimestamp seen, -1 if none     */
+    int64_t offset_of_max_timestamp;   /* last offset of the batch holding it       */
+    int64_t first_batch_timestamp;     /* maxTimestamp of batch 0, -1 if empty      */
+    uint64_t bytes_since_index;        /* bytes appended since the last index entry */
+    pl_segment_config cfg;
+    int active;                        /* 1 while writable                          */
+} pl_segment;
+
+#define PL_OPEN_ACTIVE   1   /* writable, reserve cfg.segment_bytes of mapping      */
+#define PL_OPEN_SEALED   0   /* read-only, mapped to the file sizes                 */
+
+/* Create a new empty active segment (files must not exist).  The caller fsyncs the
+ * directory afterwards. */
+int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_path,
+                      const char *timeindex_path, int64_t base_offset,
+                      const pl_segment_config *cfg);
+/* Open existing files trusting nothing about the log yet: indexes are loaded with
+ * entries = file length / entry size (missing index files are created empty).
+ * Then call pl_segment_load_clean() or pl_segment_recover(). */
+int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_path,
+                    const char *timeindex_path, int64_t base_offset,
+                    const pl_segment_config *cfg, int mode);
+/* After a clean shutdown: size = file length; find next_offset and max timestamp by
+ * scanning forward from the last offset-index entry; sanity-check both indexes
+ * (a failed check returns PL_EBADOFFSET and the caller falls back to recover). */
+int pl_segment_load_clean(pl_segment *seg);
+
+typedef struct pl_recover_report {
+    uint64_t valid_bytes;        /* bytes kept                                       */
+    uint64_t truncated_bytes;    /* bytes dropped (file length - valid_bytes)        */
+    uint64_t batches;            /* batches kept                                     */
+    int64_t  next_offset;        /* offset after the last kept batch                 */
+    int      stop_reason;        /* PL_OK if the scan reached the end cleanly, else  */
+                                 /*   the status of the first invalid batch          */
+    uint64_t stop_position;      /* byte position of the first invalid batch         */
+} pl_recover_report;
+
+/* Recovery scan (DESIGN section 2): validate every batch from position 0 (length
+ * bounds, magic, CRC, baseOffset == expected next offset, starting at base_offset),
+ * rebuild both indexes with the index.interval.bytes rule, stop at the first invalid
+ * batch or the zero tail, truncate there (zeroing the dropped tail and syncing).
+ * Invalid data is not an error: the report says what was dropped. OUT: rep. */
+int pl_segment_recover(pl_segment *seg, pl_recover_report *rep);
+
+/* Append client-built batches (buf holds one or more whole batches, as in a Kafka
+ * Produce request).  All-or-nothing: every batch is validated first
+ * (pl_batch_validate, not deep), then space is ensured, then they are copied and
+ * stamped with consecutive base offsets from next_offset.  PL_EFULL when the segment
+ * cannot take them (caller rolls, then retries on the new segment).
+ * OUT: *out_base, *out_last (first and last offset assigned). */
+int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
+                      int64_t *out_base, int64_t *out_last);
+/* Build one batch from r straight into the mapping at the end (no copy).
+ * OUT: *out_base (first offset assigned; last = base + count - 1). */
+int pl_segment_append_records(pl_segment *seg, const pl_records_in *r,
+                              int64_t *out_base);
+/* Position of the batch containing offset (index floor lookup + header walk).
+ * PL_ERANGE if offset < base_offset or >= next_offset. OUT: *out_pos, h. */
+int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
+                    pl_batch_header *h);
+/* Position of the first batch whose maxTimestamp >= ts (time index + walk).
+ * PL_ENOTFOUND if none. OUT: *out_pos, h. */
+int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
+                         pl_batch_header *h);
+/* End of the run of whole batches from pos that fits in max_bytes, but at least one
+ * batch.  OUT: *out_end. */
+int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
+                    uint64_t *out_end);
+/* Decode uncompressed batches from pos (a batch start) to end into cols, keeping
+ * records with offset >= min_offset; positions relative to seg->log.map.  Stops
+ * early with PL_ECOMPRESSED at a compressed batch (OUT *out_pos = its position, the
+ * caller inflates and calls pl_records_decode) or PL_ENOSPACE_CAP when cols is full
+ * (OUT *out_pos = first batch not decoded).  PL_OK: *out_pos = end. */
+int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
+                      int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos);
+/* Barrier for the log and both indexes (pl_mfile_sync on each). */
+int pl_segment_sync(pl_segment *seg);
+/* Seal: append the final time-index entry (max timestamp), seal all three files
+ * (pl_mfile_seal), active = 0.  Called on roll and on clean close. */
+int pl_segment_seal(pl_segment *seg);
+/* Close the three fds; mappings stay for the Python owner to release. */
+int pl_segment_close(pl_segment *seg);
+
+#endif /* PYLOG_H */
