@@ -1,0 +1,322 @@
+"""RecordBatch v2 reference codec: interop with kafka-python and kio, round trips,
+layout constants against csrc/pylog.h, and decoder fuzzing (only CorruptRecordError
+may escape)."""
+from __future__ import annotations
+
+import pickle
+import re
+import struct
+from pathlib import Path
+
+import crc32c as crc32c_pkg
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kio.records.readers import read_batch as kio_read_batch
+
+import kafka_codecs
+from pylog import records as R
+from pylog.compression import compress
+from pylog.errors import CorruptRecordError, RecordTooLargeError
+from pylog.records import (BatchHeader, Record, RecordMetadata, decode_batch, encode_batch,
+                           iter_batches, iter_headers, scan_valid_prefix, stamp_batch,
+                           validate_batch, verify_crc)
+
+PYLOG_H = Path(__file__).resolve().parents[1] / "csrc" / "pylog.h"
+TS = 1_700_000_000_000
+CODECS = [0, 1, 2, 3, 4]
+
+headers_st = st.lists(st.tuples(st.text(max_size=8), st.none() | st.binary(max_size=8)),
+                      max_size=3)
+record_st = st.tuples(st.none() | st.binary(max_size=40),      # key
+                      st.none() | st.binary(max_size=200),     # value
+                      headers_st,
+                      st.integers(-1, 1 << 44))                # timestamp
+batch_st = st.lists(record_st, min_size=1, max_size=20)
+
+
+def _encode(recs, **kw):
+    keys, values, headers, tss = (list(x) for x in zip(*recs))
+    return encode_batch(values, keys=keys, headers=headers, timestamps=tss, **kw)
+
+
+def _fix_crc(buf: bytearray, pos: int = 0) -> bytearray:
+    """Recompute a batch's CRC with the independent crc32c package."""
+    size = 12 + struct.unpack_from(">i", buf, pos + 8)[0]
+    struct.pack_into(">I", buf, pos + 17, crc32c_pkg.crc32c(bytes(buf[pos + 21:pos + size])))
+    return buf
+
+
+# ---- CRC and layout -------------------------------------------------------------
+def test_crc32c_check_value_matches_castagnoli():
+    assert R.crc32c(b"123456789") == 0xE3069283
+    from pylog.crc import crc32c_py
+    assert crc32c_py(b"123456789") == 0xE3069283
+
+
+@given(st.binary(max_size=300), st.binary(max_size=50))
+def test_crc32c_matches_independent_package_and_continues(a, b):
+    from pylog.crc import crc32c_py
+    assert crc32c_py(a) == crc32c_pkg.crc32c(a) == R.crc32c(a)
+    assert crc32c_py(b, crc32c_py(a)) == crc32c_pkg.crc32c(a + b)
+
+
+def test_layout_constants_match_pylog_h():
+    defines = dict(re.findall(r"#define\s+(PL_\w+)\s+(-?\w+)", PYLOG_H.read_text()))
+    for name in ("BASE_OFFSET", "BATCH_LENGTH", "LEADER_EPOCH", "MAGIC", "CRC",
+                 "ATTRIBUTES", "LAST_OFFSET_DELTA", "BASE_TIMESTAMP", "MAX_TIMESTAMP",
+                 "PRODUCER_ID", "PRODUCER_EPOCH", "BASE_SEQUENCE", "RECORDS_COUNT"):
+        assert getattr(R, "OFF_" + name) == int(defines["PL_OFF_" + name]), name
+    for name in ("BATCH_HEADER_SIZE", "LOG_OVERHEAD", "MAGIC_V2", "ATTR_TIMESTAMP_TYPE",
+                 "ATTR_TRANSACTIONAL", "ATTR_CONTROL", "ATTR_COMPRESSION_MASK",
+                 "MAX_RECORD_OVERHEAD", "OK", "ETRUNCATED", "EBADLEN", "EBADMAGIC",
+                 "EBADCRC", "EBADOFFSET", "EBADRECORD", "ETOOLARGE"):
+        ours = getattr(R, name if not name.startswith(("OK", "E")) else "PL_" + name)
+        assert ours == int(defines["PL_" + name], 0), name
+
+
+def test_batch_header_fields_follow_pl_batch_header():
+    struct_body = re.search(r"typedef struct pl_batch_header \{(.*?)\}", PYLOG_H.read_text(),
+                            re.S).group(1)
+    names = re.findall(r"(\w+);", struct_body)
+    assert list(BatchHeader._fields) == names
+
+
+# ---- value types ----------------------------------------------------------------
+def test_record_is_a_cheap_named_tuple():
+    r = Record(5, TS, b"k", b"v", [("h", None)])
+    assert (r.offset, r.timestamp, r.key, r.value, r.headers) == (5, TS, b"k", b"v",
+                                                                 [("h", None)])
+    assert r == (5, TS, b"k", b"v", [("h", None)]) and isinstance(r, tuple)
+    assert Record.make((5, TS, b"k", b"v", [("h", None)])) == r
+    assert Record(1, 2, None, b"x").headers == ()
+    assert pickle.loads(pickle.dumps(r)) == r and "offset=5" in repr(r)
+    assert r._asdict()["value"] == b"v"
+    with pytest.raises(AttributeError):
+        r.offset = 3
+    md = RecordMetadata("t", 0, 7, TS)
+    assert md.offset == 7 and md.topic == "t"
+
+
+# ---- interop: ours -> theirs ------------------------------------------------------
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=batch_st, codec=st.sampled_from(CODECS), base=st.integers(0, 1 << 40))
+def test_our_batches_decode_with_kafka_python(monkeypatch, recs, codec, base):
+    kafka_codecs.install(monkeypatch)
+    buf = _encode(recs, base_offset=base, compression=codec)
+    theirs = DefaultRecordBatch(buf)
+    assert theirs.validate_crc()
+    assert (theirs.base_offset, theirs.compression_type, theirs.last_offset_delta,
+            theirs.records_count) == (base, codec, len(recs) - 1, len(recs))
+    assert theirs.max_timestamp == max(r[3] for r in recs)
+    got = [(m.offset, m.key, m.value, [tuple(h) for h in m.headers], m.timestamp)
+           for m in theirs]
+    want = [(base + i, k, v, h, ts) for i, (k, v, h, ts) in enumerate(recs)]
+    assert got == want
+
+
+@settings(max_examples=30, deadline=None)
+@given(recs=batch_st)
+def test_our_batches_decode_with_kio(recs):
+    recs = [(k, v, h, TS + i) for i, (k, v, h, _) in enumerate(recs)]
+    buf = _encode(recs, base_offset=42)
+    batch, size = kio_read_batch(buf, 0)
+    assert size == len(buf) and batch.base_offset == 42
+    assert [(r.offset, r.key, r.value, [(h.key.decode(), h.value) for h in r.headers])
+            for r in batch.records] == [(42 + i, k, v, h) for i, (k, v, h, _) in
+                                        enumerate(recs)]
+
+
+# ---- interop: theirs -> ours ------------------------------------------------------
+def _kafka_python_batch(recs, codec, producer=(-1, -1, -1)):
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=codec, is_transactional=False,
+                                  producer_id=producer[0], producer_epoch=producer[1],
+                                  base_sequence=producer[2], batch_size=1 << 30)
+    for i, (k, v, h, ts) in enumerate(recs):
+        assert b.append(i, timestamp=ts, key=k, value=v, headers=h) is not None
+    return bytes(b.build())
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=batch_st, codec=st.sampled_from(CODECS))
+def test_kafka_python_batches_decode_with_ours(monkeypatch, recs, codec):
+    kafka_codecs.install(monkeypatch)
+    buf = _kafka_python_batch(recs, codec, producer=(1000, 3, 17))
+    h, got = decode_batch(buf)
+    assert (h.producer_id, h.producer_epoch, h.base_sequence) == (1000, 3, 17)
+    assert h.records_count == len(recs) and h.magic == 2
+    assert [tuple(r) for r in got] == [(i, ts, k, v, h_) for i, (k, v, h_, ts) in
+                                       enumerate(recs)]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_large_compressed_kafka_python_batch_spans_many_codec_blocks(monkeypatch, codec):
+    # 300 KiB of records: several xerial blocks (32 KiB) and LZ4 blocks (64 KiB).
+    kafka_codecs.install(monkeypatch)
+    recs = [(b"key-%d" % i, (b"value %d " % i) * 30, [], TS + i) for i in range(1200)]
+    h, got = decode_batch(_kafka_python_batch(recs, codec))
+    assert h.compression == (codec if codec else 0)
+    assert [(r.key, r.value) for r in got] == [(k, v) for k, v, _, _ in recs]
+
+
+def test_raw_snappy_batch_as_librdkafka_sends_decodes():
+    plain = encode_batch([b"a" * 50, b"b" * 50], timestamps=TS)
+    raw = bytes(__import__("cramjam").snappy.compress_raw(plain[61:]))
+    buf = bytearray(plain[:61] + raw)
+    struct.pack_into(">i", buf, 8, len(buf) - 12)
+    struct.pack_into(">h", buf, 21, 2)
+    _, got = decode_batch(_fix_crc(buf))
+    assert [r.value for r in got] == [b"a" * 50, b"b" * 50]
+
+
+# ---- our own round trips ----------------------------------------------------------
+@settings(max_examples=100, deadline=None)
+@given(recs=batch_st, codec=st.sampled_from(CODECS), base=st.integers(0, 1 << 50),
+       pid=st.integers(-1, 1 << 40))
+def test_encode_decode_round_trip(recs, codec, base, pid):
+    buf = _encode(recs, base_offset=base, compression=codec, producer_id=pid,
+                  producer_epoch=0, base_sequence=5)
+    h = validate_batch(buf, deep=True)
+    assert verify_crc(buf)
+    h2, got = decode_batch(buf)
+    assert h == h2 and h.size == len(buf) and h.producer_id == pid
+    assert h.base_timestamp == recs[0][3] and h.last_offset == base + len(recs) - 1
+    assert got == [Record(base + i, ts, k, v, hd) for i, (k, v, hd, ts) in enumerate(recs)]
+
+
+def test_log_append_time_batch_gives_every_record_max_timestamp():
+    buf = encode_batch([b"a", b"b"], timestamps=[5, 9], attributes=R.ATTR_TIMESTAMP_TYPE)
+    h, got = decode_batch(buf)
+    assert h.is_log_append_time and [r.timestamp for r in got] == [9, 9]
+
+
+def test_stamp_batch_sets_offset_and_epoch_without_breaking_crc():
+    buf = bytearray(encode_batch([b"x"], timestamps=TS))
+    stamp_batch(buf, 0, 1234, leader_epoch=7)
+    h, got = decode_batch(buf)
+    assert (h.base_offset, h.partition_leader_epoch, got[0].offset) == (1234, 7, 1234)
+
+
+def test_iter_batches_walks_concatenated_batches():
+    bufs = [encode_batch([b"%d" % i] * (i + 1), base_offset=10 * i, compression=i % 5,
+                         timestamps=TS) for i in range(5)]
+    out = list(iter_batches(b"".join(bufs)))
+    assert [h.base_offset for h, _ in out] == [0, 10, 20, 30, 40]
+    assert [len(recs) for _, recs in out] == [1, 2, 3, 4, 5]
+    positions = [p for p, _ in iter_headers(memoryview(b"".join(bufs)))]
+    assert positions == [sum(map(len, bufs[:i])) for i in range(5)]
+    with pytest.raises(CorruptRecordError, match="position"):
+        list(iter_batches(b"".join(bufs)[:-1]))
+
+
+def test_validate_batch_refuses_batch_above_max_message_bytes():
+    buf = encode_batch([b"x" * 100], timestamps=TS)
+    assert validate_batch(buf, max_batch_bytes=len(buf)).records_count == 1
+    with pytest.raises(RecordTooLargeError):
+        validate_batch(buf, max_batch_bytes=len(buf) - 1)
+
+
+@pytest.mark.parametrize("mutate, status", [
+    (lambda b: b[:40], R.PL_ETRUNCATED),
+    (lambda b: b[:8], R.PL_ETRUNCATED),
+    (lambda b: b[:8] + struct.pack(">i", 48) + b[12:], R.PL_EBADLEN),
+    (lambda b: b[:16] + b"\x01" + b[17:], R.PL_EBADMAGIC),
+    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), R.PL_EBADCRC),
+])
+def test_decode_names_the_failure(mutate, status):
+    buf = encode_batch([b"hello", b"world"], timestamps=TS)
+    with pytest.raises(CorruptRecordError, match="position 0") as ei:
+        decode_batch(mutate(buf))
+    assert ei.value.status == status
+
+
+def test_record_past_its_length_is_corrupt_even_with_good_crc():
+    buf = bytearray(encode_batch([b"hello"], timestamps=TS))
+    buf[61] += 2                                   # record length varint: 1 too long
+    with pytest.raises(CorruptRecordError, match="byte 61") as ei:
+        decode_batch(_fix_crc(buf))
+    assert ei.value.status == R.PL_EBADRECORD
+
+
+def test_records_count_mismatch_is_corrupt():
+    buf = bytearray(encode_batch([b"a", b"b"], timestamps=TS))
+    struct.pack_into(">i", buf, R.OFF_RECORDS_COUNT, 1)
+    with pytest.raises(CorruptRecordError, match="after the last"):
+        decode_batch(_fix_crc(buf))
+    struct.pack_into(">i", buf, R.OFF_RECORDS_COUNT, 0)
+    with pytest.raises(CorruptRecordError, match="recordsCount 0"):
+        decode_batch(_fix_crc(buf))
+
+
+# ---- scan_valid_prefix (the recovery reference) ----------------------------------
+def _segment(n=3):
+    bufs = [encode_batch([b"r%d" % i] * 3, base_offset=100 + 3 * i, timestamps=TS)
+            for i in range(n)]
+    return b"".join(bufs), [len(b) for b in bufs]
+
+
+def test_scan_stops_at_torn_tail_at_every_byte():
+    seg, sizes = _segment()
+    ends = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    for cut in range(len(seg) + 1):
+        rep = scan_valid_prefix(seg[:cut], base_offset=100)
+        kept = max(e for e in ends if e <= cut)
+        assert rep.valid_bytes == kept and rep.batches == ends.index(kept)
+        assert rep.next_offset == 100 + 3 * rep.batches
+        # A torn batch whose surviving bytes are all zero looks like preallocated space.
+        clean = not any(seg[kept:cut])
+        assert rep.stop_reason == (R.PL_OK if clean else R.PL_ETRUNCATED)
+
+
+def test_scan_treats_zero_tail_as_clean_end_and_garbage_as_corrupt():
+    seg, sizes = _segment()
+    assert scan_valid_prefix(seg + bytes(4096), 100) == (len(seg), 3, 109, R.PL_OK, len(seg))
+    rep = scan_valid_prefix(seg + b"\x00" * 20 + b"\x01" + bytes(100), 100)
+    assert rep.valid_bytes == len(seg) and rep.stop_reason == R.PL_EBADLEN
+
+
+def test_scan_stops_at_bit_flip_and_at_offset_gap():
+    seg, sizes = _segment()
+    flipped = bytearray(seg)
+    flipped[sizes[0] + 70] ^= 0x10
+    rep = scan_valid_prefix(bytes(flipped), 100)
+    assert (rep.valid_bytes, rep.batches, rep.stop_reason) == (sizes[0], 1, R.PL_EBADCRC)
+    rep = scan_valid_prefix(seg, 99)
+    assert (rep.valid_bytes, rep.stop_reason) == (0, R.PL_EBADOFFSET)
+
+
+# ---- fuzz: only CorruptRecordError escapes ---------------------------------------
+def _only_corrupt(buf):
+    for fn in (decode_batch, lambda b: list(iter_batches(b)), verify_crc,
+               lambda b: validate_batch(b, deep=True)):
+        try:
+            fn(buf)
+        except CorruptRecordError as e:
+            assert isinstance(e.status, int) and "position" in str(e) or "byte" in str(e)
+    scan_valid_prefix(buf, 0, deep=True)           # never raises
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_random_bytes_raise_only_corrupt_record(buf):
+    _only_corrupt(buf)
+    _only_corrupt(b"\x00" * 8 + buf)
+
+
+@settings(max_examples=400, deadline=None)
+@given(recs=batch_st, codec=st.sampled_from(CODECS), data=st.data())
+def test_fuzz_mutated_batches_with_fixed_crc_raise_only_corrupt_record(recs, codec, data):
+    buf = bytearray(_encode(recs, compression=codec))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(21, len(buf) - 1))
+        buf[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del buf[data.draw(st.integers(61, len(buf))):]
+        struct.pack_into(">i", buf, 8, len(buf) - 12)
+    _only_corrupt(bytes(_fix_crc(buf)))
+
+
+def test_compress_helper_is_reexported():
+    assert R.decompress(1, compress(1, b"abc")) == b"abc"
