@@ -21,10 +21,10 @@ code the C core would return) and ``position``.
 """
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from collections import namedtuple
-from operator import itemgetter
 from typing import Iterator, Sequence
 
 from pylog.compression import (CODEC_GZIP, CODEC_LZ4, CODEC_NONE, CODEC_SNAPPY,
@@ -83,40 +83,16 @@ assert _HEADER.size == BATCH_HEADER_SIZE and _AFTER_CRC.size == 40 and _PREFIX.s
 
 
 # ---- value types -------------------------------------------------------------------
-class Record(tuple):
-    """One record: ``(offset, timestamp, key, value, headers)``.
+Record = namedtuple("Record", "offset timestamp key value headers", defaults=((),))
+Record.__doc__ = """One record: ``(offset, timestamp, key, value, headers)``.
 
-    A tuple subclass because read() builds millions of them: constructing one is a
-    single ``tuple.__new__``.  ``headers`` is a list of ``(str, bytes | None)``
-    (decoders give a fresh list; the constructor's default is an empty tuple).
-    ``Record.make((offset, ts, key, value, headers))`` skips argument parsing.
-    """
-
-    __slots__ = ()
-    _fields = ("offset", "timestamp", "key", "value", "headers")
-
-    def __new__(cls, offset, timestamp, key, value, headers=()):
-        return tuple.__new__(cls, (offset, timestamp, key, value, headers))
-
-    offset = property(itemgetter(0), doc="Absolute offset in the partition.")
-    timestamp = property(itemgetter(1), doc="Milliseconds since the epoch.")
-    key = property(itemgetter(2), doc="Key bytes or None.")
-    value = property(itemgetter(3), doc="Value bytes or None (a tombstone).")
-    headers = property(itemgetter(4), doc="List of (str, bytes | None).")
-
-    def __repr__(self) -> str:
-        return ("Record(offset=%r, timestamp=%r, key=%r, value=%r, headers=%r)"
-                % tuple(self))
-
-    def __getnewargs__(self):
-        return tuple(self)
-
-    def _asdict(self) -> dict:
-        return dict(zip(self._fields, self))
-
-
+A namedtuple because read() builds millions of them: construction is one
+``tuple.__new__`` and field access is a C-level getter.  ``headers`` is a list of
+``(str, bytes | None)`` (decoders give a fresh list; the default is an empty tuple).
+``Record.make((offset, ts, key, value, headers))`` skips argument parsing.
+"""
 #: Build a Record from a 5-tuple without argument parsing (the fastest constructor).
-Record.make = staticmethod(lambda t, _new=tuple.__new__: _new(Record, t))
+Record.make = staticmethod(functools.partial(tuple.__new__, Record))
 
 RecordMetadata = namedtuple("RecordMetadata", "topic partition offset timestamp")
 RecordMetadata.__doc__ = "Where an appended record landed: topic, partition, offset, timestamp."
