@@ -1,0 +1,113 @@
+"""Recovery, fsck and restart figures of DESIGN section 7.
+
+- `pylog_recovery`: a child process appends `mib` MiB of 1 KiB records and dies with os._exit
+  (no close, no clean-shutdown marker: what kill -9 leaves).  The recovery-point checkpoint is
+  removed too, so `pylog.open` must scan and validate every batch -- the worst case of a crash
+  before the first checkpoint.  Rate = bytes of .log scanned / seconds of `pylog.open`.
+- `fsck_verify`: `pylog-fsck DATA --json` (read-only) over a cleanly closed log of `mib` MiB.
+- `pylog_restart`: `pylog.open` after a clean close of a partition with `segments` segments.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench._job import Timer
+from bench.servers import NotAvailable
+
+RECORD = 1024
+BATCH = 1000
+
+
+def _pylog():
+    try:
+        import pylog
+        pylog.open
+    except (ImportError, AttributeError) as e:
+        raise NotAvailable(f"pylog storage engine not importable: {e}") from e
+    return pylog
+
+
+def _fill(data: Path, mib: int, config: dict | None = None, clean: bool = True) -> None:
+    """Append `mib` MiB of 1 KiB records; close cleanly or die without closing."""
+    pylog = _pylog()
+    log = pylog.open(str(data))
+    p = log.create_topic("bench", partitions=1, config=config or {}).partition(0)
+    values = [os.urandom(RECORD) for _ in range(BATCH)]
+    for _ in range(max(1, mib * 1024 // BATCH)):
+        p.append_batch(values)
+    if clean:
+        log.close()
+    else:
+        os._exit(0)
+
+
+def _fill_in_child(data: Path, mib: int, clean: bool, config: dict | None = None) -> None:
+    _pylog()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _fill(data, mib, config, clean)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise NotAvailable("the writer process failed")
+
+
+def _log_bytes(data: Path) -> int:
+    return sum(f.stat().st_size for f in data.rglob("*.log"))
+
+
+def pylog_recovery(dir: str, mib: int) -> dict:
+    """Seconds of pylog.open after an unclean stop with no recovery-point checkpoint."""
+    data = Path(dir) / "pylog"
+    _fill_in_child(data, mib, clean=False)
+    for cp in data.glob("recovery-point-offset-checkpoint*"):
+        cp.unlink()
+    size = _log_bytes(data)
+    pylog = _pylog()
+    with Timer() as t:
+        log = pylog.open(str(data))
+    reports = getattr(log, "recovery_reports", None)
+    log.close()
+    return dict(records=size / (1 << 20), bytes=size, seconds=t.seconds, cpu_client=t.cpu,
+                note=f"{len(reports or [])} recovery report(s)")
+
+
+def fsck_verify(dir: str, mib: int) -> dict:
+    """Seconds of `pylog-fsck DATA --json` (verify only) over `mib` MiB."""
+    exe = shutil.which("pylog-fsck") or str(Path(sys.executable).parent / "pylog-fsck")
+    if not Path(exe).exists():
+        raise NotAvailable("pylog-fsck not installed yet")
+    data = Path(dir) / "pylog"
+    _fill_in_child(data, mib, clean=True)
+    size = _log_bytes(data)
+    with Timer() as t:
+        proc = subprocess.Popen([exe, str(data), "--json"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        _, status, ru = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise NotAvailable(f"pylog-fsck exited {code} on a clean log: "
+                           f"{proc.stderr.read().decode()[-200:]}")
+    return dict(records=size / (1 << 20), bytes=size, seconds=t.seconds,
+                cpu_client=ru.ru_utime + ru.ru_stime)
+
+
+def pylog_restart(dir: str, segments: int = 1000) -> dict:
+    """Seconds of pylog.open after a clean close of one partition with `segments` segments."""
+    data = Path(dir) / "pylog"
+    seg_bytes = 64 * 1024
+    mib = max(1, segments * seg_bytes // (1 << 20))
+    _fill_in_child(data, mib, clean=True, config={"segment.bytes": seg_bytes})
+    found = len(list(data.rglob("*.log")))
+    pylog = _pylog()
+    with Timer() as t:
+        log = pylog.open(str(data))
+    log.close()
+    return dict(records=found, bytes=_log_bytes(data), seconds=t.seconds, cpu_client=t.cpu,
+                note=f"{found} segments")
