@@ -1,0 +1,1 @@
+"""pylog-server: the broker process (Kafka protocol listener; DESIGN.md §5)."""

@@ -1,0 +1,95 @@
+"""The pylog-server process: listeners over one broker, and the shutdown steps.
+
+``Server`` owns the Kafka listener (the text and HTTP listeners of DESIGN §5 are
+later issues and plug in beside it) and the connection housekeeping: idle
+connections are closed after ``connections.max.idle.ms``, and a client that
+stops half-way through a request is closed after ``request_timeout_ms``.
+
+Shutdown (SIGTERM / SIGINT), as Kafka's controlled shutdown on one node:
+  1. stop accepting connections;
+  2. stop reading new requests; long-polling Fetches answer at once;
+  3. let every connection finish the answers it owes (bounded by a timeout);
+  4. close the connections;
+  5. ``Log.close()``: flush every partition, write the checkpoints, then the
+     clean-shutdown marker (the storage engine's job, last);
+and the process exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .kafka.context import BrokerContext, BrokerSettings
+from .kafka.protocol import KafkaConnection
+
+__all__ = ["Server"]
+
+log = logging.getLogger("pylog.server")
+
+
+class Server:
+    def __init__(self, log_, host: str = "127.0.0.1", port: int = 9092,
+                 settings: BrokerSettings | None = None, idle_ms: int = 600_000,
+                 request_timeout_ms: int = 30_000) -> None:
+        self.log = log_
+        self.host, self.port = host, port
+        self.broker = BrokerContext(log_, settings)
+        self.idle_s = idle_ms / 1000
+        self.request_timeout_s = request_timeout_ms / 1000
+        self.connections: set[KafkaConnection] = set()
+        self._listener: asyncio.base_events.Server | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.broker.loop = loop
+        self._listener = await loop.create_server(
+            lambda: KafkaConnection(self.broker, self.connections),
+            self.host, self.port, reuse_address=True, backlog=512)
+        self.port = self._listener.sockets[0].getsockname()[1]
+        self._sweeper = asyncio.ensure_future(self._sweep())
+        log.info("kafka listener on %s", self.address)
+
+    async def _sweep(self) -> None:
+        """Close idle connections and half-sent requests (every second)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for conn in list(self.connections):
+                quiet = now - conn.last_activity
+                if conn.decoder.buffered and quiet > self.request_timeout_s:
+                    conn.close(f"request not completed within {self.request_timeout_s:.0f} s")
+                elif not conn.busy and quiet > self.idle_s:
+                    conn.close(f"idle for {quiet:.0f} s (connections.max.idle.ms)")
+
+    async def shutdown(self, drain_timeout: float = 10.0) -> None:
+        """Steps 1–4 of the docstring; the caller then closes the Log (step 5)."""
+        # 1. Stop accepting.
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        # 2. Stop reading; answer long polls now.
+        for conn in list(self.connections):
+            conn.stop_reading()
+        self.broker.close()
+        # 3. Finish in-flight answers.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        while any(c.busy for c in self.connections) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        # 4. Close connections (their transports flush what is buffered).
+        for conn in list(self.connections):
+            conn.close()
+        if self._listener is not None:
+            try:
+                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.sleep(0)
+        log.info("kafka listener on %s stopped", self.address)

@@ -1,0 +1,1 @@
+"""The Kafka wire protocol front-end: framing, dispatch, one module per API family."""

@@ -1,0 +1,128 @@
+"""What a Kafka API handler sees: the broker (shared) and the request (per call).
+
+``BrokerContext`` is shared by every connection of one server and used only on
+the event-loop thread (not thread-safe).  It owns the pylog ``Log``, the
+idempotent-producer state, the few broker settings handlers need, and the
+topic lookups with Kafka's error semantics.  ``RequestContext`` adds what a
+handler needs to know about one request: the header and the address the client
+connected to (what Metadata advertises unless a host is configured).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pylog.broker.producers import ProducerStateManager
+from pylog.errors import (InvalidTopicError, UnknownTopicError)
+
+from .messages import RequestHeader
+
+__all__ = ["BrokerSettings", "BrokerContext", "RequestContext", "validate_topic_name"]
+
+_LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+MAX_TOPIC_NAME = 249
+
+
+def validate_topic_name(name: str | None) -> str:
+    """Kafka's ``Topic.validate``: ``[a-zA-Z0-9._-]{1,249}``, not ``.`` or ``..``.
+
+    Checked here, before the name reaches the storage layer, so a request can
+    never make a path from it (the storage layer checks again before any path).
+    """
+    if not name or name in (".", "..") or len(name) > MAX_TOPIC_NAME \
+            or not _LEGAL.issuperset(name):
+        shown = name if name is None or len(name) <= 60 else name[:60] + "..."
+        raise InvalidTopicError(f"invalid topic name {shown!r}: must be 1-{MAX_TOPIC_NAME} "
+                                f"characters of [a-zA-Z0-9._-], not '.' or '..'")
+    return name
+
+
+@dataclass
+class BrokerSettings:
+    """The broker-level settings handlers consult (Kafka's names in comments)."""
+    node_id: int = 0                        # node.id
+    advertised_host: str | None = None      # advertised.listeners host; None = as connected
+    advertised_port: int | None = None
+    auto_create_topics: bool = True         # auto.create.topics.enable
+    num_partitions: int = 1                 # num.partitions
+    max_request_bytes: int = 104_857_600    # socket.request.max.bytes
+    cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
+    topic_defaults: dict[str, Any] = field(default_factory=dict)   # log.* → topic config
+
+    def describe(self) -> dict[str, str]:
+        """Broker configs for DescribeConfigs(BROKER)."""
+        return {
+            "node.id": str(self.node_id),
+            "auto.create.topics.enable": str(self.auto_create_topics).lower(),
+            "num.partitions": str(self.num_partitions),
+            "socket.request.max.bytes": str(self.max_request_bytes),
+            "default.replication.factor": "1",
+        }
+
+
+class BrokerContext:
+    """Shared broker state for the Kafka handlers (event-loop thread only)."""
+
+    def __init__(self, log, settings: BrokerSettings | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.log = log
+        self.settings = settings or BrokerSettings()
+        self.producers = ProducerStateManager(getattr(log, "data_dir", None))
+        self.loop = loop
+        self.closing = False            # set at shutdown: long polls answer at once
+        self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
+
+    def close(self) -> None:
+        """Shutdown step: answer every long-polling Fetch now."""
+        self.closing = True
+        for event in list(self.fetch_waiters):
+            event.set()
+
+    # -- topics ---------------------------------------------------------------------
+    def topic(self, name: str):
+        """The Topic, or UnknownTopicError / InvalidTopicError (name checked first)."""
+        validate_topic_name(name)
+        return self.log.topic(name)
+
+    def partition(self, name: str, index: int):
+        """The PartitionLog for (topic, index); UnknownTopicError if either is unknown."""
+        topic = self.topic(name)
+        if not 0 <= index < topic.num_partitions:
+            raise UnknownTopicError(f"topic {name!r} has no partition {index}")
+        return topic.partition(index)
+
+    def ensure_topic(self, name: str, allow_create: bool):
+        """The topic, auto-created (num.partitions) when allowed and enabled."""
+        validate_topic_name(name)
+        if self.log.has_topic(name):
+            return self.log.topic(name)
+        if not (allow_create and self.settings.auto_create_topics):
+            raise UnknownTopicError(f"unknown topic {name!r}")
+        return self.create_topic(name, self.settings.num_partitions, {})
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, Any]):
+        validate_topic_name(name)
+        merged = dict(self.settings.topic_defaults)
+        merged.update(config)
+        topic = self.log.create_topic(name, partitions=partitions, config=merged or None)
+        return topic
+
+
+@dataclass
+class RequestContext:
+    """One request as a handler sees it."""
+    broker: BrokerContext
+    header: RequestHeader
+    local_host: str = "127.0.0.1"
+    local_port: int = 9092
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        s = self.broker.settings
+        return (s.advertised_host or self.local_host, s.advertised_port or self.local_port)

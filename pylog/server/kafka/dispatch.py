@@ -1,0 +1,90 @@
+"""Request dispatch: the table of APIs pylog serves and the decode → handler step.
+
+No I/O.  ``decode_request(frame)`` turns one frame into a ``Request`` (header,
+kio body entity, the ``ApiSpec`` that will answer it) or raises ProtocolError;
+the connection then calls ``spec.handler(ctx, request.body)``.
+
+Versions (research/kafka-protocol.md §2.4–2.5): every API is advertised with
+min 0 and max = its highest non-flexible version, because librdkafka < 2.11.1
+(Debian's kcat) drops compression and other features when a v0 is missing from
+the advertised range.  Versions below ``spec.versions`` (Produce 0–2, Fetch 0–3,
+...; kio does not even have their schemas, and no current client sends them)
+are rejected the way Kafka 4.x rejects them: the connection is closed.  An
+ApiVersions request of a version we do not serve (v3/v4, sent first by
+librdkafka and kafka-python) is answered in the v0 layout with error 35 so
+the client retries with a version we do serve.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+from kio.index import UnknownEntity
+
+from pylog.errors import ProtocolError
+
+from .messages import RequestHeader, decode_body, decode_header, request_class
+
+__all__ = ["ApiSpec", "Request", "UnsupportedRequestError", "decode_request", "register",
+           "API_TABLE", "API_VERSIONS_KEY"]
+
+API_VERSIONS_KEY = 18
+
+
+class UnsupportedRequestError(ProtocolError):
+    """An API key or version pylog does not serve; Kafka closes the connection."""
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    key: int
+    name: str
+    versions: range                 # versions decoded and answered
+    advertised_max: int             # highest version advertised (advertised min is 0)
+    handler: Callable[..., Any]     # handler(ctx, body) -> response | awaitable | None
+
+
+class Request(NamedTuple):
+    header: RequestHeader
+    body: Any                       # kio request entity; None for ApiVersions v3+
+    spec: ApiSpec
+
+
+API_TABLE: dict[int, ApiSpec] = {}
+
+
+def register(*specs: ApiSpec) -> None:
+    for spec in specs:
+        for v in spec.versions:
+            request_class(spec.key, v)      # fail at import, not on the first request
+        API_TABLE[spec.key] = spec
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode one request frame; ProtocolError (or UnsupportedRequestError) if we can't."""
+    header = decode_header(frame)
+    spec = API_TABLE.get(header.api_key)
+    if spec is None:
+        raise UnsupportedRequestError(f"unknown api key {header.api_key} "
+                                      f"(correlation id {header.correlation_id})")
+    if header.api_version not in spec.versions:
+        if header.api_key == API_VERSIONS_KEY and header.api_version > spec.versions[-1]:
+            return Request(header, None, spec)      # answered in the v0 layout, error 35
+        raise UnsupportedRequestError(
+            f"{spec.name} v{header.api_version} is not served (versions "
+            f"{spec.versions[0]}-{spec.versions[-1]}, correlation id {header.correlation_id})")
+    try:
+        cls = request_class(header.api_key, header.api_version)
+    except UnknownEntity as exc:                    # pragma: no cover - checked in register()
+        raise UnsupportedRequestError(str(exc)) from exc
+    body = decode_body(cls, frame, header.body_offset)
+    return Request(header, body, spec)
+
+
+def _install() -> None:
+    """Import the handler modules; each calls ``register`` for its APIs."""
+    from . import admin, api_versions, fetch, groups, list_offsets, metadata  # noqa: F401
+    from . import produce, producer_ids  # noqa: F401
+
+
+_install()

@@ -1,0 +1,185 @@
+"""Produce (0), v3–8: append client-built RecordBatch v2 bytes to partitions.
+
+The records of each partition stay opaque bytes: ``PartitionLog.append_raw``
+(the C core) validates length, magic, CRC and ``max.message.bytes`` and stamps
+the base offset and leader epoch 0 outside the CRC.  This module reads only the
+61-byte batch header, for three reasons: Kafka's v3+ rule that a partition's
+records are exactly one magic-2 batch, refusing client control / transactional
+batches, and idempotence (producer id, epoch, sequences; research/
+kafka-protocol.md §1.10).  Idempotence is keyed on producerId >= 0 only:
+aiokafka sends non-idempotent batches with baseSequence 0.
+
+What runs where: the append (a memcpy into the mmap) runs here on the event
+loop thread, so check → append → producer-state update of one request is never
+interleaved with another.  Durability is never waited for on the loop thread:
+``append_raw(wait=False)`` returns at once and, when the topic's flush policy
+needs a barrier (flush.messages=1), the response is a coroutine awaiting
+``durable_future(last_offset)`` — the flusher thread's group commit.  acks=0
+returns None: no response at all (§2.6).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import struct
+
+from pylog.broker.producers import next_sequence
+from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
+                          StorageError)
+
+from .dispatch import ApiSpec, register
+from .messages import ZERO_MS, build, error_code, response_module
+
+API_KEY = 0
+log = logging.getLogger("pylog.server.kafka")
+
+BATCH_HEADER_BYTES = 61
+# baseOffset q, batchLength i, leaderEpoch i, magic b, crc I, attributes h, lastOffsetDelta i,
+# baseTimestamp q, maxTimestamp q, producerId q, producerEpoch h, baseSequence i, count i
+_BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
+_TRANSACTIONAL_BIT = 0x10
+_CONTROL_BIT = 0x20
+_VALID_ACKS = (-1, 0, 1)
+NONE, INVALID_REQUIRED_ACKS, STORAGE_ERROR, UNKNOWN = 0, 21, 56, -1
+
+
+class _Outcome:
+    """The answer for one partition, possibly still waiting for a barrier."""
+    __slots__ = ("index", "code", "base_offset", "log_append_time", "log_start_offset",
+                 "message", "durable")
+
+    def __init__(self, index: int, code: int = NONE, base_offset: int = -1,
+                 log_append_time: int = -1, log_start_offset: int = -1,
+                 message: str | None = None) -> None:
+        self.index = index
+        self.code = code
+        self.base_offset = base_offset
+        self.log_append_time = log_append_time
+        self.log_start_offset = log_start_offset
+        self.message = message
+        self.durable = None          # concurrent.futures.Future from durable_future()
+
+
+def _parse_single_batch(records: bytes | None):
+    """The header of the one batch in ``records``; CorruptRecord / InvalidRecord if not."""
+    if not records:
+        raise InvalidRecordError("produce request carries no record batch")
+    if len(records) < BATCH_HEADER_BYTES:
+        raise CorruptRecordError(f"records of {len(records)} bytes are shorter than a "
+                                 f"batch header ({BATCH_HEADER_BYTES})")
+    h = _BATCH_HEADER.unpack_from(records, 0)
+    batch_length, magic, attributes = h[1], h[3], h[5]
+    if magic != 2:
+        raise InvalidRecordError(f"record batch magic {magic}: only magic 2 is accepted")
+    if batch_length < BATCH_HEADER_BYTES - 12 or 12 + batch_length > len(records):
+        raise CorruptRecordError(f"batch length {batch_length} does not fit the "
+                                 f"{len(records)} bytes sent")
+    if 12 + batch_length != len(records):
+        raise InvalidRecordError("produce v3+ must carry exactly one record batch per "
+                                 "partition")
+    if attributes & _CONTROL_BIT:
+        raise InvalidRecordError("clients may not write control batches")
+    if attributes & _TRANSACTIONAL_BIT:
+        raise InvalidRecordError("transactional batches are not supported by pylog")
+    return h
+
+
+def _append(broker, topic: str, index: int, records: bytes | None, acks: int) -> _Outcome:
+    out = _Outcome(index)
+    try:
+        p = broker.partition(topic, index)
+        h = _parse_single_batch(records)
+        producer_id, epoch, base_seq, last_delta = h[9], h[10], h[11], h[6]
+        state = None
+        if producer_id >= 0:
+            state = broker.producers.for_partition(p)
+            last_seq = next_sequence(base_seq, last_delta)
+            dup = state.check(producer_id, epoch, base_seq, last_seq)
+            if dup is not None:      # a retry: answer with the original offsets
+                out.base_offset, out.log_start_offset = dup.base_offset, p.log_start_offset
+                if acks != 0:
+                    out.durable = p.durable_future(dup.last_offset)
+                return out
+        result = p.append_raw(records, wait=False)
+        if state is not None:
+            state.update(producer_id, epoch, base_seq, last_seq, result.base_offset,
+                         result.last_offset, h[8])
+        out.base_offset = result.base_offset
+        out.log_append_time = result.log_append_time
+        out.log_start_offset = result.log_start_offset
+        if acks != 0:
+            out.durable = p.durable_future(result.last_offset)
+    except PylogError as exc:
+        out.code, out.message = exc.errno, str(exc)
+    except Exception as exc:     # noqa: BLE001 -- one partition's bug must not kill the request
+        log.exception("produce to %s-%d failed", topic, index)
+        out.code, out.message = UNKNOWN, f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def handle_produce(ctx, request):
+    broker, acks = ctx.broker, request.acks
+    results: list[tuple[str, list[_Outcome]]] = []
+    pending = False
+    for topic_data in request.topic_data:
+        outcomes = []
+        for pd in topic_data.partition_data:
+            if acks not in _VALID_ACKS:
+                outcome = _Outcome(pd.index, INVALID_REQUIRED_ACKS,
+                                   message=f"acks must be -1, 0 or 1, not {acks}")
+            else:
+                outcome = _append(broker, topic_data.name, pd.index, pd.records, acks)
+            if outcome.code != NONE:
+                log.info("produce to %s-%d rejected: %s (%s)", topic_data.name, pd.index,
+                         outcome.code, outcome.message)
+            pending = pending or (outcome.durable is not None and not outcome.durable.done())
+            outcomes.append(outcome)
+        results.append((topic_data.name, outcomes))
+    if acks == 0:
+        return None
+    if pending:
+        return _respond_when_durable(ctx, results)
+    return _response(ctx, results)
+
+
+async def _respond_when_durable(ctx, results):
+    for _topic, outcomes in results:
+        for out in outcomes:
+            if out.durable is not None and not out.durable.done():
+                try:
+                    await asyncio.wrap_future(out.durable)
+                except Exception:    # noqa: BLE001 -- checked per partition in _response
+                    pass
+    return _response(ctx, results)
+
+
+def _timestamp(ms: int):
+    if ms is None or ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+
+
+def _response(ctx, results):
+    mod = response_module(API_KEY, ctx.version)
+    topics = []
+    for name, outcomes in results:
+        parts = []
+        for out in outcomes:
+            if out.durable is not None and out.durable.exception() is not None:
+                exc = out.durable.exception()
+                out.code = exc.errno if isinstance(exc, PylogError) else StorageError.errno
+                out.message = f"barrier failed: {exc}"
+                log.error("produce to %s-%d not durable: %s", name, out.index, exc)
+            ok = out.code == NONE
+            parts.append(build(
+                mod.PartitionProduceResponse, index=out.index, error_code=error_code(out.code),
+                base_offset=out.base_offset if ok else -1,
+                log_append_time=_timestamp(out.log_append_time) if ok else None,
+                log_start_offset=out.log_start_offset if ok else -1,
+                record_errors=(), error_message=None if ok else out.message))
+        topics.append(build(mod.TopicProduceResponse, name=name, partition_responses=tuple(parts)))
+    return build(mod.ProduceResponse, responses=tuple(topics), throttle_time=ZERO_MS)
+
+
+register(ApiSpec(API_KEY, "Produce", range(3, 9), 8, handle_produce))

@@ -1,0 +1,208 @@
+"""One Kafka client connection: an ``asyncio.Protocol`` over framing and dispatch.
+
+What runs on the event-loop thread: framing, decoding, the handlers (including
+the append into the mmap, a memcpy), encoding and writing.  What does not: the
+barrier (fsync/msync) behind durable acks, done by the storage engine's
+flusher thread; a Produce response waiting for it is a coroutine here.
+
+Ordering: Kafka answers the requests of one connection in the order they came
+(librdkafka keeps up to 5 Produce requests in flight and relies on it).  A
+response that is ready at once is written at once when nothing is queued
+before it; otherwise it joins ``_queue`` and ``_drain`` writes the queue in
+order, awaiting each pending response (durable Produce, long-polling Fetch).
+
+Errors: a frame size Kafka would refuse, an undecodable request, or an API key
+or version we do not serve closes this connection (Kafka does the same); a
+handler bug is logged and closes it too.  Nothing here can stop other
+connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from pylog.errors import ProtocolError
+
+from .context import BrokerContext, RequestContext
+from .dispatch import UnsupportedRequestError, decode_request
+from .framing import FrameDecoder, FrameError
+from .messages import encode_response
+
+__all__ = ["KafkaConnection", "FlowControl"]
+
+log = logging.getLogger("pylog.server.kafka")
+MAX_QUEUED = 64        # requests awaiting an answer before we stop reading this socket
+
+
+class FlowControl:
+    """Pauses reading while the client is not reading our responses, or while too
+    many of its requests wait for an answer; resumes when both clear."""
+
+    __slots__ = ("_transport", "_reasons", "_writable")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._reasons: set[str] = set()
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def pause(self, reason: str) -> None:
+        if not self._reasons:
+            self._transport.pause_reading()
+        self._reasons.add(reason)
+        if reason == "write":
+            self._writable.clear()
+
+    def resume(self, reason: str) -> None:
+        if reason not in self._reasons:
+            return
+        self._reasons.discard(reason)
+        if reason == "write":
+            self._writable.set()
+        if not self._reasons and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    async def writable(self) -> None:
+        await self._writable.wait()
+
+
+class KafkaConnection(asyncio.Protocol):
+    """One client connection (event-loop thread only)."""
+
+    def __init__(self, broker: BrokerContext, registry: set | None = None) -> None:
+        # Shared by all connections.
+        self.broker = broker
+        self.registry = registry if registry is not None else set()
+        # Per connection.
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
+        self.decoder = FrameDecoder(broker.settings.max_request_bytes)
+        self.peer = "?"
+        self.local_host, self.local_port = "127.0.0.1", 0
+        self.last_activity = 0.0
+        # Per request: answers not yet written, in request order.
+        self._queue: deque = deque()        # (correlation_id, api name, task | response)
+        self._drainer: asyncio.Task | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        sock = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.local_host, self.local_port = sock[0], sock[1]
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.last_activity = asyncio.get_running_loop().time()
+        self.registry.add(self)
+        log.debug("connection from %s", self.peer)
+
+    def connection_lost(self, exc) -> None:
+        self.registry.discard(self)
+        for _cid, _name, item in self._queue:
+            if isinstance(item, asyncio.Task):
+                item.cancel()
+        self._queue.clear()
+        if self._drainer is not None:
+            self._drainer.cancel()
+        log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
+
+    def pause_writing(self) -> None:
+        self.flow.pause("write")
+
+    def resume_writing(self) -> None:
+        self.flow.resume("write")
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = asyncio.get_running_loop().time()
+        try:
+            frames = self.decoder.feed(data)
+        except FrameError as exc:
+            self.close(f"bad frame: {exc}")
+            return
+        for frame in frames:
+            if self.transport.is_closing():
+                return
+            self._handle(frame)
+
+    # -- requests ---------------------------------------------------------------------
+    def _handle(self, frame: bytes) -> None:
+        try:
+            request = decode_request(frame)
+        except (UnsupportedRequestError, ProtocolError) as exc:
+            self.close(str(exc))
+            return
+        header = request.header
+        ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
+        try:
+            result = request.spec.handler(ctx, request.body)
+        except Exception:       # noqa: BLE001 -- a handler bug closes one connection only
+            log.exception("%s v%d from %s failed", request.spec.name, header.api_version,
+                          self.peer)
+            self.close("internal error")
+            return
+        if result is None:
+            return                           # acks=0: no response at all
+        if asyncio.iscoroutine(result):
+            result = asyncio.ensure_future(result)
+        if not self._queue and not isinstance(result, asyncio.Future):
+            self._write(header.correlation_id, request.spec.name, result)
+            return
+        self._queue.append((header.correlation_id, request.spec.name, result))
+        if len(self._queue) >= MAX_QUEUED:
+            self.flow.pause("queue")
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        """Write queued responses in request order, awaiting the pending ones."""
+        try:
+            while self._queue:
+                cid, name, item = self._queue[0]
+                if isinstance(item, asyncio.Future):
+                    try:
+                        item = await item
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:      # noqa: BLE001 -- as in _handle
+                        log.exception("%s from %s failed", name, self.peer)
+                        self.close("internal error")
+                        return
+                await self.flow.writable()
+                if self.transport.is_closing():
+                    return
+                self._queue.popleft()
+                self._write(cid, name, item)
+                if len(self._queue) < MAX_QUEUED // 2:
+                    self.flow.resume("queue")
+        finally:
+            self._drainer = None
+
+    def _write(self, correlation_id: int, name: str, response) -> None:
+        try:
+            parts = encode_response(correlation_id, response)
+        except Exception:          # noqa: BLE001 -- an encoding bug closes this connection
+            log.exception("cannot encode %s response for %s", name, self.peer)
+            self.close("internal error")
+            return
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:
+            self.transport.writelines(parts)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while requests of this connection are being answered."""
+        return bool(self._queue)
+
+    def stop_reading(self) -> None:
+        """Shutdown step: take no new requests (answers already owed still go out)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.flow.pause("shutdown")
+
+    def close(self, reason: str | None = None) -> None:
+        if reason:
+            log.warning("closing connection from %s: %s", self.peer, reason)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

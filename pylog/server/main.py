@@ -1,0 +1,108 @@
+"""``pylog-server``: open the data directory, serve the Kafka protocol, shut down cleanly.
+
+Startup prints one line per listener to stdout (``pylog-server: kafka
+listening on 127.0.0.1:9092``) — the pytest plugin reads it to learn an
+ephemeral port.  SIGTERM and SIGINT run the shutdown steps in ``app.Server`` and
+then close the Log (flush, checkpoints, clean-shutdown marker); exit status 0.
+A second instance on the same data directory exits 1 with the holder's pid.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+
+from .settings import ConfigError, ServerConfig, parse_config
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("pylog.server")
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def _settings(config: ServerConfig):
+    from .kafka.context import BrokerSettings
+    return BrokerSettings(advertised_host=config.advertised_host,
+                          advertised_port=config.advertised_port,
+                          auto_create_topics=config.auto_create_topics,
+                          num_partitions=config.num_partitions,
+                          max_request_bytes=config.max_request_bytes)
+
+
+def _report_recovery(plog) -> None:
+    for report in getattr(plog, "recovery_reports", None) or ():
+        if getattr(report, "truncated_bytes", 0) or getattr(report, "dropped_bytes", 0):
+            log.warning("recovery: %s", report)
+        else:
+            log.debug("recovery: %s", report)
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT), then shut down in order."""
+    import pylog
+    from .app import Server
+
+    started = time.monotonic()
+    plog = pylog.open(config.data_dir)
+    try:
+        _report_recovery(plog)
+        host, port = config.kafka_address
+        server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
+                        request_timeout_ms=config.request_timeout_ms)
+        await server.start()
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):     # not the main thread
+                pass
+        print(f"pylog-server: kafka listening on {server.address} "
+              f"(data {config.data_dir})", flush=True)
+        log.info("ready in %.0f ms", (time.monotonic() - started) * 1000,
+                 extra={"data_dir": config.data_dir})
+        await stop.wait()
+        log.info("shutting down")
+        await server.shutdown(config.shutdown_timeout_ms / 1000)
+    finally:
+        plog.close()            # flush, checkpoints, clean-shutdown marker (last)
+    log.info("stopped cleanly")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_config(argv)
+    except ConfigError as exc:
+        print(f"pylog-server: {exc}", file=sys.stderr)
+        return 16
+    from .logs import setup_logging
+    setup_logging(config.log_level, config.log_json)
+    loop_kind = _install_uvloop()
+    log.debug("event loop: %s", loop_kind)
+    from pylog.errors import LogLockedError, PylogError
+    try:
+        asyncio.run(serve(config))
+    except LogLockedError as exc:
+        log.error("%s", exc)
+        return 1
+    except PylogError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
