@@ -52,6 +52,7 @@
 #define PL_ECOMPRESSED -12   /* decode stopped at a compressed batch: caller inflates */
 #define PL_ECLOSED     -13   /* segment is sealed/read-only or closed                 */
 #define PL_ENOSPACE_CAP -14  /* output arrays are full (decode)                       */
+#define PL_ECONTROL    -15   /* a client sent a control batch (Kafka: INVALID_RECORD)  */
 
 const char *pl_strerror(int code);
 
@@ -79,6 +80,7 @@ const char *pl_strerror(int code);
 #define PL_INDEX_ENTRY_SIZE       8   /* u32 relativeOffset, u32 physicalPosition */
 #define PL_TIMEINDEX_ENTRY_SIZE  12   /* i64 timestamp, u32 relativeOffset        */
 #define PL_MAX_RECORD_OVERHEAD   21   /* DefaultRecord.MAX_RECORD_OVERHEAD        */
+#define PL_MIN_BATCH_LENGTH      49   /* batchLength of a header with no records  */
 
 /* ---- CRC-32C (crc32c.c) --------------------------------------------------------- */
 /* CRC-32C (Castagnoli) of buf, continuing from crc (pass 0 to start).  Uses SSE4.2
@@ -185,16 +187,25 @@ typedef struct pl_mfile {
     uint64_t size;            /* logical bytes holding data                          */
     uint64_t synced;          /* bytes known durable (after the last good barrier)   */
     uint64_t grow_chunk;      /* fallocate step                                      */
+    uint64_t limit;           /* most bytes appends may fill (<= reserved): an index's
+                                 entry capacity x entry size; = reserved for a .log     */
     int writable;
 } pl_mfile;
 
-/* Open (create if `create`) path and reserve `reserved` bytes of mapping.  For an
- * existing file size = allocated = file length (the caller may lower size after a
- * scan).  Read-only when !writable (then reserved is the file length). */
+/* `create` argument of pl_mfile_open. */
+#define PL_MF_EXISTING  0     /* the file must exist                                 */
+#define PL_MF_CREATE    1     /* create it if missing                                */
+#define PL_MF_EXCL      2     /* create it; it must not exist (EEXIST)               */
+
+/* Open path (create per `create`: PL_MF_*) and reserve `reserved` bytes of mapping
+ * (rounded up to the page size, and at least the file length).  size = allocated =
+ * file length (the caller may lower size after a scan); limit = reserved.
+ * Read-only when !writable (then reserved is the file length; map is NULL for an
+ * empty file).  On failure nothing stays open or mapped. */
 int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
                   uint64_t reserved, uint64_t grow_chunk);
 /* Make sure [0, need) is fallocated (in grow_chunk steps, never past reserved:
- * PL_EFULL).  ENOSPC/EFBIG come back as positive errno; nothing is mapped into
+ * PL_EFULL; PL_ECLOSED if not writable).  ENOSPC/EFBIG come back as positive errno; nothing is mapped into
  * unallocated blocks. */
 int pl_mfile_ensure(pl_mfile *f, uint64_t need);
 /* Barrier: msync(MS_SYNC) the dirty range [synced, size) then fdatasync; on success
@@ -203,16 +214,17 @@ int pl_mfile_sync(pl_mfile *f);
 /* Set size to new_size (<= size), zero [new_size, allocated) and sync, so stale bytes
  * cannot come back after a later crash (DESIGN section 2 rule 5). */
 int pl_mfile_truncate(pl_mfile *f, uint64_t new_size);
-/* Seal: unmap whole pages beyond round_up(size), ftruncate the file to size, fsync,
- * drop write access (writable = 0).  Idempotent. */
+/* Seal: replace whole pages beyond round_up(size) by an inaccessible anonymous
+ * reservation (so the address range can never be reused by another mapping while
+ * Python still owns [map, map + reserved)), ftruncate the file to size, fsync,
+ * drop write access (writable = 0).  Idempotent; `reserved` is unchanged. */
 int pl_mfile_seal(pl_mfile *f);
 /* Close the fd (not the mapping).  Idempotent. */
 int pl_mfile_close(pl_mfile *f);
-/* Release a mapping returned by a pl_mfile (called by the Python owner). */
+/* Release a mapping returned by a pl_mfile (called by the Python owner with the
+ * map and reserved it saw right after open/create; NULL/0 is a no-op). */
 int pl_io_unmap(void *addr, uint64_t len);
 int pl_io_fsync_dir(const char *dir_path);
-/* Test hook for power-loss simulation: if journal_fd >= 0, every successful barrier
- * appends "path synced_bytes\n"-style records; see io.c.  0 disables. */
 
 /* ---- offset index / time index (index.c, timeindex.c) --------------------------- */
 /* Offset index: entries (relativeOffset u32 BE, physicalPosition u32 BE), strictly
@@ -221,8 +233,10 @@ int pl_index_append(pl_mfile *idx, int64_t base_offset, int64_t offset, uint64_t
 /* OUT: *out_offset, *out_pos = floor entry, or (base_offset, 0) when none (returns 0). */
 int pl_index_lookup(const pl_mfile *idx, int64_t base_offset, int64_t target,
                     int64_t *out_offset, uint64_t *out_pos);
-/* Check every entry: monotonic, offset < next_offset, position < log_size and (if
- * log != NULL) a batch start whose last offset is >= the entry offset.
+/* Check every entry: file size a multiple of 8, monotonic, offset < next_offset,
+ * and (if log != NULL) position < log->size and a batch start whose baseOffset is
+ * <= the entry offset (what the floor lookup needs; also true of indexes written by
+ * Kafka versions that indexed whole multi-batch appends).  Walks the log headers.
  * OUT: *bad_entry = index of first bad entry (or -1).  PL_OK when all good. */
 int pl_index_check(const pl_mfile *idx, int64_t base_offset, int64_t next_offset,
                    const pl_mfile *log, int64_t *bad_entry);
@@ -286,6 +300,10 @@ typedef struct pl_recover_report {
     int      stop_reason;        /* PL_OK if the scan reached the end cleanly, else  */
                                  /*   the status of the first invalid batch          */
     uint64_t stop_position;      /* byte position of the first invalid batch         */
+    uint64_t dropped_data_bytes; /* bytes from valid_bytes up to the last non-zero
+                                    byte: 0 when the tail was only zero fill
+                                    (preallocated space), i.e. nothing was lost;
+                                    stop_reason is then PL_OK                         */
 } pl_recover_report;
 
 /* Recovery scan (DESIGN section 2): validate every batch from position 0 (length
@@ -316,9 +334,15 @@ int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
 int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
                          pl_batch_header *h);
 /* End of the run of whole batches from pos that fits in max_bytes, but at least one
- * batch.  OUT: *out_end. */
+ * batch.  PL_ERANGE if pos >= size.  OUT: *out_end. */
 int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
                     uint64_t *out_end);
+/* Header of the batch at pos (a batch start below size), bounds-checked against
+ * size (length >= 49, whole batch below size).  OUT: h, *out_next = pos of the next
+ * batch (== size at the end).  PL_ERANGE if pos >= size. */
+int pl_segment_batch_at(const pl_segment *seg, uint64_t pos, pl_batch_header *h,
+                        uint64_t *out_next);
+
 /* Decode uncompressed batches from pos (a batch start) to end into cols, keeping
  * records with offset >= min_offset; positions relative to seg->log.map.  Stops
  * early with PL_ECOMPRESSED at a compressed batch (OUT *out_pos = its position, the
@@ -333,5 +357,15 @@ int pl_segment_sync(pl_segment *seg);
 int pl_segment_seal(pl_segment *seg);
 /* Close the three fds; mappings stay for the Python owner to release. */
 int pl_segment_close(pl_segment *seg);
+
+/* ---- layout pins (FORMAT.md; tests/test_ffi.py checks the same numbers) --------- */
+#ifndef PL_NO_STATIC_ASSERTS
+_Static_assert(PL_OFF_RECORDS_COUNT + 4 == PL_BATCH_HEADER_SIZE, "61-byte header");
+_Static_assert(PL_BATCH_HEADER_SIZE - PL_LOG_OVERHEAD == PL_MIN_BATCH_LENGTH, "49");
+_Static_assert(PL_OFF_CRC + 4 == PL_OFF_ATTRIBUTES, "CRC covers attributes..end");
+_Static_assert(PL_OFF_MAGIC + 1 == PL_OFF_CRC, "magic before crc");
+_Static_assert(PL_INDEX_ENTRY_SIZE == 8 && PL_TIMEINDEX_ENTRY_SIZE == 12, "entries");
+_Static_assert(sizeof(int64_t) == 8 && sizeof(uint32_t) == 4, "fixed widths");
+#endif
 
 #endif /* PYLOG_H */

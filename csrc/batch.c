@@ -1,0 +1,342 @@
+/*
+ * batch.c -- RecordBatch v2 ("magic 2"): read the header, validate, stamp, build
+ * from spans, decode records into columns.
+ *
+ * Batch (all big-endian; FORMAT.md has the normative table):
+ *
+ *   off  size  field                  off  size  field
+ *     0     8  baseOffset              35     8  maxTimestamp
+ *     8     4  batchLength (= n - 12)  43     8  producerId
+ *    12     4  partitionLeaderEpoch    51     2  producerEpoch
+ *    16     1  magic = 2               53     4  baseSequence
+ *    17     4  crc (CRC-32C of 21..n)  57     4  recordsCount
+ *    21     2  attributes              61     .  records (compressed if codec != 0)
+ *    23     4  lastOffsetDelta
+ *    27     8  baseTimestamp
+ *
+ * Record: length varint, attributes i8, timestampDelta varlong, offsetDelta varint,
+ * keyLen varint (-1 = null), key, valueLen varint (-1 = null), value, headerCount
+ * varint, then per header: keyLen varint (>= 0), key, valueLen varint (-1 = null),
+ * value.  Varints are zig-zag (pl_internal.h).
+ *
+ * The CRC does not cover baseOffset, batchLength, partitionLeaderEpoch or magic, so
+ * the broker stamps baseOffset and the epoch in place (pl_batch_stamp) and the
+ * client's CRC stays valid.
+ */
+#include "pl_internal.h"
+
+int pl_batch_read_header(const uint8_t *buf, size_t len, pl_batch_header *h)
+{
+    if (buf == NULL || h == NULL)
+        return PL_EINVAL;
+    if (len < PL_BATCH_HEADER_SIZE)
+        return PL_ETRUNCATED;
+    h->base_offset = (int64_t)pl_be64(buf + PL_OFF_BASE_OFFSET);
+    h->batch_length = (int32_t)pl_be32(buf + PL_OFF_BATCH_LENGTH);
+    h->partition_leader_epoch = (int32_t)pl_be32(buf + PL_OFF_LEADER_EPOCH);
+    h->magic = (int8_t)buf[PL_OFF_MAGIC];
+    h->crc = pl_be32(buf + PL_OFF_CRC);
+    h->attributes = (int16_t)pl_be16(buf + PL_OFF_ATTRIBUTES);
+    h->last_offset_delta = (int32_t)pl_be32(buf + PL_OFF_LAST_OFFSET_DELTA);
+    h->base_timestamp = (int64_t)pl_be64(buf + PL_OFF_BASE_TIMESTAMP);
+    h->max_timestamp = (int64_t)pl_be64(buf + PL_OFF_MAX_TIMESTAMP);
+    h->producer_id = (int64_t)pl_be64(buf + PL_OFF_PRODUCER_ID);
+    h->producer_epoch = (int16_t)pl_be16(buf + PL_OFF_PRODUCER_EPOCH);
+    h->base_sequence = (int32_t)pl_be32(buf + PL_OFF_BASE_SEQUENCE);
+    h->records_count = (int32_t)pl_be32(buf + PL_OFF_RECORDS_COUNT);
+    return PL_OK;
+}
+
+/* One parsed record; pointers into the batch. */
+typedef struct rec_view {
+    int64_t ts_delta;
+    int32_t offset_delta;
+    int32_t key_len, value_len, header_count;
+    const uint8_t *key, *value, *headers;
+} rec_view;
+
+/* Parse the record at *pp, entirely inside [*pp, end).  0 and *pp advanced past
+ * it, or -1 when malformed (length past end, bad varint, negative lengths other
+ * than -1, a null header key, or fields not filling the declared length). */
+static inline int record_parse(const uint8_t **pp, const uint8_t *end, rec_view *r)
+{
+    const uint8_t *p = *pp, *rend;
+    int32_t len, n, i;
+
+    if (pl_rd_varint(&p, end, &len) || len < 1 || len > end - p)
+        return -1;
+    rend = p + len;
+    p++;                                         /* attributes: unused */
+    if (pl_rd_varlong(&p, rend, &r->ts_delta) || pl_rd_varint(&p, rend, &r->offset_delta))
+        return -1;
+    if (pl_rd_varint(&p, rend, &n) || n < -1 || n > rend - p)
+        return -1;
+    r->key_len = n;
+    r->key = p;
+    if (n > 0)
+        p += n;
+    if (pl_rd_varint(&p, rend, &n) || n < -1 || n > rend - p)
+        return -1;
+    r->value_len = n;
+    r->value = p;
+    if (n > 0)
+        p += n;
+    if (pl_rd_varint(&p, rend, &n) || n < 0)
+        return -1;
+    r->header_count = n;
+    r->headers = p;
+    for (i = 0; i < r->header_count; i++) {
+        if (pl_rd_varint(&p, rend, &n) || n < 0 || n > rend - p)
+            return -1;
+        p += n;
+        if (pl_rd_varint(&p, rend, &n) || n < -1 || n > rend - p)
+            return -1;
+        if (n > 0)
+            p += n;
+    }
+    if (p != rend)
+        return -1;
+    *pp = rend;
+    return 0;
+}
+
+/* Deep check of an uncompressed records section: exactly count records filling
+ * it, offsetDelta strictly increasing and <= lastOffsetDelta. */
+static int records_check(const uint8_t *p, const uint8_t *end, const pl_batch_header *h)
+{
+    int32_t i, prev = -1;
+    rec_view r;
+
+    for (i = 0; i < h->records_count; i++) {
+        if (record_parse(&p, end, &r) || r.offset_delta <= prev ||
+            r.offset_delta > h->last_offset_delta)
+            return PL_EBADRECORD;
+        prev = r.offset_delta;
+    }
+    return p == end ? PL_OK : PL_EBADRECORD;
+}
+
+int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes,
+                      int deep, pl_batch_header *out)
+{
+    pl_batch_header hs, *h = out ? out : &hs;
+    int32_t blen;
+    uint64_t total;
+
+    if (buf == NULL)
+        return PL_EINVAL;
+    if (avail < PL_LOG_OVERHEAD)
+        return PL_ETRUNCATED;
+    blen = (int32_t)pl_be32(buf + PL_OFF_BATCH_LENGTH);
+    if (blen < PL_MIN_BATCH_LENGTH)
+        return PL_EBADLEN;
+    total = PL_LOG_OVERHEAD + (uint64_t)blen;
+    if (max_batch_bytes && total > max_batch_bytes)
+        return PL_ETOOLARGE;
+    if (total > avail)
+        return PL_ETRUNCATED;
+    if (buf[PL_OFF_MAGIC] != PL_MAGIC_V2)
+        return PL_EBADMAGIC;
+    pl_batch_read_header(buf, (size_t)total, h);
+    if (pl_crc32c(0, buf + PL_OFF_ATTRIBUTES, (size_t)total - PL_OFF_ATTRIBUTES) != h->crc)
+        return PL_EBADCRC;
+    if (h->records_count <= 0 || h->last_offset_delta < h->records_count - 1)
+        return PL_EBADOFFSET;
+    if (deep && (h->attributes & PL_ATTR_COMPRESSION_MASK) == 0)
+        return records_check(buf + PL_BATCH_HEADER_SIZE, buf + total, h);
+    return PL_OK;
+}
+
+void pl_batch_stamp(uint8_t *buf, int64_t base_offset, int32_t leader_epoch)
+{
+    pl_put_be64(buf + PL_OFF_BASE_OFFSET, (uint64_t)base_offset);
+    pl_put_be32(buf + PL_OFF_LEADER_EPOCH, (uint32_t)leader_epoch);
+}
+
+/* ---- build --------------------------------------------------------------------- */
+
+static inline int64_t rec_ts(const pl_records_in *r, uint32_t i)
+{
+    return r->timestamps ? r->timestamps[i] : r->timestamp;
+}
+
+/* Size of record i's body (after its length varint); advances *hi over its
+ * headers.  0 on invalid input. */
+static uint64_t record_body_size(const pl_records_in *r, uint32_t i, int64_t base_ts,
+                                 uint64_t *hi)
+{
+    int32_t kl = r->key_lens ? r->key_lens[i] : -1, vl = r->value_lens[i];
+    int32_t hc = r->header_counts ? r->header_counts[i] : 0, j;
+    uint64_t n = 1;
+
+    if (kl < -1 || vl < -1 || hc < 0)
+        return 0;
+    n += pl_varint_size((int64_t)((uint64_t)rec_ts(r, i) - (uint64_t)base_ts));
+    n += pl_varint_size((int64_t)i);
+    n += pl_varint_size(kl) + (kl > 0 ? (uint64_t)kl : 0);
+    n += pl_varint_size(vl) + (vl > 0 ? (uint64_t)vl : 0);
+    n += pl_varint_size(hc);
+    for (j = 0; j < hc; j++, (*hi)++) {
+        int32_t hk = r->header_key_lens[*hi], hv = r->header_value_lens[*hi];
+        if (hk < 0 || hv < -1)
+            return 0;
+        n += pl_varint_size(hk) + (uint64_t)hk + pl_varint_size(hv) + (hv > 0 ? (uint64_t)hv : 0);
+    }
+    return n;
+}
+
+/* Exact encoded size of r, 0 when r is invalid. */
+static uint64_t batch_size(const pl_records_in *r)
+{
+    uint64_t total = PL_BATCH_HEADER_SIZE, hi = 0;
+    uint32_t i;
+    int64_t base_ts;
+
+    if (r == NULL || r->count == 0 || r->count > INT32_MAX || r->value_lens == NULL ||
+        (r->attributes & PL_ATTR_COMPRESSION_MASK) ||
+        (r->header_counts && (!r->header_key_lens || !r->header_value_lens)))
+        return 0;
+    base_ts = rec_ts(r, 0);
+    for (i = 0; i < r->count; i++) {
+        uint64_t body = record_body_size(r, i, base_ts, &hi);
+        if (body == 0)
+            return 0;
+        total += pl_uvarint_size(body << 1) + body;
+    }
+    if (total - PL_LOG_OVERHEAD > INT32_MAX)
+        return 0;
+    return total;
+}
+
+size_t pl_batch_size_bound(const pl_records_in *r)
+{
+    return (size_t)batch_size(r);
+}
+
+/* Copy n bytes of a blob (NULL blob with n > 0 was rejected by blobs_ok). */
+static inline uint8_t *put_span(uint8_t *q, const uint8_t *blob, uint64_t *at, int32_t n)
+{
+    q = pl_put_varint(q, n);
+    if (n > 0) {
+        memcpy(q, blob + *at, (size_t)n);
+        q += n;
+        *at += (uint64_t)n;
+    }
+    return q;
+}
+
+/* A NULL blob is fine only if every length drawn from it is <= 0. */
+static int blobs_ok(const pl_records_in *r)
+{
+    uint64_t i, nh = 0;
+    for (i = 0; i < r->count; i++) {
+        if (!r->keys && r->key_lens && r->key_lens[i] > 0)
+            return 0;
+        if (!r->values && r->value_lens[i] > 0)
+            return 0;
+        nh += r->header_counts ? (uint64_t)r->header_counts[i] : 0;
+    }
+    for (i = 0; i < nh; i++) {
+        if ((!r->header_keys && r->header_key_lens[i] > 0) ||
+            (!r->header_values && r->header_value_lens[i] > 0))
+            return 0;
+    }
+    return 1;
+}
+
+int pl_batch_build(uint8_t *out, size_t cap, int64_t base_offset,
+                   const pl_records_in *r, size_t *out_len)
+{
+    uint64_t total = batch_size(r), hi = 0, hj = 0, ka = 0, va = 0, hka = 0, hva = 0;
+    int64_t base_ts, max_ts;
+    uint8_t *q;
+    uint32_t i;
+
+    if (out == NULL || total == 0 || !blobs_ok(r))
+        return PL_EINVAL;
+    if (total > cap)
+        return PL_ETRUNCATED;
+    base_ts = max_ts = rec_ts(r, 0);
+    q = out + PL_BATCH_HEADER_SIZE;
+    for (i = 0; i < r->count; i++) {
+        int64_t ts = rec_ts(r, i);
+        int32_t hc = r->header_counts ? r->header_counts[i] : 0, j;
+        uint64_t body = record_body_size(r, i, base_ts, &hi);
+        if (ts > max_ts)
+            max_ts = ts;
+        q = pl_put_varint(q, (int64_t)body);
+        *q++ = 0;
+        q = pl_put_varint(q, (int64_t)((uint64_t)ts - (uint64_t)base_ts));
+        q = pl_put_varint(q, (int64_t)i);
+        q = put_span(q, r->keys, &ka, r->key_lens ? r->key_lens[i] : -1);
+        q = put_span(q, r->values, &va, r->value_lens[i]);
+        q = pl_put_varint(q, hc);
+        for (j = 0; j < hc; j++, hj++) {
+            q = put_span(q, r->header_keys, &hka, r->header_key_lens[hj]);
+            q = put_span(q, r->header_values, &hva, r->header_value_lens[hj]);
+        }
+    }
+    pl_put_be64(out + PL_OFF_BASE_OFFSET, (uint64_t)base_offset);
+    pl_put_be32(out + PL_OFF_BATCH_LENGTH, (uint32_t)(total - PL_LOG_OVERHEAD));
+    pl_put_be32(out + PL_OFF_LEADER_EPOCH, 0);
+    out[PL_OFF_MAGIC] = PL_MAGIC_V2;
+    pl_put_be16(out + PL_OFF_ATTRIBUTES, (uint16_t)r->attributes);
+    pl_put_be32(out + PL_OFF_LAST_OFFSET_DELTA, r->count - 1);
+    pl_put_be64(out + PL_OFF_BASE_TIMESTAMP, (uint64_t)base_ts);
+    pl_put_be64(out + PL_OFF_MAX_TIMESTAMP, (uint64_t)max_ts);
+    pl_put_be64(out + PL_OFF_PRODUCER_ID, (uint64_t)r->producer_id);
+    pl_put_be16(out + PL_OFF_PRODUCER_EPOCH, (uint16_t)r->producer_epoch);
+    pl_put_be32(out + PL_OFF_BASE_SEQUENCE, (uint32_t)r->base_sequence);
+    pl_put_be32(out + PL_OFF_RECORDS_COUNT, r->count);
+    pl_put_be32(out + PL_OFF_CRC,
+                pl_crc32c(0, out + PL_OFF_ATTRIBUTES, (size_t)total - PL_OFF_ATTRIBUTES));
+    *out_len = (size_t)total;
+    return PL_OK;
+}
+
+/* ---- decode -------------------------------------------------------------------- */
+
+int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                      int64_t min_offset, const uint8_t *origin, pl_record_cols *c)
+{
+    const uint8_t *p = rec, *end = rec + rec_len;
+    uint64_t n, start;
+    int log_append = (h->attributes & PL_ATTR_TIMESTAMP_TYPE) != 0;
+    int32_t i;
+    rec_view r;
+
+    if (rec == NULL || h == NULL || c == NULL || c->count > c->capacity)
+        return PL_EINVAL;
+    if (h->records_count < 0)
+        return PL_EBADRECORD;
+    n = start = c->count;
+    for (i = 0; i < h->records_count; i++) {
+        int64_t off;
+        if (record_parse(&p, end, &r))
+            goto bad;
+        off = h->base_offset + r.offset_delta;
+        if (off < min_offset)
+            continue;
+        if (n >= c->capacity) {
+            c->count = start;
+            return PL_ENOSPACE_CAP;
+        }
+        c->offsets[n] = off;
+        c->timestamps[n] = log_append ? h->max_timestamp
+                                      : (int64_t)((uint64_t)h->base_timestamp + (uint64_t)r.ts_delta);
+        c->key_lens[n] = r.key_len;
+        c->key_pos[n] = r.key_len >= 0 ? r.key - origin : 0;
+        c->value_lens[n] = r.value_len;
+        c->value_pos[n] = r.value_len >= 0 ? r.value - origin : 0;
+        c->header_counts[n] = r.header_count;
+        c->headers_pos[n] = r.headers - origin;
+        n++;
+    }
+    if (p != end)
+        goto bad;
+    c->count = n;
+    return PL_OK;
+bad:
+    c->count = start;
+    return PL_EBADRECORD;
+}

@@ -1,0 +1,140 @@
+/*
+ * pl_internal.h -- helpers shared by the C core's files (not part of the API).
+ *
+ * Big-endian loads/stores for the on-disk fields (Kafka writes everything
+ * big-endian) and bounds-checked zig-zag varints (Kafka's ByteUtils): a varint is
+ * at most 5 bytes, a varlong at most 10; anything longer, or running past `end`,
+ * is malformed.  All readers return 0 on success and -1 on malformed input, never
+ * reading at or beyond `end`.
+ */
+#ifndef PL_INTERNAL_H
+#define PL_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "pylog.h"
+
+static inline uint16_t pl_be16(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t pl_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t pl_be64(const uint8_t *p)
+{
+    return (uint64_t)pl_be32(p) << 32 | pl_be32(p + 4);
+}
+
+static inline void pl_put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void pl_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void pl_put_be64(uint8_t *p, uint64_t v)
+{
+    pl_put_be32(p, (uint32_t)(v >> 32));
+    pl_put_be32(p + 4, (uint32_t)v);
+}
+
+/* Zig-zag varint (<= 5 bytes) into *out. */
+static inline int pl_rd_varint(const uint8_t **pp, const uint8_t *end, int32_t *out)
+{
+    const uint8_t *p = *pp;
+    uint32_t v = 0;
+    int shift = 0;
+
+    if (p < end && *p < 0x80) {             /* fast path: one byte */
+        v = *p++;
+    } else {
+        for (;;) {
+            uint8_t b;
+            if (p >= end)
+                return -1;
+            b = *p++;
+            v |= (uint32_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+            shift += 7;
+            if (shift > 28)
+                return -1;
+        }
+    }
+    *out = (int32_t)((v >> 1) ^ (0u - (v & 1)));
+    *pp = p;
+    return 0;
+}
+
+/* Zig-zag varlong (<= 10 bytes) into *out. */
+static inline int pl_rd_varlong(const uint8_t **pp, const uint8_t *end, int64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    int shift = 0;
+
+    if (p < end && *p < 0x80) {
+        v = *p++;
+    } else {
+        for (;;) {
+            uint8_t b;
+            if (p >= end)
+                return -1;
+            b = *p++;
+            v |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+            shift += 7;
+            if (shift > 63)
+                return -1;
+        }
+    }
+    *out = (int64_t)((v >> 1) ^ (0ull - (v & 1)));
+    *pp = p;
+    return 0;
+}
+
+static inline size_t pl_uvarint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline size_t pl_varint_size(int64_t v)
+{
+    return pl_uvarint_size(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static inline uint8_t *pl_put_varint(uint8_t *p, int64_t v)
+{
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (u >= 0x80) {
+        *p++ = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    *p++ = (uint8_t)u;
+    return p;
+}
+
+static inline uint64_t pl_round_up(uint64_t v, uint64_t to)
+{
+    return (v + to - 1) / to * to;
+}
+
+#endif /* PL_INTERNAL_H */

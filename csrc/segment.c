@@ -1,0 +1,597 @@
+/*
+ * segment.c -- one log segment: <base>.log with its .index and .timeindex.
+ *
+ * The .log is authoritative: whole RecordBatch v2 batches, back to back, the first
+ * with baseOffset == the segment's base offset and each next one starting at the
+ * previous batch's last offset + 1.  The indexes are caches rebuilt from it.
+ *
+ * Index rule (Kafka's LogSegment.append, applied per batch, identical in append,
+ * recover and load): before placing a batch at position p, if more than
+ * index.interval.bytes were appended since the last entry (a counter that starts
+ * at 0, so a segment's first batch gets none), add the offset entry (batch last
+ * offset, p) and a time entry (max timestamp so far, last offset of the batch that
+ * first reached it) if that timestamp grew past the last time entry; reset the
+ * counter; then add the batch size to it.  Seal and recovery force a final time
+ * entry for the segment's max timestamp.
+ *
+ * Roll signals (the caller rolls and retries): PL_EFULL when the log would pass
+ * segment.bytes, an index is full, or the offset delta would pass INT32_MAX; an
+ * empty segment takes one batch up to its reservation, or says PL_ETOOLARGE.
+ */
+#include <unistd.h>
+
+#include "pl_internal.h"
+
+#define INDEX_GROW_CHUNK (64u * 1024u)
+
+const char *pl_strerror(int code)
+{
+    switch (code) {
+    case PL_OK:           return "ok";
+    case PL_ETRUNCATED:   return "batch truncated (the buffer ends inside it)";
+    case PL_EBADLEN:      return "batch length out of bounds";
+    case PL_EBADMAGIC:    return "batch magic is not 2";
+    case PL_EBADCRC:      return "batch CRC-32C mismatch";
+    case PL_EBADOFFSET:   return "batch offsets inconsistent";
+    case PL_EBADRECORD:   return "malformed record in batch";
+    case PL_ETOOLARGE:    return "batch too large";
+    case PL_EFULL:        return "segment or index full";
+    case PL_EINVAL:       return "invalid argument";
+    case PL_ERANGE:       return "offset or position out of range";
+    case PL_ENOTFOUND:    return "not found";
+    case PL_ECOMPRESSED:  return "compressed batch";
+    case PL_ECLOSED:      return "segment sealed or closed";
+    case PL_ENOSPACE_CAP: return "output columns full";
+    case PL_ECONTROL:     return "control batch from a client";
+    default:              return code > 0 ? "system error (errno)" : "unknown status";
+    }
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static uint64_t index_cap(const pl_segment *seg)
+{
+    return seg->cfg.index_bytes / PL_INDEX_ENTRY_SIZE;
+}
+
+/* Normal time entries; one more slot is kept for the final entry at seal. */
+static uint64_t timeindex_cap(const pl_segment *seg)
+{
+    return seg->cfg.index_bytes / PL_TIMEINDEX_ENTRY_SIZE;
+}
+
+static int timeindex_last(const pl_segment *seg, int64_t *ts)
+{
+    uint64_t n = seg->timeindex.size / PL_TIMEINDEX_ENTRY_SIZE;
+    *ts = -1;
+    if (n == 0)
+        return 0;
+    *ts = (int64_t)pl_be64(seg->timeindex.map + (n - 1) * PL_TIMEINDEX_ENTRY_SIZE);
+    return 1;
+}
+
+/* Time entry for the max timestamp so far if it grew past the last entry. */
+static int timeindex_maybe_append(pl_segment *seg)
+{
+    int64_t last;
+    timeindex_last(seg, &last);
+    if (seg->max_timestamp <= last)
+        return PL_OK;
+    return pl_timeindex_append(&seg->timeindex, seg->base_offset, seg->max_timestamp,
+                               seg->offset_of_max_timestamp);
+}
+
+/* Account for one batch placed at pos (the index rule above).  Index errors are
+ * not fatal here: callers checked capacity and ensured space first, and a missing
+ * entry only makes lookups walk further. */
+static void track_batch(pl_segment *seg, uint64_t pos, int64_t last_offset,
+                        int64_t max_ts, uint64_t batch_bytes)
+{
+    if (pos == 0)
+        seg->first_batch_timestamp = max_ts;
+    if (max_ts > seg->max_timestamp) {
+        seg->max_timestamp = max_ts;
+        seg->offset_of_max_timestamp = last_offset;
+    }
+    if (seg->bytes_since_index > seg->cfg.index_interval_bytes) {
+        if (seg->index.size / PL_INDEX_ENTRY_SIZE < index_cap(seg))
+            (void)pl_index_append(&seg->index, seg->base_offset, last_offset, pos);
+        if (seg->timeindex.size / PL_TIMEINDEX_ENTRY_SIZE < timeindex_cap(seg))
+            (void)timeindex_maybe_append(seg);
+        seg->bytes_since_index = 0;
+    }
+    seg->bytes_since_index += batch_bytes;
+}
+
+static int check_cfg(const pl_segment_config *cfg)
+{
+    if (cfg == NULL || cfg->segment_bytes < PL_BATCH_HEADER_SIZE ||
+        cfg->segment_bytes > INT32_MAX || cfg->index_bytes < PL_INDEX_ENTRY_SIZE ||
+        cfg->index_bytes > INT32_MAX)
+        return PL_EINVAL;
+    return PL_OK;
+}
+
+static void release(pl_mfile *f)
+{
+    pl_mfile_close(f);
+    pl_io_unmap(f->map, f->reserved);
+    f->map = NULL;
+    f->reserved = 0;
+}
+
+/* Open the three files; on failure nothing stays open or mapped (and files this
+ * call created with PL_MF_EXCL are removed). */
+static int open_files(pl_segment *seg, const char *paths[3], int create, int writable)
+{
+    const pl_segment_config *cfg = &seg->cfg;
+    uint64_t ilimit = index_cap(seg) * PL_INDEX_ENTRY_SIZE;
+    uint64_t tlimit = (timeindex_cap(seg) + 1) * PL_TIMEINDEX_ENTRY_SIZE;
+    int log_create = create == PL_MF_EXCL ? PL_MF_EXCL : PL_MF_EXISTING;
+    int rc;
+
+    rc = pl_mfile_open(&seg->log, paths[0], log_create, writable, cfg->segment_bytes,
+                       cfg->grow_chunk);
+    if (rc != PL_OK)
+        return rc;
+    rc = pl_mfile_open(&seg->index, paths[1], create, writable, ilimit, INDEX_GROW_CHUNK);
+    if (rc != PL_OK)
+        goto fail_log;
+    rc = pl_mfile_open(&seg->timeindex, paths[2], create, writable, tlimit, INDEX_GROW_CHUNK);
+    if (rc != PL_OK)
+        goto fail_index;
+    if (writable) {
+        seg->index.limit = ilimit;
+        seg->timeindex.limit = tlimit;
+    }
+    return PL_OK;
+fail_index:
+    release(&seg->index);
+    if (create == PL_MF_EXCL)
+        unlink(paths[1]);
+fail_log:
+    release(&seg->log);
+    if (create == PL_MF_EXCL)
+        unlink(paths[0]);
+    return rc;
+}
+
+static void init_state(pl_segment *seg, int64_t base_offset, const pl_segment_config *cfg)
+{
+    seg->cfg = *cfg;
+    seg->base_offset = base_offset;
+    seg->next_offset = base_offset;
+    seg->max_timestamp = -1;
+    seg->offset_of_max_timestamp = -1;
+    seg->first_batch_timestamp = -1;
+    seg->bytes_since_index = 0;
+    seg->active = 0;
+}
+
+int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_path,
+                      const char *timeindex_path, int64_t base_offset,
+                      const pl_segment_config *cfg)
+{
+    const char *paths[3] = {log_path, index_path, timeindex_path};
+    int rc;
+
+    if (seg == NULL || !log_path || !index_path || !timeindex_path || base_offset < 0 ||
+        check_cfg(cfg))
+        return PL_EINVAL;
+    init_state(seg, base_offset, cfg);
+    rc = open_files(seg, paths, PL_MF_EXCL, 1);
+    if (rc == PL_OK)
+        seg->active = 1;
+    return rc;
+}
+
+int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_path,
+                    const char *timeindex_path, int64_t base_offset,
+                    const pl_segment_config *cfg, int mode)
+{
+    const char *paths[3] = {log_path, index_path, timeindex_path};
+    int rc;
+
+    if (seg == NULL || !log_path || !index_path || !timeindex_path || base_offset < 0 ||
+        check_cfg(cfg) || (mode != PL_OPEN_ACTIVE && mode != PL_OPEN_SEALED))
+        return PL_EINVAL;
+    init_state(seg, base_offset, cfg);
+    rc = open_files(seg, paths, PL_MF_CREATE, mode == PL_OPEN_ACTIVE);
+    if (rc == PL_OK)
+        seg->active = mode == PL_OPEN_ACTIVE;
+    return rc;
+}
+
+int pl_segment_batch_at(const pl_segment *seg, uint64_t pos, pl_batch_header *h,
+                        uint64_t *out_next)
+{
+    const pl_mfile *log = &seg->log;
+    uint64_t len;
+
+    if (pos >= log->size)
+        return PL_ERANGE;
+    if (log->size - pos < PL_BATCH_HEADER_SIZE)
+        return PL_ETRUNCATED;
+    pl_batch_read_header(log->map + pos, PL_BATCH_HEADER_SIZE, h);
+    if (h->batch_length < PL_MIN_BATCH_LENGTH)
+        return PL_EBADLEN;
+    len = PL_LOG_OVERHEAD + (uint64_t)h->batch_length;
+    if (len > log->size - pos)
+        return PL_ETRUNCATED;
+    *out_next = pos + len;
+    return PL_OK;
+}
+
+/* ---- load after a clean shutdown ----------------------------------------------- */
+
+/* First pass: walk (with CRC) from the last offset-index entry to the end of the
+ * log, checking the offset chain.  Second pass: check both indexes against the
+ * next offset found.  Anything odd is PL_EBADOFFSET: the caller recovers. */
+int pl_segment_load_clean(pl_segment *seg)
+{
+    uint64_t n = seg->index.size / PL_INDEX_ENTRY_SIZE, pos = 0, size = seg->log.size;
+    int64_t entry_offset = seg->base_offset, expect = seg->base_offset, bad, ts;
+    int64_t max_ts = -1, max_off = -1, first_ts = -1;
+    pl_batch_header h;
+    int first = 1;
+
+    if (n > 0) {
+        const uint8_t *e = seg->index.map + (n - 1) * PL_INDEX_ENTRY_SIZE;
+        entry_offset = seg->base_offset + pl_be32(e);
+        pos = pl_be32(e + 4);
+        if (pos >= size)
+            return PL_EBADOFFSET;
+    }
+    while (pos < size) {
+        int64_t last;
+        if (pl_batch_validate(seg->log.map + pos, size - pos, 0, 0, &h) != PL_OK)
+            return PL_EBADOFFSET;
+        last = h.base_offset + h.last_offset_delta;
+        if (first && n > 0 ? h.base_offset > entry_offset || h.base_offset < expect
+                           : h.base_offset != expect)
+            return PL_EBADOFFSET;
+        first = 0;
+        if (last - seg->base_offset > INT32_MAX)
+            return PL_EBADOFFSET;
+        if (h.max_timestamp > max_ts) {
+            max_ts = h.max_timestamp;
+            max_off = last;
+        }
+        expect = last + 1;
+        pos += PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
+    }
+    if (pl_index_check(&seg->index, seg->base_offset, expect, NULL, &bad) ||
+        pl_timeindex_check(&seg->timeindex, seg->base_offset, expect, &bad))
+        return PL_EBADOFFSET;
+    if (size > 0) {
+        if (pl_batch_read_header(seg->log.map, size, &h) != PL_OK)
+            return PL_EBADOFFSET;
+        first_ts = h.max_timestamp;
+    }
+    if (timeindex_last(seg, &ts)) {
+        const uint8_t *e = seg->timeindex.map + seg->timeindex.size - PL_TIMEINDEX_ENTRY_SIZE;
+        if (ts >= max_ts) {
+            max_ts = ts;
+            max_off = seg->base_offset + pl_be32(e + 8);
+        }
+    } else if (n > 0 && first_ts >= 0) {
+        return PL_EBADOFFSET;   /* timestamps exist but no time entry: not sealed */
+    }
+    seg->next_offset = expect;
+    seg->max_timestamp = max_ts;
+    seg->offset_of_max_timestamp = max_off;
+    seg->first_batch_timestamp = first_ts;
+    seg->bytes_since_index = n > 0 ? size - pl_be32(seg->index.map + (n - 1) * 8 + 4) : size;
+    return PL_OK;
+}
+
+/* ---- recovery ------------------------------------------------------------------ */
+
+static uint64_t last_nonzero_end(const uint8_t *map, uint64_t from, uint64_t to)
+{
+    while (to > from && map[to - 1] == 0)
+        to--;
+    return to;
+}
+
+int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
+{
+    uint64_t end, pos = 0;
+    int rc, stop = PL_OK;
+    pl_batch_header h;
+
+    if (seg == NULL || rep == NULL)
+        return PL_EINVAL;
+    if (!seg->active || !seg->log.writable)
+        return PL_ECLOSED;
+    memset(rep, 0, sizeof(*rep));
+    end = seg->log.allocated;
+    seg->log.size = end;
+    init_state(seg, seg->base_offset, &seg->cfg);
+    seg->active = 1;
+    if ((rc = pl_index_truncate_entries(&seg->index, 0)) != PL_OK ||
+        (rc = pl_timeindex_truncate_entries(&seg->timeindex, 0)) != PL_OK)
+        return rc;
+    /* First pass: validate batches and rebuild the indexes on the way. */
+    while (pos < end) {
+        int64_t last;
+        stop = pl_batch_validate(seg->log.map + pos, end - pos, 0, 0, &h);
+        if (stop == PL_OK && h.base_offset != seg->next_offset)
+            stop = PL_EBADOFFSET;
+        if (stop != PL_OK)
+            break;
+        last = h.base_offset + h.last_offset_delta;
+        if (last - seg->base_offset > INT32_MAX) {
+            stop = PL_EBADOFFSET;
+            break;
+        }
+        if ((rc = pl_mfile_ensure(&seg->index, seg->index.size + PL_INDEX_ENTRY_SIZE)) > 0 ||
+            (rc = pl_mfile_ensure(&seg->timeindex,
+                                  seg->timeindex.size + PL_TIMEINDEX_ENTRY_SIZE)) > 0)
+            return rc;
+        track_batch(seg, pos, last, h.max_timestamp, PL_LOG_OVERHEAD + (uint64_t)h.batch_length);
+        seg->next_offset = last + 1;
+        pos += PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
+        rep->batches++;
+    }
+    /* Second pass: report, then cut the log at the valid prefix (zero + sync). */
+    rep->valid_bytes = pos;
+    rep->truncated_bytes = end - pos;
+    rep->stop_position = pos;
+    rep->next_offset = seg->next_offset;
+    rep->dropped_data_bytes = last_nonzero_end(seg->log.map, pos, end) - pos;
+    rep->stop_reason = rep->dropped_data_bytes ? stop : PL_OK;
+    if ((rc = pl_mfile_truncate(&seg->log, pos)) != PL_OK)
+        return rc;
+    if ((rc = timeindex_maybe_append(seg)) != PL_OK && rc != PL_EFULL)
+        return rc;
+    if ((rc = pl_mfile_sync(&seg->index)) != PL_OK)
+        return rc;
+    return pl_mfile_sync(&seg->timeindex);
+}
+
+/* ---- append -------------------------------------------------------------------- */
+
+/* Would `batches` more batches (sizes from `sizes`, or one batch of `one` bytes)
+ * fit: segment bytes, offset delta and index capacity.  Then make sure the space
+ * exists (fallocate), so the copy that follows cannot fail half way. */
+static int reserve_append(pl_segment *seg, uint64_t total, uint64_t records,
+                          uint64_t index_entries)
+{
+    int empty = seg->log.size == 0, rc;
+    uint64_t ni = seg->index.size / PL_INDEX_ENTRY_SIZE;
+    uint64_t nt = seg->timeindex.size / PL_TIMEINDEX_ENTRY_SIZE;
+    int64_t last = seg->next_offset + (int64_t)records - 1;
+
+    if (!seg->active || !seg->log.writable)
+        return PL_ECLOSED;
+    if (empty ? total > seg->log.reserved : seg->log.size + total > seg->cfg.segment_bytes)
+        return empty ? PL_ETOOLARGE : PL_EFULL;
+    if (last - seg->base_offset > INT32_MAX ||
+        ni + index_entries > index_cap(seg) || nt + index_entries > timeindex_cap(seg))
+        return empty ? PL_ETOOLARGE : PL_EFULL;
+    if ((rc = pl_mfile_ensure(&seg->log, seg->log.size + total)) != PL_OK)
+        return rc;
+    if (index_entries == 0)
+        return PL_OK;
+    if ((rc = pl_mfile_ensure(&seg->index, (ni + index_entries) * PL_INDEX_ENTRY_SIZE)))
+        return rc;
+    return pl_mfile_ensure(&seg->timeindex, (nt + index_entries) * PL_TIMEINDEX_ENTRY_SIZE);
+}
+
+int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
+                      int64_t *out_base, int64_t *out_last)
+{
+    uint64_t pos = 0, records = 0, entries = 0, since = seg->bytes_since_index, at;
+    pl_batch_header h;
+    int rc;
+
+    if (buf == NULL || len == 0)
+        return PL_EINVAL;
+    /* First pass: validate every batch and count offsets and index entries. */
+    while (pos < len) {
+        uint64_t n;
+        rc = pl_batch_validate(buf + pos, len - pos, seg->cfg.max_batch_bytes, 0, &h);
+        if (rc != PL_OK)
+            return rc;
+        if (h.last_offset_delta != h.records_count - 1)
+            return PL_EBADOFFSET;
+        if (h.attributes & PL_ATTR_CONTROL)
+            return PL_ECONTROL;
+        n = PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
+        if (since > seg->cfg.index_interval_bytes) {
+            entries++;
+            since = 0;
+        }
+        since += n;
+        records += (uint64_t)h.records_count;
+        pos += n;
+    }
+    if ((rc = reserve_append(seg, len, records, entries)) != PL_OK)
+        return rc;
+    /* Second pass: copy, stamp, index. */
+    at = seg->log.size;
+    memcpy(seg->log.map + at, buf, len);
+    *out_base = seg->next_offset;
+    for (pos = 0; pos < len;) {
+        uint8_t *b = seg->log.map + at + pos;
+        int64_t last;
+        pl_batch_read_header(b, PL_BATCH_HEADER_SIZE, &h);
+        pl_batch_stamp(b, seg->next_offset, 0);
+        last = seg->next_offset + h.last_offset_delta;
+        track_batch(seg, at + pos, last, h.max_timestamp,
+                    PL_LOG_OVERHEAD + (uint64_t)h.batch_length);
+        seg->next_offset = last + 1;
+        pos += PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
+    }
+    seg->log.size = at + len;
+    *out_last = seg->next_offset - 1;
+    return PL_OK;
+}
+
+int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *out_base)
+{
+    uint64_t total = pl_batch_size_bound(r), at;
+    size_t written = 0;
+    pl_batch_header h;
+    int rc;
+
+    if (total == 0)
+        return PL_EINVAL;
+    if (seg->cfg.max_batch_bytes && total > seg->cfg.max_batch_bytes)
+        return PL_ETOOLARGE;
+    rc = reserve_append(seg, total, r->count,
+                        seg->bytes_since_index > seg->cfg.index_interval_bytes);
+    if (rc != PL_OK)
+        return rc;
+    at = seg->log.size;
+    rc = pl_batch_build(seg->log.map + at, (size_t)(seg->log.allocated - at),
+                        seg->next_offset, r, &written);
+    if (rc != PL_OK)
+        return rc;
+    pl_batch_read_header(seg->log.map + at, written, &h);
+    track_batch(seg, at, seg->next_offset + h.last_offset_delta, h.max_timestamp, written);
+    *out_base = seg->next_offset;
+    seg->next_offset += h.last_offset_delta + 1;
+    seg->log.size = at + written;
+    return PL_OK;
+}
+
+/* ---- lookups ------------------------------------------------------------------- */
+
+int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
+                    pl_batch_header *h)
+{
+    int64_t entry_offset;
+    uint64_t pos, next;
+    int rc;
+
+    if (offset < seg->base_offset || offset >= seg->next_offset)
+        return PL_ERANGE;
+    pl_index_lookup(&seg->index, seg->base_offset, offset, &entry_offset, &pos);
+    if (pos >= seg->log.size)
+        pos = 0;                            /* stale index: walk from the start */
+    for (;;) {
+        if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
+            return rc;
+        if (h->base_offset + h->last_offset_delta >= offset) {
+            *out_pos = pos;
+            return PL_OK;
+        }
+        pos = next;
+    }
+}
+
+int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
+                         pl_batch_header *h)
+{
+    int64_t entry_ts, entry_offset;
+    uint64_t pos = 0, next;
+    int rc;
+
+    pl_timeindex_lookup(&seg->timeindex, seg->base_offset, ts, &entry_ts, &entry_offset);
+    if (entry_ts >= 0 && pl_segment_find(seg, entry_offset, &pos, h) != PL_OK)
+        pos = 0;
+    for (; pos < seg->log.size; pos = next) {
+        if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
+            return rc;
+        if (h->max_timestamp >= ts) {
+            *out_pos = pos;
+            return PL_OK;
+        }
+    }
+    return PL_ENOTFOUND;
+}
+
+int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
+                    uint64_t *out_end)
+{
+    uint64_t end = pos, next;
+    pl_batch_header h;
+    int rc;
+
+    if (pos >= seg->log.size)
+        return PL_ERANGE;
+    while (end < seg->log.size) {
+        if ((rc = pl_segment_batch_at(seg, end, &h, &next)) != PL_OK) {
+            if (end == pos)
+                return rc;
+            break;
+        }
+        if (end > pos && next - pos > max_bytes)
+            break;
+        end = next;
+    }
+    *out_end = end;
+    return PL_OK;
+}
+
+int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
+                      int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos)
+{
+    pl_batch_header h;
+    uint64_t next;
+    int rc = PL_OK;
+
+    if (end > seg->log.size || pos > end)
+        return PL_ERANGE;
+    while (pos < end) {
+        if ((rc = pl_segment_batch_at(seg, pos, &h, &next)) != PL_OK)
+            break;
+        if (next > end) {
+            rc = PL_EINVAL;
+            break;
+        }
+        if (h.base_offset + h.last_offset_delta >= min_offset &&
+            !(h.attributes & PL_ATTR_CONTROL)) {
+            if (h.attributes & PL_ATTR_COMPRESSION_MASK) {
+                rc = PL_ECOMPRESSED;
+                break;
+            }
+            rc = pl_records_decode(seg->log.map + pos + PL_BATCH_HEADER_SIZE,
+                                   (size_t)(next - pos - PL_BATCH_HEADER_SIZE), &h,
+                                   min_offset, seg->log.map, cols);
+            if (rc != PL_OK)
+                break;
+        }
+        pos = next;
+    }
+    *out_pos = pos;
+    return rc;
+}
+
+/* ---- barrier, seal, close ------------------------------------------------------ */
+
+int pl_segment_sync(pl_segment *seg)
+{
+    int rc = pl_mfile_sync(&seg->log);
+    if (rc == PL_OK)
+        rc = pl_mfile_sync(&seg->index);
+    if (rc == PL_OK)
+        rc = pl_mfile_sync(&seg->timeindex);
+    return rc;
+}
+
+int pl_segment_seal(pl_segment *seg)
+{
+    int rc;
+
+    if (!seg->active)
+        return PL_OK;
+    if ((rc = timeindex_maybe_append(seg)) != PL_OK && rc != PL_EFULL)
+        return rc;
+    if ((rc = pl_mfile_seal(&seg->log)) != PL_OK ||
+        (rc = pl_mfile_seal(&seg->index)) != PL_OK ||
+        (rc = pl_mfile_seal(&seg->timeindex)) != PL_OK)
+        return rc;
+    seg->active = 0;
+    return PL_OK;
+}
+
+int pl_segment_close(pl_segment *seg)
+{
+    int a = pl_mfile_close(&seg->log), b = pl_mfile_close(&seg->index);
+    int c = pl_mfile_close(&seg->timeindex);
+    seg->active = 0;
+    return a ? a : b ? b : c;
+}
