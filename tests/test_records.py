@@ -332,22 +332,25 @@ def _c_build(recs, base):
     keep = []                                    # keep cdata alive until the call returns
 
     def blob_and_lens(items):
-        data = b"".join(i or b"" for i in items)
+        data = ffi.from_buffer(b"".join(i or b"" for i in items))
         lens = ffi.new("int32_t[]", [-1 if i is None else len(i) for i in items] or [0])
         keep.extend([data, lens])
-        return ffi.from_buffer(data), lens
+        return data, lens
+
+    def new(ctype, init):
+        keep.append(ffi.new(ctype, init))
+        return keep[-1]
 
     r = ffi.new("pl_records_in *")
     r.count, r.timestamp = n, 0
-    r.timestamps = ffi.new("int64_t[]", [ts for *_, ts in recs])
+    r.timestamps = new("int64_t[]", [ts for *_, ts in recs])
     r.keys, r.key_lens = blob_and_lens([k for k, *_ in recs])
     r.values, r.value_lens = blob_and_lens([v for _, v, *_ in recs])
     flat = [(k.encode(), v) for _, _, hs, _ in recs for k, v in hs]
-    r.header_counts = ffi.new("int32_t[]", [len(hs) for _, _, hs, _ in recs])
+    r.header_counts = new("int32_t[]", [len(hs) for _, _, hs, _ in recs])
     r.header_keys, r.header_key_lens = blob_and_lens([k for k, _ in flat])
     r.header_values, r.header_value_lens = blob_and_lens([v for _, v in flat])
     r.producer_id, r.producer_epoch, r.base_sequence, r.attributes = -1, -1, -1, 0
-    keep.append(r.timestamps)
     cap = lib.pl_batch_size_bound(r)
     out, out_len = ffi.new("uint8_t[]", cap), ffi.new("size_t *")
     assert lib.pl_batch_build(out, cap, base, r, out_len) == 0
