@@ -1,0 +1,55 @@
+"""The benchmark runner keeps working: `python -m bench.compare --tiny` end to end.
+
+Runs the comparison with a few thousand records against the real servers that are installed
+(redis-server, nats-server, kcat, pylog-server); whatever is missing shows as "n/a" rows, which
+is a valid outcome here.  No timing is asserted -- speed lives in bench/, not in tests.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW_KEYS = {"name", "policy", "role", "status", "runs"}
+OK_KEYS = {"records_per_s", "mb_per_s", "spread_pct", "cpu_client_s", "cpu_server_s"}
+
+
+@pytest.mark.timeout(120)
+def test_compare_tiny_writes_table_json_and_chart(tmp_path):
+    pytest.importorskip("matplotlib", reason="the chart needs matplotlib")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--tiny", "--no-install", "--out", str(out),
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DESIGN §7 figures:" in proc.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert {"meta", "servers", "groups", "checks"} <= results.keys()
+    assert results["meta"]["profile"] == "tiny"
+    keys = {g["key"] for g in results["groups"]}
+    assert {"machine", "embedded.batched.100", "embedded.batched.1024", "server.native.100",
+            "server.python.100", "server.e2e.100", "durability.server"} <= keys
+    for g in results["groups"]:
+        for row in g["rows"]:
+            assert ROW_KEYS <= row.keys(), row
+            if row["status"] == "ok":
+                assert OK_KEYS <= row.keys(), row
+                assert row["records_per_s"] > 0
+            else:
+                assert row["status"] == "n/a" and row["reason"], row
+    # The peers that need nothing of pylog ran for real.
+    machine = next(g for g in results["groups"] if g["key"] == "machine")
+    assert all(r["status"] == "ok" for r in machine["rows"])
+    naive = next(g for g in results["groups"] if g["key"] == "embedded.batched.100")["rows"]
+    assert any(r["name"].startswith("naive") and r["status"] == "ok" for r in naive)
+    for check in results["checks"]:
+        assert {"figure", "target", "measured", "met"} <= check.keys()
+    png = (out / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert (out / "results.txt").read_text().startswith("pylog bench.compare")
