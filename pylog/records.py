@@ -411,11 +411,9 @@ def _decode_records(data: bytes, p: int, end: int, h: BatchHeader, base: int,
             if n < 0 or p + n > rec_end:
                 raise _corrupt(PL_EBADRECORD, base + p, f"{where}: header key length {n}"
                                f" at byte {base + p} is out of bounds")
-            try:
-                hkey = data[p:p + n].decode("utf-8")
-            except UnicodeDecodeError:
-                raise _corrupt(PL_EBADRECORD, base + p, f"{where}: header key at byte "
-                               f"{base + p} is not UTF-8") from None
+            # Malformed UTF-8 is replaced, not refused: Java's new String(bytes, UTF_8)
+            # does the same, and the C core does not look inside header keys.
+            hkey = data[p:p + n].decode("utf-8", "replace")
             p += n
             n, p = rv(data, p, rec_end, 5, base)
             if n < -1 or p + n > rec_end:
