@@ -58,3 +58,18 @@ def test_fuzz_decompress_raises_only_corrupt_record(codec, data):
             decompress(codec, blob)
         except CorruptRecordError:
             pass
+
+
+def test_streamed_zstd_without_content_size_and_several_frames_decode():
+    c = cramjam.zstd.Compressor()
+    c.compress(b"hello " * 100)
+    frame = bytes(c.finish())
+    assert decompress(4, frame) == b"hello " * 100
+    two = compress(4, b"a" * 50) + compress(4, b"b" * 50)
+    assert decompress(4, two) == b"a" * 50 + b"b" * 50
+
+
+def test_multi_member_gzip_decodes():
+    import gzip
+    assert decompress(1, gzip.compress(b"x" * 10) + gzip.compress(b"y" * 10)) == \
+        b"x" * 10 + b"y" * 10
