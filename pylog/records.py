@@ -136,10 +136,12 @@ class BatchHeader(namedtuple("BatchHeader", (
         return bool(self.attributes & ATTR_CONTROL)
 
 
-ScanReport = namedtuple("ScanReport",
-                        "valid_bytes batches next_offset stop_reason stop_position")
-ScanReport.__doc__ = ("Result of scan_valid_prefix, the same fields as pylog.h's "
-                      "pl_recover_report (stop_reason: PL_OK or a PL_E* code).")
+ScanReport = namedtuple("ScanReport", "valid_bytes truncated_bytes batches next_offset "
+                        "stop_reason stop_position dropped_data_bytes")
+ScanReport.__doc__ = """Result of scan_valid_prefix: the fields of pylog.h's pl_recover_report.
+
+stop_reason is PL_OK when the scan reached the end, or only zero fill followed
+(dropped_data_bytes == 0); otherwise the PL_E* status of the first invalid batch."""
 
 
 def _corrupt(status: int, position: int, message: str) -> CorruptRecordError:
@@ -475,25 +477,28 @@ def scan_valid_prefix(buf, base_offset: int | None = None, max_batch_bytes: int 
 
     Walks batches from position 0; each must pass validate_batch and, when
     base_offset is given, start at the expected next offset (the first at
-    base_offset).  Stops at the first failure.  A tail made only of zero bytes
-    (preallocated space) is a clean end: stop_reason PL_OK.  Never raises on bad
-    bytes: the report says where and why the scan stopped.
+    base_offset) with its last offset within 2**31 - 1 of base_offset.  Stops at the
+    first failure.  Never raises on bad bytes: the report says where and why.
     """
     mv = _as_bytes_view(buf)
-    pos, end, batches = 0, len(mv), 0
+    pos, end, batches, stop = 0, len(mv), 0, PL_OK
     expected = base_offset
     while pos < end:
         try:
             h = validate_batch(mv, pos, max_batch_bytes, deep)
         except CorruptRecordError as e:
-            if not any(mv[pos:end]):
-                return ScanReport(pos, batches, expected, PL_OK, pos)
-            return ScanReport(pos, batches, expected, e.status, pos)
+            stop = e.status
+            break
         except RecordTooLargeError:
-            return ScanReport(pos, batches, expected, PL_ETOOLARGE, pos)
-        if expected is not None and h.base_offset != expected:
-            return ScanReport(pos, batches, expected, PL_EBADOFFSET, pos)
+            stop = PL_ETOOLARGE
+            break
+        if expected is not None and (h.base_offset != expected or
+                                     h.last_offset - base_offset > 0x7FFFFFFF):
+            stop = PL_EBADOFFSET
+            break
         expected = h.next_offset
         batches += 1
         pos += h.size
-    return ScanReport(pos, batches, expected, PL_OK, pos)
+    tail = bytes(mv[pos:end]).rstrip(b"\x00")          # zero fill is not lost data
+    return ScanReport(pos, end - pos, batches, expected, stop if tail else PL_OK, pos,
+                      len(tail))

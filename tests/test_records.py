@@ -69,8 +69,8 @@ def test_layout_constants_match_pylog_h():
         assert getattr(R, "OFF_" + name) == int(defines["PL_OFF_" + name]), name
     for name in ("BATCH_HEADER_SIZE", "LOG_OVERHEAD", "MAGIC_V2", "ATTR_TIMESTAMP_TYPE",
                  "ATTR_TRANSACTIONAL", "ATTR_CONTROL", "ATTR_COMPRESSION_MASK",
-                 "MAX_RECORD_OVERHEAD", "OK", "ETRUNCATED", "EBADLEN", "EBADMAGIC",
-                 "EBADCRC", "EBADOFFSET", "EBADRECORD", "ETOOLARGE"):
+                 "MAX_RECORD_OVERHEAD", "MIN_BATCH_LENGTH", "OK", "ETRUNCATED", "EBADLEN",
+                 "EBADMAGIC", "EBADCRC", "EBADOFFSET", "EBADRECORD", "ETOOLARGE"):
         ours = getattr(R, name if not name.startswith(("OK", "E")) else "PL_" + name)
         assert ours == int(defines["PL_" + name], 0), name
 
@@ -272,9 +272,11 @@ def test_scan_stops_at_torn_tail_at_every_byte():
 
 def test_scan_treats_zero_tail_as_clean_end_and_garbage_as_corrupt():
     seg, sizes = _segment()
-    assert scan_valid_prefix(seg + bytes(4096), 100) == (len(seg), 3, 109, R.PL_OK, len(seg))
+    assert scan_valid_prefix(seg + bytes(4096), 100) == (len(seg), 4096, 3, 109, R.PL_OK,
+                                                          len(seg), 0)
     rep = scan_valid_prefix(seg + b"\x00" * 20 + b"\x01" + bytes(100), 100)
     assert rep.valid_bytes == len(seg) and rep.stop_reason == R.PL_EBADLEN
+    assert (rep.truncated_bytes, rep.dropped_data_bytes) == (121, 21)
 
 
 def test_scan_stops_at_bit_flip_and_at_offset_gap():
