@@ -1,0 +1,1 @@
+"""The broker layer: the data directory and its topics (manager.py), producer state."""

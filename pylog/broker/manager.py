@@ -1,0 +1,405 @@
+"""The data directory: ``Log`` (what ``pylog.open`` returns) and ``Topic``.
+
+    <data>/.lock                               flock held while open; holds the pid
+    <data>/.kafka_cleanshutdown                written LAST on close, deleted FIRST on open
+    <data>/topic-metadata.json                 {"version": 1, "topics": {name:
+                                                 {"partitions": N, "config": {...}}}}
+    <data>/recovery-point-offset-checkpoint    Kafka's text format (storage/checkpoint.py)
+    <data>/log-start-offset-checkpoint
+    <data>/<topic>-<partition>/...             one PartitionLog each
+
+Open, as steps: take the lock (a second opener gets LogLockedError naming the pid);
+note and delete the clean-shutdown marker (KAFKA-10471: deleted before anything loads,
+so a crash while loading means a full recovery next time); read the checkpoints; read
+the topic metadata; load every partition (storage/loader.py); start the flusher.
+
+Close, as steps: stop the flusher; close every partition (barrier, seal: trim + fsync);
+write both checkpoints; write the clean-shutdown marker last; release the lock.
+
+``pylog.open(None)`` is an in-memory log for tests: a private directory under /dev/shm
+(tempfile's default directory if /dev/shm is unavailable), removed on close.  Flushing is
+disabled there: no barriers run and ``flush.messages=1`` does not wait (nothing would
+survive a power loss anyway).
+
+Thread-safe: topic creation/deletion and metadata writes hold ``Log._lock``; appends and
+reads go straight to the partition (its own lock).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pylog.config import TopicConfig
+from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
+                          StorageError, TopicExistsError, UnknownTopicError)
+from pylog.partitioner import RoundRobinPartitioner, partition_for_key
+from pylog.records import RecordMetadata
+from pylog.storage import checkpoint, files
+from pylog.storage.flusher import Flusher
+from pylog.storage.loader import RecoveryReport, load_segments
+from pylog.storage.log import PartitionLog
+from pylog.storage.segment import segment_config
+
+__all__ = ["Log", "Topic", "open_log"]
+
+_log = logging.getLogger("pylog.manager")
+METADATA_VERSION = 1
+
+
+class Topic:
+    """A named set of partitions sharing one TopicConfig."""
+
+    def __init__(self, name: str, config: TopicConfig, partitions: list[PartitionLog]):
+        self.name = name
+        self.config = config
+        self._partitions = partitions
+        self._null_key = RoundRobinPartitioner()
+
+    @property
+    def num_partitions(self) -> int:
+        return len(self._partitions)
+
+    @property
+    def partitions(self) -> list[PartitionLog]:
+        return list(self._partitions)
+
+    def partition(self, i: int) -> PartitionLog:
+        """Partition ``i``; UnknownTopicError if there is no such partition."""
+        if not isinstance(i, int) or not 0 <= i < len(self._partitions):
+            raise UnknownTopicError(f"topic {self.name!r} has no partition {i!r} "
+                                    f"({len(self._partitions)} partitions)")
+        return self._partitions[i]
+
+    def partition_for(self, key: bytes | None) -> int:
+        """Kafka's default partitioner: murmur2 of the key; null keys round-robin."""
+        n = len(self._partitions)
+        if key is None:
+            return self._null_key.partition(n)
+        return partition_for_key(key, n)
+
+    def append(self, value, key=None, headers=None, timestamp=None,
+               partition: int | None = None) -> RecordMetadata:
+        """Append one record, routed by key unless ``partition`` is given."""
+        i = self.partition_for(key) if partition is None else partition
+        p = self.partition(i)
+        ts = time.time_ns() // 1_000_000 if timestamp is None else timestamp
+        offset = p.append(value, key, headers, ts)
+        return RecordMetadata(self.name, i, offset, ts)
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r}, partitions={len(self._partitions)})"
+
+
+class Log:
+    """A pylog data directory: topics of partitioned logs.  Use ``pylog.open``."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 retention_check_interval_ms: int = 30_000):
+        self._memory = path is None
+        self._dir = Path(_memory_dir() if path is None else path).absolute()
+        self.data_dir: Path | None = None if self._memory else self._dir
+        self._lock = threading.RLock()
+        self._topics: dict[str, Topic] = {}
+        self._closed = False
+        self._lock_fd = -1
+        self.recovery_reports: list[RecoveryReport] = []
+        self.warnings: list[str] = []
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            self._open(retention_check_interval_ms / 1000.0)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # ---- open ------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        path = self._dir / files.LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StorageError(f"cannot lock {path}: {e}") from e
+            try:
+                holder = path.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise LogLockedError(f"data directory {self._dir} is locked by another "
+                                 f"process (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)            # closing the fd releases the flock
+            self._lock_fd = -1
+
+    def _open(self, tick_s: float) -> None:
+        marker = self._dir / files.CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        if clean:                               # deleted before anything loads
+            marker.unlink()
+            files.fsync_dir(self._dir)
+        rps, warn1 = checkpoint.read_offset_checkpoint(
+            self._dir / files.RECOVERY_POINT_CHECKPOINT)
+        starts, warn2 = checkpoint.read_offset_checkpoint(
+            self._dir / files.LOG_START_CHECKPOINT)
+        self.warnings += [w for w in (warn1, warn2) if w]
+        self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
+                                tick=self._maintenance, tick_interval_s=tick_s)
+        for name, entry in self._read_metadata().items():
+            config = TopicConfig.from_dict(entry.get("config") or {})
+            parts = [self._load_partition(name, i, config, clean, rps, starts)
+                     for i in range(int(entry["partitions"]))]
+            self._topics[name] = Topic(name, config, parts)
+        self._note_stray_dirs()
+
+    def _load_partition(self, topic: str, i: int, config: TopicConfig, clean: bool,
+                        rps: dict, starts: dict) -> PartitionLog:
+        directory = files.partition_dir(self._dir, topic, i)
+        segs, start, rp, report = load_segments(
+            directory, topic, i, segment_config(config), clean=clean,
+            recovery_point=rps.get((topic, i)), log_start_offset=starts.get((topic, i)))
+        self.recovery_reports.append(report)
+        if report.lost_data:
+            _log.warning("recovery of %s-%d dropped data: %s", topic, i, report)
+        return PartitionLog(topic, i, directory, config, segs, start, rp,
+                            flusher=self._flusher, durable=not self._memory,
+                            on_checkpoint=self._write_log_start_checkpoint)
+
+    def _read_metadata(self) -> dict:
+        path = self._dir / files.METADATA_FILE
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise StorageError(f"{path}: unreadable topic metadata ({e})") from e
+        if doc.get("version") != METADATA_VERSION or not isinstance(doc.get("topics"), dict):
+            raise StorageError(f"{path}: unsupported topic metadata version "
+                               f"{doc.get('version')!r}")
+        topics = doc["topics"]
+        for name in topics:
+            files.validate_topic_name(name)
+        return topics
+
+    def _note_stray_dirs(self) -> None:
+        for entry in os.listdir(self._dir):
+            tp = files.parse_partition_dir(entry)
+            if tp is None or not (self._dir / entry).is_dir():
+                continue
+            t = self._topics.get(tp[0])
+            if t is None or tp[1] >= t.num_partitions:
+                self.warnings.append(f"{entry}: partition directory not in the topic "
+                                     "metadata; left untouched")
+
+    # ---- metadata and checkpoints ------------------------------------------------------
+    def _write_metadata_locked(self) -> None:
+        doc = {"version": METADATA_VERSION, "topics": {
+            name: {"partitions": t.num_partitions,
+                   "config": t.config.to_dict(only_explicit=True)}
+            for name, t in sorted(self._topics.items())}}
+        files.atomic_write(self._dir / files.METADATA_FILE,
+                           (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+
+    def _all_partitions(self) -> list[PartitionLog]:
+        with self._lock:
+            return [p for t in self._topics.values() for p in t._partitions]
+
+    def write_checkpoints(self) -> None:
+        """Write both offset checkpoints (recovery points, log start offsets)."""
+        parts = self._all_partitions()
+        with self._lock:
+            checkpoint.write_offset_checkpoint(
+                self._dir / files.RECOVERY_POINT_CHECKPOINT,
+                {(p.topic, p.partition): p.recovery_point for p in parts})
+            self._write_log_start_checkpoint_locked(parts)
+
+    def _write_log_start_checkpoint(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._write_log_start_checkpoint_locked(self._all_partitions())
+
+    def _write_log_start_checkpoint_locked(self, parts) -> None:
+        checkpoint.write_offset_checkpoint(
+            self._dir / files.LOG_START_CHECKPOINT,
+            {(p.topic, p.partition): p.log_start_offset for p in parts})
+
+    def _maintenance(self) -> None:
+        """Flusher tick: retention for every partition, then the checkpoints."""
+        if self._closed:
+            return
+        self.enforce_retention()
+        with self._lock:
+            if not self._closed:
+                self.write_checkpoints()
+
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Apply retention.ms / retention.bytes everywhere; returns segments deleted."""
+        return sum(p.enforce_retention(now_ms) for p in self._all_partitions())
+
+    # ---- topics ------------------------------------------------------------------------
+    def create_topic(self, name: str, partitions: int = 1, config=None) -> Topic:
+        """Create a topic (TopicExistsError, InvalidTopicError, InvalidPartitionsError,
+        InvalidConfigError)."""
+        files.validate_topic_name(name)
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or \
+                not 1 <= partitions <= 100_000:
+            raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
+                                         f"an integer from 1 to 100000, not {partitions!r}")
+        cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
+        with self._lock:
+            self._check_open()
+            if name in self._topics:
+                raise TopicExistsError(f"topic {name!r} already exists")
+            self._check_collision(name)
+            parts = []
+            try:
+                for i in range(partitions):
+                    directory = files.partition_dir(self._dir, name, i)
+                    if directory.exists():      # leftovers of a topic not in metadata
+                        shutil.rmtree(directory)
+                    parts.append(self._load_partition(name, i, cfg, True, {}, {}))
+            except BaseException:
+                for p in parts:
+                    p.close()
+                raise
+            self.recovery_reports = [r for r in self.recovery_reports if r.topic != name
+                                     or r.mode != "new"]
+            topic = self._topics[name] = Topic(name, cfg, parts)
+            self._write_metadata_locked()
+            files.fsync_dir(self._dir)
+            return topic
+
+    def _check_collision(self, name: str) -> None:
+        # Kafka: topics whose names differ only in '.' vs '_' collide in metric names.
+        norm = name.replace(".", "_")
+        for other in self._topics:
+            if other.replace(".", "_") == norm:
+                raise InvalidTopicError(f"topic {name!r} collides with existing topic "
+                                        f"{other!r} ('.' and '_' are equivalent)")
+
+    def topic(self, name: str) -> Topic:
+        try:
+            return self._topics[name]
+        except KeyError:
+            raise UnknownTopicError(f"unknown topic {name!r}") from None
+
+    def topics(self) -> list[str]:
+        with self._lock:
+            return sorted(self._topics)
+
+    def has_topic(self, name: str) -> bool:
+        return name in self._topics
+
+    def partition(self, topic: str, i: int) -> PartitionLog:
+        return self.topic(topic).partition(i)
+
+    def delete_topic(self, name: str) -> None:
+        """Close the topic's partitions and delete their directories."""
+        with self._lock:
+            self._check_open()
+            topic = self.topic(name)
+            del self._topics[name]
+            self._write_metadata_locked()
+            for p in topic._partitions:
+                p.close()
+                shutil.rmtree(p.directory, ignore_errors=True)
+            files.fsync_dir(self._dir)
+            self.write_checkpoints()
+
+    def alter_topic_config(self, name: str, updates: dict) -> TopicConfig:
+        """Set Kafka-named config keys on a topic (None resets a nullable one)."""
+        with self._lock:
+            topic = self.topic(name)
+            cfg = topic.config.with_updates(updates)
+            topic.config = cfg
+            for p in topic._partitions:
+                p.update_config(cfg)
+            self._write_metadata_locked()
+            return cfg
+
+    def create_partitions(self, name: str, total: int) -> None:
+        """Grow a topic to ``total`` partitions (Kafka CreatePartitions)."""
+        with self._lock:
+            topic = self.topic(name)
+            if not isinstance(total, int) or total <= topic.num_partitions:
+                raise InvalidPartitionsError(
+                    f"topic {name!r} has {topic.num_partitions} partitions; "
+                    f"the new count must be larger, not {total!r}")
+            for i in range(topic.num_partitions, total):
+                topic._partitions.append(
+                    self._load_partition(name, i, topic.config, True, {}, {}))
+            self._write_metadata_locked()
+
+    # ---- close -------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"log {self._dir} is closed")
+
+    def close(self) -> None:
+        """Flush, seal, checkpoint, write the clean marker (last), unlock.  Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._flusher.stop()
+        parts = self._all_partitions()
+        errors = []
+        for p in parts:
+            try:
+                p.close()
+            except Exception as e:          # keep closing the others
+                errors.append(e)
+        try:
+            if not self._memory:
+                self.write_checkpoints()
+                if not errors and not any(p.fenced for p in parts):
+                    files.atomic_write(self._dir / files.CLEAN_SHUTDOWN_FILE,
+                                       b'{"version":0,"brokerEpoch":0}\n')
+        finally:
+            self._release_lock()
+            if self._memory:
+                shutil.rmtree(self._dir, ignore_errors=True)
+        if errors:
+            raise errors[0]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Log":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "memory" if self._memory else str(self._dir)
+        return f"Log({where}, topics={len(self._topics)})"
+
+
+def _memory_dir() -> str:
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        try:
+            return tempfile.mkdtemp(prefix="pylog-mem-", dir=shm)
+        except OSError:
+            pass
+    return tempfile.mkdtemp(prefix="pylog-mem-")
+
+
+def open_log(path: str | os.PathLike | None = None, **options) -> Log:
+    """Open (creating if needed) the data directory at ``path``; None = in-memory."""
+    return Log(path, **options)

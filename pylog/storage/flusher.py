@@ -1,0 +1,140 @@
+"""The group-commit thread: one per ``Log``, it runs every barrier (msync + fdatasync).
+
+Why a thread: a barrier takes milliseconds on a real disk, and the appending thread (the
+server's event loop, or a user's producer threads) must only ever pay for a memcpy.  So an
+append that needs durability registers a future and asks the flusher for a barrier; the
+flusher runs one barrier per partition that covers *every* append made before it started,
+and resolves all their futures at once (group commit: N concurrent durable appends share
+one fdatasync, DESIGN section 3).
+
+Two triggers:
+  * ``request(p)``: a barrier is wanted now (``flush.messages`` reached, a durable ack
+    waiting, ``flush()``).  Requests arriving while a barrier runs are served by the next.
+  * periodic: every partition whose ``flush_ms`` is set and that has unsynced data older
+    than ``flush_ms`` gets a barrier (Kafka's ``flush.ms``).
+
+The flusher never touches a partition's data itself: it calls ``p.barrier()``, which
+snapshots what to sync under the partition lock, syncs outside it, then resolves or fails
+the waiting futures (see ``PartitionLog.barrier``).  Exceptions there are the partition's
+business (it fences itself); the flusher only logs and goes on with the others.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+__all__ = ["Flusher", "Flushable"]
+
+_log = logging.getLogger("pylog.flusher")
+_TICK = object()          # marker in the work list: run the periodic tick
+
+
+class Flushable(Protocol):
+    """What the flusher needs from a partition."""
+
+    def barrier(self) -> None: ...
+    def flush_due_in(self, now: float) -> float | None: ...
+
+
+class Flusher:
+    """One daemon thread serving barrier requests for many partitions.  Thread-safe."""
+
+    def __init__(self, name: str = "pylog-flusher", idle_wake_s: float = 1.0,
+                 tick=None, tick_interval_s: float = 30.0):
+        """``tick``: an optional callable run in this thread every ``tick_interval_s``
+        (the Log uses it for retention and checkpoints)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._tick = tick
+        self._tick_interval_s = tick_interval_s
+        self._next_tick = time.monotonic() + tick_interval_s
+        self._pending: dict[int, Flushable] = {}     # id -> partition, insertion ordered
+        self._registered: dict[int, Flushable] = {}
+        self._stopping = False
+        self._idle_wake_s = idle_wake_s
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # ---- called by partitions --------------------------------------------------------
+    def register(self, p: Flushable) -> None:
+        """Include ``p`` in the periodic (``flush.ms``) scan."""
+        with self._cond:
+            self._registered[id(p)] = p
+            self._cond.notify()
+
+    def unregister(self, p: Flushable) -> None:
+        with self._cond:
+            self._registered.pop(id(p), None)
+            self._pending.pop(id(p), None)
+
+    def request(self, p: Flushable) -> None:
+        """Ask for a barrier on ``p`` as soon as possible (never blocks on I/O)."""
+        with self._cond:
+            if id(p) not in self._pending:
+                self._pending[id(p)] = p
+                self._cond.notify()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def stop(self) -> None:
+        """Serve what is pending, then end the thread.  Idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    # ---- the thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                todo = self._wait_for_work_locked()
+                if todo is None:
+                    return
+            if todo and todo[-1] is _TICK:
+                todo.pop()
+                self._run_tick()
+            for p in todo:
+                try:
+                    p.barrier()
+                except Exception:  # the partition has fenced itself; keep serving others
+                    _log.exception("barrier failed for %r", p)
+
+    def _run_tick(self) -> None:
+        try:
+            self._tick()
+        except Exception:
+            _log.exception("periodic maintenance failed")
+
+    def _wait_for_work_locked(self) -> list[Flushable] | None:
+        """Block until some partition needs a barrier; None once stopping and idle."""
+        while True:
+            now = time.monotonic()
+            todo = list(self._pending.values())
+            requested = set(self._pending)
+            self._pending.clear()
+            timeout = self._idle_wake_s
+            for key, p in self._registered.items():
+                if key in requested:
+                    continue
+                due = p.flush_due_in(now)
+                if due is None:
+                    continue
+                if due <= 0:
+                    todo.append(p)
+                else:
+                    timeout = min(timeout, due)
+            if self._tick is not None and not self._stopping:
+                if now >= self._next_tick:
+                    self._next_tick = now + self._tick_interval_s
+                    todo.append(_TICK)
+                else:
+                    timeout = min(timeout, self._next_tick - now)
+            if todo:
+                return todo
+            if self._stopping:
+                return None
+            self._cond.wait(timeout)

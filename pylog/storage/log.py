@@ -1,0 +1,553 @@
+"""PartitionLog: one partition of a topic, a list of segments with one active at the end.
+
+    <data>/<topic>-<partition>/
+        00000000000000000000.log .index .timeindex      sealed (read-only, trimmed, synced)
+        00000000000000004711.log .index .timeindex      active (mapped for writing)
+
+Offsets: ``log_start_offset`` <= every readable offset < ``log_end_offset`` (LEO, the next
+offset to assign; also the high watermark: there are no replicas).  ``recovery_point`` is
+the synced offset: every offset below it is behind a successful barrier.
+
+Writes: one C call builds or copies the batch straight into the active mapping.  When the
+segment (or one of its indexes) is full the C core says PL_EFULL and we roll: seal the old
+segment (final time-index entry, trim, fsync) and create the next one at the LEO.
+Durability (DESIGN section 3) is the flusher's job: ``flush.messages=1`` makes appends wait
+for a barrier shared with every concurrent append (group commit); ``flush.messages=N`` and
+``flush.ms`` request barriers without waiting.  A failed barrier fences the partition: the
+futures it covered fail with StorageError and every later append is refused.
+
+Reads never hold the lock for more than a lookup: under the lock we pick the segment, find
+the batch position and snapshot the end; the decode runs outside it over bytes below that
+end, which nothing rewrites (retention unlinks files but the mapping stays valid).
+
+Locking: one ``threading.Lock`` per partition; methods named ``*_locked`` expect it held.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import deque, namedtuple
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pylog import _ffi
+from pylog._ffi import ffi, lib
+from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
+                          StorageError)
+from pylog.records import Record
+from pylog.storage import files
+from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
+                                  retention_victims)
+from pylog.storage.segment import Segment, segment_config
+
+__all__ = ["PartitionLog", "AppendResult", "Columns"]
+
+AppendResult = namedtuple("AppendResult",
+                          "base_offset last_offset log_append_time log_start_offset")
+_now_ns = time.time_ns
+_monotonic = time.monotonic
+_from_buffer = ffi.from_buffer
+_NULL = ffi.NULL
+
+
+class PartitionLog:
+    """One partition's log.  Thread-safe (one lock); see the module doc."""
+
+    def __init__(self, topic: str, partition: int, directory: Path, config,
+                 segments: list[Segment], log_start_offset: int, recovery_point: int,
+                 flusher=None, durable: bool = True,
+                 on_checkpoint: Callable[[], None] | None = None):
+        self.topic = topic
+        self.partition = partition
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._active = segments[-1]
+        self._log_start = log_start_offset
+        self._synced = recovery_point
+        self._flusher = flusher if durable else None
+        self._on_checkpoint = on_checkpoint
+        self._waiters: deque[tuple[int, Future]] = deque()
+        self._fenced: StorageError | None = None
+        self._closed = False
+        self._listeners: tuple = ()
+        self._dirty_since: float | None = None
+        self._unflushed_msgs = 0
+        self._barriers = 0                     # barriers running outside the lock
+        self._deferred_close: list[Segment] = []
+        self._reader = ColumnReader(self)
+        self._rin = ffi.new("pl_records_in *")
+        self._klen = ffi.new("int32_t[1]")
+        self._vlen = ffi.new("int32_t[1]")
+        self._out = ffi.new("int64_t[2]")
+        rin = self._rin
+        rin.producer_id, rin.producer_epoch, rin.base_sequence, rin.attributes = -1, -1, -1, 0
+        rin.value_lens = self._vlen
+        self._apply_config_locked(config)
+        if self._flusher is not None:
+            self._flusher.register(self)
+
+    # ---- configuration -------------------------------------------------------------
+    def _apply_config_locked(self, config) -> None:
+        self.config = config
+        self._scfg = segment_config(config)
+        self._segment_ms = config.segment_ms
+        fm = config.flush_messages
+        self._wait_durable = self._flusher is not None and fm == 1
+        self._flush_every = fm if (self._flusher is not None and fm and fm > 1) else 0
+        self._flush_s = (None if self._flusher is None or config.flush_ms is None
+                         else config.flush_ms / 1000.0)
+        self._roll_deadline = self._active.created_ms + self._segment_ms
+
+    def update_config(self, config) -> None:
+        """Apply a new TopicConfig (segment sizes take effect at the next roll)."""
+        with self._lock:
+            self._apply_config_locked(config)
+
+    # ---- properties ----------------------------------------------------------------
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._active.c.next_offset
+
+    high_watermark = log_end_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._synced
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> list[Segment]:
+        """A snapshot of the segment list (oldest first)."""
+        with self._lock:
+            return list(self._segments)
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
+    # ---- appends -------------------------------------------------------------------
+    def append(self, value, key=None, headers=None, timestamp=None) -> int:
+        """Append one record; returns its offset (waits for a barrier if flush.messages=1)."""
+        if headers:
+            return self.append_batch([value], None if key is None else [key], [headers],
+                                     None if timestamp is None else [timestamp])
+        now = _now_ns() // 1_000_000
+        rin = self._rin
+        with self._lock:
+            if self._fenced is not None or self._closed:
+                self._raise_unwritable_locked()
+            if now > self._roll_deadline:
+                self._maybe_time_roll_locked(now)
+            rin.count = 1
+            rin.timestamp = now if timestamp is None else timestamp
+            if value is None:
+                self._vlen[0] = -1
+                rin.values = _NULL
+            else:
+                self._vlen[0] = len(value)
+                rin.values = _from_buffer("uint8_t[]", value)
+            if key is None:
+                rin.key_lens = _NULL
+            else:
+                self._klen[0] = len(key)
+                rin.keys = _from_buffer("uint8_t[]", key)
+                rin.key_lens = self._klen
+            out = self._out
+            rc = lib.pl_segment_append_records(self._active.c, rin, out)
+            if rc:
+                self._retry_records_locked(rc, rin)
+            offset = out[0]
+            fut = self._after_append_locked(offset)
+        for fn in self._listeners:
+            fn()
+        if fut is not None:
+            self._await_durable(fut)
+        return offset
+
+    def append_batch(self, values, keys=None, headers=None, timestamps=None) -> int:
+        """Append ``values`` as one batch (one CRC); returns the base offset."""
+        n = len(values)
+        keep, rin = build_records_in(values, keys, headers, timestamps,
+                                     _now_ns() // 1_000_000)
+        with self._lock:
+            if self._fenced is not None or self._closed:
+                self._raise_unwritable_locked()
+            if rin.timestamp > self._roll_deadline:
+                self._maybe_time_roll_locked(rin.timestamp)
+            out = self._out
+            rc = lib.pl_segment_append_records(self._active.c, rin, out)
+            if rc:
+                self._retry_records_locked(rc, rin)
+            base = out[0]
+            fut = self._after_append_locked(base + n - 1)
+        del keep
+        for fn in self._listeners:
+            fn()
+        if fut is not None:
+            self._await_durable(fut)
+        return base
+
+    def append_raw(self, data, *, wait: bool = True) -> AppendResult:
+        """Append whole client-built RecordBatch v2 batches, all or nothing."""
+        size = len(data)
+        buf = _from_buffer("uint8_t[]", data)
+        now = _now_ns() // 1_000_000
+        with self._lock:
+            if self._fenced is not None or self._closed:
+                self._raise_unwritable_locked()
+            if now > self._roll_deadline:
+                self._maybe_time_roll_locked(now)
+            out = self._out
+            rc = lib.pl_segment_append(self._active.c, buf, size, out, out + 1)
+            if rc:
+                rc = self._roll_for_retry_locked(rc, size)
+                rc = lib.pl_segment_append(self._active.c, buf, size, out, out + 1)
+                if rc:
+                    self._append_error_locked(rc, size)
+            base, last = out[0], out[1]
+            fut = self._after_append_locked(last)
+            log_start = self._log_start
+        for fn in self._listeners:
+            fn()
+        if fut is not None and wait:
+            self._await_durable(fut)
+        return AppendResult(base, last, -1, log_start)
+
+    def _retry_records_locked(self, rc: int, rin) -> None:
+        """The first attempt failed: roll if the segment is full and try once more."""
+        self._roll_for_retry_locked(rc, 0)
+        rc = lib.pl_segment_append_records(self._active.c, rin, self._out)
+        if rc:
+            self._append_error_locked(rc, 0)
+
+    def _roll_for_retry_locked(self, rc: int, size: int) -> int:
+        if rc == lib.PL_EFULL and not self._active.is_empty:
+            self._roll_locked()
+            return 0
+        if rc == lib.PL_ECLOSED and not self._active.active:
+            self._new_active_locked()      # an earlier roll sealed but could not create
+            return 0
+        self._append_error_locked(rc, size)
+        return rc
+
+    def _append_error_locked(self, rc: int, size: int) -> None:
+        where = f"appending to {self.topic}-{self.partition}"
+        if rc == lib.PL_EFULL:
+            raise RecordListTooLargeError(
+                f"{where}: {size or 'the'} batch bytes do not fit in an empty segment "
+                f"(segment.bytes={self.config.segment_bytes})")
+        _ffi.check(rc, where)
+
+    def _after_append_locked(self, last_offset: int) -> Future | None:
+        """Flush-policy bookkeeping; returns a future to wait on for durable acks."""
+        if self._dirty_since is None:
+            self._dirty_since = _monotonic()
+        if self._wait_durable:
+            fut = Future()
+            self._waiters.append((last_offset, fut))
+            return fut
+        if self._flush_every:
+            self._unflushed_msgs += 1
+            if self._unflushed_msgs >= self._flush_every:
+                self._unflushed_msgs = 0
+                self._flusher.request(self)
+        return None
+
+    def _await_durable(self, fut: Future) -> None:
+        self._flusher.request(self)
+        fut.result()
+
+    def _raise_unwritable_locked(self):
+        if self._fenced is not None:
+            raise StorageError(f"{self.topic}-{self.partition} is fenced after a failed "
+                               f"barrier: {self._fenced}")
+        raise StorageError(f"{self.topic}-{self.partition} is closed")
+
+    # ---- rolling -------------------------------------------------------------------
+    def _maybe_time_roll_locked(self, now_ms: int) -> None:
+        if self._active.is_empty:
+            self._roll_deadline = now_ms + self._segment_ms
+        else:
+            self._roll_locked()
+
+    def roll(self) -> None:
+        """Seal the active segment and start a new one (no-op if it is empty)."""
+        with self._lock:
+            if not self._active.is_empty:
+                self._roll_locked()
+
+    def _roll_locked(self) -> None:
+        old = self._active
+        try:
+            old.seal()                        # final timeindex entry, trim, fsync
+        except StorageError as e:
+            self._fence_locked(e)
+            raise
+        # Everything below the new base is now synced (sealed segments are fsynced).
+        self._advance_synced_locked(old.next_offset)
+        self._close_segment_locked(old)
+        self._new_active_locked()
+
+    def _new_active_locked(self) -> None:
+        base = self._active.next_offset
+        seg = Segment.create(self.directory, base, self._scfg)
+        files.fsync_dir(self.directory)
+        self._segments.append(seg)
+        self._bases.append(base)
+        self._active = seg
+        self._roll_deadline = seg.created_ms + self._segment_ms
+
+    def _close_segment_locked(self, seg: Segment) -> None:
+        """Close a sealed segment's fds now, or after the barrier that may use them."""
+        if self._barriers:
+            self._deferred_close.append(seg)
+        else:
+            seg.close()
+
+    # ---- durability ----------------------------------------------------------------
+    def durable_future(self, offset: int) -> Future:
+        """A future resolved once every offset <= ``offset`` is behind a barrier."""
+        fut: Future = Future()
+        with self._lock:
+            if not self._wait_durable or offset < self._synced:
+                fut.set_result(None)
+                return fut
+            if self._fenced is not None:
+                fut.set_exception(StorageError(str(self._fenced)))
+                return fut
+            self._waiters.append((offset, fut))
+            self._waiters = deque(sorted(self._waiters, key=lambda w: w[0]))
+        self._flusher.request(self)
+        return fut
+
+    def flush_due_in(self, now: float) -> float | None:
+        """Seconds until flush.ms asks for a barrier (<= 0: now); None if nothing due."""
+        since = self._dirty_since
+        if since is None or self._flush_s is None:
+            return None
+        return since + self._flush_s - now
+
+    def barrier(self) -> None:
+        """msync + fdatasync everything appended so far, then resolve the waiters.
+
+        Called by the flusher thread (and by flush()).  The sync runs outside the lock on
+        a private copy of the active ``pl_mfile``, so appends continue meanwhile.
+        """
+        with self._lock:
+            if self._fenced is not None:
+                self._fail_waiters_locked(self._fenced)
+                return
+            target = self._active.c.next_offset
+            self._dirty_since = None
+            if target <= self._synced or self._closed:
+                self._resolve_waiters_locked()
+                return
+            seg = self._active
+            snap = ffi.new("pl_mfile *")
+            snap[0] = seg.c.log
+            self._barriers += 1
+        rc = lib.pl_mfile_sync(snap)
+        with self._lock:
+            self._barriers -= 1
+            if rc:
+                try:
+                    _ffi.check(rc, f"barrier on {seg.log_path}")
+                except Exception as e:          # noqa: BLE001 - any failure fences
+                    err = e if isinstance(e, StorageError) else StorageError(str(e))
+                self._fence_locked(err)
+            else:
+                if seg.c.log.synced < snap.synced:
+                    seg.c.log.synced = snap.synced
+                self._advance_synced_locked(target)
+            if not self._barriers and self._deferred_close:
+                for s in self._deferred_close:
+                    s.close()
+                self._deferred_close.clear()
+        if rc:
+            raise err
+
+    def _advance_synced_locked(self, offset: int) -> None:
+        if offset > self._synced:
+            self._synced = offset
+        self._resolve_waiters_locked()
+
+    def _resolve_waiters_locked(self) -> None:
+        waiters, synced = self._waiters, self._synced
+        while waiters and waiters[0][0] < synced:
+            waiters.popleft()[1].set_result(None)
+
+    def _fence_locked(self, err: Exception) -> None:
+        if self._fenced is None:
+            self._fenced = err if isinstance(err, StorageError) else StorageError(str(err))
+        self._fail_waiters_locked(self._fenced)
+
+    def _fail_waiters_locked(self, err: Exception) -> None:
+        while self._waiters:
+            self._waiters.popleft()[1].set_exception(StorageError(str(err)))
+
+    def flush(self) -> None:
+        """Barrier now, in this thread (no-op for an in-memory log)."""
+        if self._flusher is not None:
+            self.barrier()
+
+    # ---- reads ---------------------------------------------------------------------
+    def _locate_locked(self, offset: int) -> tuple[Segment, int, int] | None:
+        """(segment, batch position, end) for a read at offset; None at the LEO."""
+        leo = self._active.c.next_offset
+        if offset < self._log_start or offset > leo:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range for {self.topic}-{self.partition} "
+                f"(log start {self._log_start}, log end {leo})")
+        if offset == leo:
+            return None
+        i = bisect.bisect_right(self._bases, offset) - 1
+        while True:
+            seg = self._segments[i]
+            if offset < seg.c.next_offset:
+                break
+            i += 1                            # a gap after compaction: next segment
+            offset = max(offset, self._bases[i])
+        h = ffi.new("pl_batch_header *")
+        return seg, seg.find(offset, h), seg.size
+
+    def read(self, offset: int, max_records: int = 500, max_bytes: int = 1 << 20
+             ) -> list[Record]:
+        """Records from ``offset`` on (at most max_records, whole batches within
+        max_bytes but at least one batch).  OffsetOutOfRangeError outside the log."""
+        return self._reader.read(offset, max_records, max_bytes)
+
+    def iter(self, offset: int | None = None, batch_records: int = 1000
+             ) -> Iterator[Record]:
+        """Every record from ``offset`` (default: log start) to the LEO seen at each step."""
+        offset = self._log_start if offset is None else offset
+        while True:
+            recs = self._reader.read(offset, batch_records, 1 << 24)
+            if not recs:
+                return
+            yield from recs
+            offset = recs[-1].offset + 1
+
+    def read_columns(self, offset: int, max_records: int = 1_000_000) -> Columns:
+        """Records from ``offset`` as numpy columns, values zero-copy over the mapping
+        when the batches are uncompressed.  Stops at the end of one segment."""
+        return self._reader.read_columns(offset, max_records)
+
+    def read_raw(self, offset: int, max_bytes: int = 1 << 20) -> memoryview:
+        """Whole batches from the one containing ``offset`` (at least one, one segment),
+        as a zero-copy view of the mapping; empty at the LEO."""
+        with self._lock:
+            loc = self._locate_locked(offset)
+            if loc is None:
+                return memoryview(b"")
+            seg, pos, _ = loc
+            end = seg.span(pos, max(0, max_bytes))
+        return seg.view(pos, end)
+
+    def offset_for_time(self, ts_ms: int) -> int | None:
+        """First offset whose timestamp >= ts_ms (ListOffsets by time), or None."""
+        return self._reader.offset_for_time(ts_ms)
+
+    def iter_batch_headers(self, start_offset: int | None = None):
+        """BatchHeader of each batch from the one holding start_offset (default: all)."""
+        with self._lock:
+            segs = [(s, s.size) for s in self._segments]
+            first_pos = 0
+            if start_offset is not None:
+                loc = self._locate_locked(max(start_offset, self._log_start))
+                if loc is None:
+                    return
+                segs = [(s, n) for s, n in segs if s.base_offset >= loc[0].base_offset]
+                first_pos = loc[1]
+        for i, (seg, end) in enumerate(segs):
+            for _, h in seg.iter_headers(first_pos if i == 0 else 0, end):
+                yield h
+
+    def index_arrays(self):
+        """(offset index, time index) numpy views of the active segment (zero copy)."""
+        with self._lock:
+            return self._active.index_arrays()
+
+    # ---- listeners -----------------------------------------------------------------
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners = self._listeners + (fn,)
+
+    def remove_listener(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            ls = list(self._listeners)
+            if fn in ls:
+                ls.remove(fn)
+            self._listeners = tuple(ls)
+
+    # ---- retention -----------------------------------------------------------------
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole oldest segments past retention.ms / retention.bytes (Kafka's
+        deleteOldSegments); advances the log start offset.  Returns segments deleted."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._lock:
+            if self._closed:
+                return 0
+            n = retention_victims(self._segments, self.config, now_ms, self._log_start)
+            if n == 0:
+                return 0
+            if n == len(self._segments):
+                self._roll_locked()               # never delete the active segment
+            doomed = self._segments[:n]
+            del self._segments[:n]
+            del self._bases[:n]
+            self._log_start = max(self._log_start, self._segments[0].base_offset)
+            for seg in doomed:
+                if self._barriers:
+                    self._deferred_close.append(seg)
+                    seg.deleted = True
+                    for p in (seg.log_path, seg.index_path, seg.timeindex_path):
+                        p.unlink(missing_ok=True)
+                else:
+                    seg.delete()
+            files.fsync_dir(self.directory)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint()
+        return n
+
+    # ---- shutdown ------------------------------------------------------------------
+    def close(self) -> None:
+        """Barrier, seal the active segment, close every fd.  Idempotent."""
+        if self._flusher is not None:
+            self._flusher.unregister(self)
+            try:
+                self.barrier()
+            except StorageError:
+                pass                            # fenced: the waiters already failed
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._fenced is None:
+                    self._active.seal()
+                    self._advance_synced_locked(self._active.next_offset)
+            finally:
+                self._fail_waiters_locked(StorageError("partition closed"))
+                for seg in self._segments:
+                    seg.close()
+
+    def delete_files_locked(self) -> None:
+        """Unlink every segment file (the caller removes the directory)."""
+        for seg in self._segments:
+            seg.delete()
+
+    def __repr__(self) -> str:
+        return (f"PartitionLog({self.topic}-{self.partition}, start={self._log_start}, "
+                f"end={self.log_end_offset}, segments={len(self._segments)})")

@@ -1,0 +1,448 @@
+"""Decoding a partition's batches into columns, Records, and numpy views.
+
+The C core decodes uncompressed batches straight from the mapping into caller-owned
+column arrays (``pl_record_cols``: offsets, timestamps, key/value/header positions and
+lengths).  Positions index the *source*: the segment's mapping for plain batches, the
+inflated bytes for a compressed batch (``PL_ECOMPRESSED`` hands it back to us; we
+decompress with ``records.decompress`` and call ``pl_records_decode``).  A decode is
+therefore a list of chunks ``(source, first_row, end_row)``.
+
+From chunks we build either Records (one bytes copy of the chunk's span, then slices:
+the cheapest way to make millions of small ``bytes``) or ``Columns`` (numpy, zero copy
+when the whole read is one chunk of the mapping).
+
+Also here, because log.py is long enough: the record-input builder for ``append_batch``
+and the retention predicate.  Nothing in this module takes the partition lock except
+through ``PartitionLog._locate_locked`` callers below, which hold it explicitly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pylog import _ffi
+from pylog._ffi import ffi, lib
+from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
+from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
+
+__all__ = ["Columns", "ColumnReader", "build_records_in", "retention_victims"]
+
+_make = Record.make
+
+
+class _Cols:
+    """A ``pl_record_cols`` whose arrays are numpy arrays (so slicing/tolist is fast)."""
+
+    __slots__ = ("c", "offsets", "timestamps", "key_pos", "key_lens", "value_pos",
+                 "value_lens", "headers_pos", "header_counts", "capacity")
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        c = self.c = ffi.new("pl_record_cols *")
+        c.capacity = capacity
+        c.count = 0
+        for name, dtype, ctype in (
+                ("offsets", np.int64, "int64_t[]"), ("timestamps", np.int64, "int64_t[]"),
+                ("key_pos", np.int64, "int64_t[]"), ("key_lens", np.int32, "int32_t[]"),
+                ("value_pos", np.int64, "int64_t[]"), ("value_lens", np.int32, "int32_t[]"),
+                ("headers_pos", np.int64, "int64_t[]"),
+                ("header_counts", np.int32, "int32_t[]")):
+            arr = np.empty(max(capacity, 1), dtype=dtype)
+            setattr(self, name, arr)
+            setattr(c, name, ffi.from_buffer(ctype, arr))
+
+    @property
+    def count(self) -> int:
+        return self.c.count
+
+    def take_from(self, other: "_Cols", n: int) -> None:
+        """Append the first n rows of ``other`` (used for a batch that does not fit)."""
+        i = self.c.count
+        for name in ("offsets", "timestamps", "key_pos", "key_lens", "value_pos",
+                     "value_lens", "headers_pos", "header_counts"):
+            getattr(self, name)[i:i + n] = getattr(other, name)[:n]
+        self.c.count = i + n
+
+
+def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple]:
+    """Decode batches [pos, end) of ``seg`` into cols; returns the chunks."""
+    chunks = []
+    view = seg._log_view
+    out = ffi.new("uint64_t *")
+    h = ffi.new("pl_batch_header *")
+    while pos < end and cols.c.count < cols.capacity:
+        i0 = cols.c.count
+        rc = lib.pl_segment_decode(seg.c, pos, end, min_offset, cols.c, out)
+        if cols.c.count > i0:
+            chunks.append((view, i0, cols.c.count))
+        if rc == 0:
+            break
+        pos = out[0]
+        if rc == lib.PL_ECOMPRESSED:
+            nxt = seg.batch_at(pos, h)
+            data = _inflate(seg, view, pos, nxt, h)
+            _decode_records(data, h, min_offset, cols, chunks, seg.log_path, pos)
+            pos = nxt
+        elif rc == lib.PL_ENOSPACE_CAP:
+            nxt = seg.batch_at(pos, h)
+            tmp = _Cols(h.records_count)
+            _ffi.check(lib.pl_segment_decode(seg.c, pos, nxt, min_offset, tmp.c, out),
+                       f"decoding {seg.log_path} at byte {pos}")
+            i0 = cols.c.count
+            cols.take_from(tmp, min(tmp.c.count, cols.capacity - i0))
+            if cols.c.count > i0:
+                chunks.append((view, i0, cols.c.count))
+            break
+        else:
+            _ffi.check(rc, f"decoding {seg.log_path} at byte {pos}")
+    return chunks
+
+
+def _inflate(seg, view, pos: int, nxt: int, h) -> bytes:
+    try:
+        return decompress(h.attributes & ATTR_COMPRESSION_MASK,
+                          view[pos + BATCH_HEADER_SIZE:nxt])
+    except CorruptRecordError as e:
+        raise CorruptRecordError(f"{seg.log_path} batch at byte {pos}: {e}") from None
+
+
+def _decode_records(data: bytes, h, min_offset: int, cols: _Cols, chunks: list,
+                    path, pos: int) -> None:
+    """Decode one inflated records section into cols (partially if it does not fit)."""
+    buf = ffi.from_buffer("uint8_t[]", data)
+    i0 = cols.c.count
+    rc = lib.pl_records_decode(buf, len(data), h, min_offset, buf, cols.c)
+    if rc == lib.PL_ENOSPACE_CAP:
+        tmp = _Cols(h.records_count)
+        _ffi.check(lib.pl_records_decode(buf, len(data), h, min_offset, buf, tmp.c),
+                   f"decoding the compressed batch in {path} at byte {pos}")
+        cols.take_from(tmp, min(tmp.c.count, cols.capacity - i0))
+    else:
+        _ffi.check(rc, f"decoding the compressed batch in {path} at byte {pos}")
+    if cols.c.count > i0:
+        chunks.append((data, i0, cols.c.count))
+
+
+# ---- Records ------------------------------------------------------------------------
+def _slices(src, pos: np.ndarray, lens: np.ndarray) -> list:
+    """bytes for each (pos, len) of src (len -1: None), with one copy of the span."""
+    n = len(pos)
+    present = lens >= 0
+    if not present.any():
+        return [None] * n
+    idx = np.flatnonzero(present)
+    lo = int(pos[idx[0]])
+    hi = int(pos[idx[-1]]) + int(lens[idx[-1]])
+    blob = bytes(src[lo:hi])
+    starts = (pos - lo).tolist()
+    ends = (pos - lo + lens).tolist()
+    out = [blob[s:e] for s, e in zip(starts, ends)]
+    if len(idx) != n:
+        for i in np.flatnonzero(~present).tolist():
+            out[i] = None
+    return out
+
+
+def _varint(src, p: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = src[p]
+        p += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (result >> 1) ^ -(result & 1), p
+        shift += 7
+
+
+def _headers(src, pos: np.ndarray, counts: np.ndarray) -> list:
+    """Parse each record's headers (already bounds-checked by the C decoder)."""
+    out = []
+    for p, n in zip(pos.tolist(), counts.tolist()):
+        hs = []
+        for _ in range(n):
+            klen, p = _varint(src, p)
+            key = bytes(src[p:p + klen]).decode("utf-8", "replace")
+            p += klen
+            vlen, p = _varint(src, p)
+            if vlen < 0:
+                hs.append((key, None))
+            else:
+                hs.append((key, bytes(src[p:p + vlen])))
+                p += vlen
+        out.append(hs)
+    return out
+
+
+def chunk_records(src, cols: _Cols, i0: int, i1: int) -> list[Record]:
+    n = i1 - i0
+    offs = cols.offsets[i0:i1].tolist()
+    ts = cols.timestamps[i0:i1].tolist()
+    values = _slices(src, cols.value_pos[i0:i1], cols.value_lens[i0:i1])
+    kl = cols.key_lens[i0:i1]
+    keys = _slices(src, cols.key_pos[i0:i1], kl) if (kl >= 0).any() else [None] * n
+    hc = cols.header_counts[i0:i1]
+    if hc.any():
+        headers = _headers(src, cols.headers_pos[i0:i1], hc)
+    else:
+        headers = [[] for _ in range(n)]
+    return list(map(_make, zip(offs, ts, keys, values, headers)))
+
+
+# ---- Columns ------------------------------------------------------------------------
+@dataclass
+class Columns:
+    """Records as columns.  ``values`` is a uint8 array that both ``key_starts`` and
+    ``value_starts`` index; a length of -1 is a null key/value.  Zero-copy over the
+    segment mapping when every batch read was uncompressed."""
+    offsets: np.ndarray
+    timestamps: np.ndarray
+    key_starts: np.ndarray
+    key_lengths: np.ndarray
+    value_starts: np.ndarray
+    value_lengths: np.ndarray
+    values: np.ndarray
+    header_counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def value(self, i: int) -> bytes | None:
+        n = int(self.value_lengths[i])
+        if n < 0:
+            return None
+        s = int(self.value_starts[i])
+        return self.values[s:s + n].tobytes()
+
+    def key(self, i: int) -> bytes | None:
+        n = int(self.key_lengths[i])
+        if n < 0:
+            return None
+        s = int(self.key_starts[i])
+        return self.values[s:s + n].tobytes()
+
+
+def _empty_columns() -> Columns:
+    e64, e32 = np.zeros(0, np.int64), np.zeros(0, np.int32)
+    return Columns(e64, e64, e64, e32, e64, e32, np.zeros(0, np.uint8), e32)
+
+
+def _span(cols: _Cols, i0: int, i1: int) -> tuple[int, int]:
+    """[lo, hi) of the key and value bytes of rows i0..i1 in their source."""
+    lo, hi = None, 0
+    for pos, lens in ((cols.key_pos[i0:i1], cols.key_lens[i0:i1]),
+                      (cols.value_pos[i0:i1], cols.value_lens[i0:i1])):
+        present = lens >= 0
+        if present.any():
+            idx = np.flatnonzero(present)
+            first, last = idx[0], idx[-1]
+            lo = int(pos[first]) if lo is None else min(lo, int(pos[first]))
+            hi = max(hi, int(pos[last]) + int(lens[last]))
+    return (0, 0) if lo is None else (lo, hi)
+
+
+def chunks_to_columns(cols: _Cols, chunks: list) -> Columns:
+    n = cols.c.count
+    if n == 0:
+        return _empty_columns()
+    key_pos = cols.key_pos[:n].copy()
+    value_pos = cols.value_pos[:n].copy()
+    pieces, base = [], 0
+    for src, i0, i1 in chunks:
+        lo, hi = _span(cols, i0, i1)
+        key_pos[i0:i1] += base - lo
+        value_pos[i0:i1] += base - lo
+        pieces.append((src, lo, hi))
+        base += hi - lo
+    if len(pieces) == 1:
+        src, lo, hi = pieces[0]
+        values = np.frombuffer(src[lo:hi], dtype=np.uint8) if hi > lo else \
+            np.zeros(0, np.uint8)
+    else:
+        values = np.frombuffer(b"".join(bytes(s[lo:hi]) for s, lo, hi in pieces),
+                               dtype=np.uint8)
+    key_pos[cols.key_lens[:n] < 0] = 0
+    value_pos[cols.value_lens[:n] < 0] = 0
+    return Columns(cols.offsets[:n], cols.timestamps[:n], key_pos, cols.key_lens[:n],
+                   value_pos, cols.value_lens[:n], values, cols.header_counts[:n])
+
+
+# ---- the reader bound to a partition -----------------------------------------------
+class ColumnReader:
+    """Read paths of one PartitionLog (holds its lock only to locate)."""
+
+    def __init__(self, plog):
+        self._p = plog
+
+    def _locate(self, offset: int):
+        p = self._p
+        with p._lock:
+            loc = p._locate_locked(offset)
+            if loc is None:
+                return None
+            seg = loc[0]
+            return loc + (seg.c.next_offset,)
+
+    def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+        out: list[Record] = []
+        budget = max(0, max_bytes)
+        first = True
+        while len(out) < max_records:
+            try:
+                loc = self._locate(offset)
+            except OffsetOutOfRangeError:
+                if first:
+                    raise
+                break                       # retention moved the start under us
+            first = False
+            if loc is None:
+                break
+            seg, pos, seg_end, seg_next = loc
+            end = seg.span(pos, budget)
+            cols = _Cols(max_records - len(out))
+            for src, i0, i1 in _decode(seg, pos, end, offset, cols):
+                out.extend(chunk_records(src, cols, i0, i1))
+            budget -= end - pos
+            if budget <= 0 or cols.c.count >= cols.capacity:
+                break
+            offset = seg_next if end >= seg_end else self._base_at(seg, end)
+        return out
+
+    @staticmethod
+    def _base_at(seg, pos: int) -> int:
+        h = ffi.new("pl_batch_header *")
+        seg.batch_at(pos, h)
+        return h.base_offset
+
+    def read_columns(self, offset: int, max_records: int) -> Columns:
+        loc = self._locate(offset)
+        if loc is None or max_records <= 0:
+            return _empty_columns()
+        seg, pos, seg_end, _ = loc
+        cols = _Cols(max_records)
+        chunks = _decode(seg, pos, seg_end, offset, cols)
+        return chunks_to_columns(cols, chunks)
+
+    def offset_for_time(self, ts: int) -> int | None:
+        p = self._p
+        h = ffi.new("pl_batch_header *")
+        with p._lock:
+            segs = [(s, s.size) for s in p._segments if s.max_timestamp >= ts]
+            start = p._log_start
+        for seg, end in segs:
+            with p._lock:
+                pos = seg.find_time(ts, h)
+            while pos is not None and pos < end:
+                nxt = seg.batch_at(pos, h)
+                if h.max_timestamp >= ts:
+                    cols = _Cols(h.records_count)
+                    _decode(seg, pos, nxt, start, cols)
+                    n = cols.c.count
+                    for o, t in zip(cols.offsets[:n].tolist(),
+                                    cols.timestamps[:n].tolist()):
+                        if t >= ts:
+                            return o
+                pos = nxt
+        return None
+
+
+# ---- appends ------------------------------------------------------------------------
+def _blob(items, what: str):
+    """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes."""
+    lens = []
+    parts = []
+    for it in items:
+        if it is None:
+            lens.append(-1)
+        else:
+            if isinstance(it, str):
+                raise TypeError(f"{what} must be bytes-like, not str")
+            parts.append(it)
+            lens.append(len(it))
+    return b"".join(parts), ffi.new("int32_t[]", lens)
+
+
+def build_records_in(values, keys, headers, timestamps, now_ms: int):
+    """A ``pl_records_in`` for one batch; returns (objects to keep alive, cdata)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("append_batch needs at least one value")
+    rin = ffi.new("pl_records_in *")
+    keep = [rin]
+    rin.count = n
+    rin.producer_id, rin.producer_epoch, rin.base_sequence, rin.attributes = -1, -1, -1, 0
+    vblob, vlens = _blob(values, "value")
+    rin.values, rin.value_lens = _keep(keep, vblob), vlens
+    keep.append(vlens)
+    if keys is not None:
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} keys for {n} values")
+        kblob, klens = _blob(keys, "key")
+        rin.keys, rin.key_lens = _keep(keep, kblob), klens
+        keep.append(klens)
+    if timestamps is None:
+        rin.timestamp = now_ms
+    else:
+        if len(timestamps) != n:
+            raise ValueError(f"{len(timestamps)} timestamps for {n} values")
+        tarr = ffi.new("int64_t[]", [now_ms if t is None else t for t in timestamps])
+        rin.timestamps = tarr
+        rin.timestamp = int(tarr[0])
+        keep.append(tarr)
+    if headers is not None and any(headers):
+        _headers_in(rin, keep, headers, n)
+    return keep, rin
+
+
+def _keep(keep: list, blob: bytes):
+    buf = ffi.from_buffer("uint8_t[]", blob)
+    keep.append(buf)
+    keep.append(blob)
+    return buf
+
+
+def _headers_in(rin, keep: list, headers, n: int) -> None:
+    if len(headers) != n:
+        raise ValueError(f"{len(headers)} header lists for {n} values")
+    counts, hkeys, hvals = [], [], []
+    for hs in headers:
+        hs = hs or ()
+        counts.append(len(hs))
+        for k, v in hs:
+            hkeys.append(k.encode("utf-8") if isinstance(k, str) else bytes(k))
+            hvals.append(v)
+    carr = ffi.new("int32_t[]", counts)
+    kblob, klens = _blob(hkeys, "header key")
+    vblob, vlens = _blob(hvals, "header value")
+    rin.header_counts = carr
+    rin.header_keys, rin.header_key_lens = _keep(keep, kblob), klens
+    rin.header_values, rin.header_value_lens = _keep(keep, vblob), vlens
+    keep.extend((carr, klens, vlens))
+
+
+# ---- retention ----------------------------------------------------------------------
+def retention_victims(segments, config, now_ms: int, log_start: int) -> int:
+    """How many of the oldest segments Kafka's deleteOldSegments would delete.
+
+    Predicates, oldest first, stopping at the first segment none holds: the next
+    segment starts at or below the log start offset (DeleteRecords); the segment's
+    largest timestamp is older than retention.ms; the log minus this segment is still
+    at least retention.bytes.  The empty active segment is never a victim.
+    """
+    deleting = "delete" in config.cleanup_policy
+    rms, rbytes = config.retention_ms, config.retention_bytes
+    total = sum(s.size for s in segments)
+    n = 0
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg.is_empty and last:
+            break
+        breach = not last and segments[i + 1].base_offset <= log_start
+        old = (deleting and rms >= 0 and seg.max_timestamp >= 0
+               and now_ms - seg.max_timestamp > rms)
+        big = deleting and rbytes >= 0 and total - seg.size >= rbytes
+        if not (breach or old or big):
+            break
+        total -= seg.size
+        n += 1
+    return n
