@@ -218,16 +218,34 @@ def start_nats(pool: ServerPool, name: str = "nats-js") -> Server:
     return pool.start(name, argv, port, data)
 
 
-def start_pylog_server(pool: ServerPool, name: str = "pylog-server") -> Server:
-    """pylog-server with its Kafka listener on a free port; other listeners on free ports too.
+def _help_flags(exe: str) -> str:
+    try:
+        return subprocess.run([exe, "--help"], capture_output=True, text=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
-    The flag names follow DESIGN section 5 as implemented; if the console script is missing or
-    refuses the flags the contender is reported n/a with the reason."""
+
+def start_pylog_server(pool: ServerPool, name: str = "pylog-server") -> Server:
+    """pylog-server with its Kafka listener on a free 127.0.0.1 port, data in the run's dir.
+
+    The text and HTTP listeners, when the server has them, also get free ports (so a developer's
+    running server on the default ports never collides).  Flags are taken from `--help`, so the
+    runner keeps working while the server grows; a missing console script is reported n/a."""
     exe = shutil.which("pylog-server") or str(Path(sys.executable).parent / "pylog-server")
     if not Path(exe).exists():
         raise NotAvailable("pylog-server console script not installed (pip install -e .)")
+    flags = _help_flags(exe)
     port = free_port()
     data = pool.root / name
-    argv = [exe, "--data-dir", str(data), "--kafka-port", str(port), "--host", "127.0.0.1",
-            "--text-port", str(free_port()), "--http-port", str(free_port())]
+    argv = [exe, "--data-dir", str(data)]
+    if "--kafka-listener" in flags:
+        argv += ["--kafka-listener", f"127.0.0.1:{port}"]
+    elif "--kafka-port" in flags:
+        argv += ["--kafka-port", str(port)]
+    else:
+        raise NotAvailable("pylog-server --help shows no Kafka listener flag")
+    for listener in ("text", "http"):
+        if f"--{listener}-listener" in flags:
+            argv += [f"--{listener}-listener", f"127.0.0.1:{free_port()}"]
     return pool.start(name, argv, port, data, timeout=20.0)
