@@ -1,0 +1,150 @@
+"""C recovery scan: torn tails at every byte, zero fill, bit flips, stale tails.
+Each scenario writes real segment files, damages them as a crash or a bad disk
+would, reopens, recovers and checks the report and the bytes left on disk."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core_segment_util import CoreSegment
+from pylog._ffi import ffi, lib
+
+
+def write_segment(directory, batches=4, close=True) -> CoreSegment:
+    s = CoreSegment(directory, base=500, index_interval_bytes=60)
+    for i in range(batches):
+        s.append_values([b"record-%d-%d" % (i, j) for j in range(2)], timestamp=100 + i)
+    if close:
+        s.close()
+    return s
+
+
+def reopen(directory) -> CoreSegment:
+    return CoreSegment(directory, base=500, create=False, index_interval_bytes=60)
+
+
+def test_recovery_truncates_torn_batch_at_every_byte(tmp_path):
+    s = write_segment(tmp_path)
+    good = s.batches()
+    last_start, size = good[-1][0], s.size
+    index = s.index_entries()
+    full = s.paths[0].read_bytes()
+    for cut in range(last_start, size):
+        s.paths[0].write_bytes(full[:cut])
+        r = reopen(tmp_path)
+        rep = r.recover()
+        assert rep["valid_bytes"] == last_start and rep["batches"] == len(good) - 1
+        assert rep["next_offset"] == good[-1][1]
+        assert rep["truncated_bytes"] == cut - last_start
+        assert rep["stop_position"] == last_start
+        if any(full[last_start:cut]):             # a torn batch, not just zero bytes
+            assert rep["stop_reason"] in (lib.PL_ETRUNCATED, lib.PL_EBADLEN)
+            assert rep["dropped_data_bytes"] > 0
+        else:
+            assert rep["stop_reason"] == 0 and rep["dropped_data_bytes"] == 0
+        assert r.next_offset == good[-1][1] and r.size == last_start
+        assert r.index_entries() == [e for e in index if e[1] < last_start]
+        tindex = r.timeindex_entries()
+        assert tindex[-1] == (100 + len(good) - 2, good[-2][2] - 500)   # final entry forced
+        r.close(seal=False)
+        assert r.paths[0].read_bytes()[last_start:] == b"\0" * (cut - last_start)
+
+
+def test_recovery_of_preallocated_zero_tail_loses_nothing(tmp_path):
+    s = write_segment(tmp_path, close=False)
+    s.close(seal=False)                           # crash: file still at the chunk size
+    assert os.path.getsize(s.paths[0]) > s.size
+    r = reopen(tmp_path)
+    assert r.load_clean() != 0                    # the zero tail is not a clean log
+    rep = r.recover()
+    assert rep["stop_reason"] == 0 and rep["dropped_data_bytes"] == 0
+    assert rep["valid_bytes"] == s.size and rep["next_offset"] == 508
+    assert r.index_entries() == s.index_entries()
+    assert r.append_values([b"more"]) == 508
+
+
+def test_recovery_stops_at_crc_bit_flip_and_zeroes_the_rest(tmp_path):
+    s = write_segment(tmp_path)
+    batches = s.batches()
+    data = bytearray(s.paths[0].read_bytes())
+    data[batches[2][0] + 40] ^= 0x01
+    s.paths[0].write_bytes(bytes(data))
+    r = reopen(tmp_path)
+    rep = r.recover()
+    assert rep["stop_reason"] == lib.PL_EBADCRC and rep["valid_bytes"] == batches[2][0]
+    assert rep["dropped_data_bytes"] == len(bytes(data).rstrip(b"\0")) - batches[2][0]
+    assert rep["next_offset"] == batches[2][1]
+    r.close(seal=False)
+    assert s.paths[0].read_bytes()[batches[2][0]:] == b"\0" * (len(data) - batches[2][0])
+
+
+@pytest.mark.parametrize("field_offset", [0, 7])
+def test_recovery_catches_wrong_base_offset_outside_crc(tmp_path, field_offset):
+    s = write_segment(tmp_path)
+    batches = s.batches()
+    data = bytearray(s.paths[0].read_bytes())
+    data[batches[1][0] + field_offset] ^= 0x04
+    s.paths[0].write_bytes(bytes(data))
+    r = reopen(tmp_path)
+    rep = r.recover()
+    assert rep["stop_reason"] == lib.PL_EBADOFFSET and rep["valid_bytes"] == batches[1][0]
+    assert rep["next_offset"] == batches[1][1]
+
+
+def test_recovery_catches_bad_magic_and_length(tmp_path):
+    for pos_in_batch, want in ((16, lib.PL_EBADMAGIC), (8, None)):
+        s = write_segment(tmp_path)
+        batches = s.batches()
+        data = bytearray(s.paths[0].read_bytes())
+        data[batches[3][0] + pos_in_batch] ^= 0x40
+        s.paths[0].write_bytes(bytes(data))
+        r = reopen(tmp_path)
+        rep = r.recover()
+        assert rep["valid_bytes"] == batches[3][0]
+        if want is not None:
+            assert rep["stop_reason"] == want
+        r.close()
+        for p in s.paths:
+            p.unlink()
+
+
+def test_stale_batches_never_come_back_after_truncation(tmp_path):
+    """Recovery zeroes the dropped tail, so a later crash cannot resurrect it even if
+    new appends are shorter than what was dropped (reliability.md section 4)."""
+    s = write_segment(tmp_path, batches=6, close=False)
+    batches = s.batches()
+    s.close(seal=False)
+    data = bytearray(s.paths[0].read_bytes())
+    data[batches[3][0] + 30] ^= 0x80                   # batch 3 corrupt, 4 and 5 intact
+    s.paths[0].write_bytes(bytes(data))
+    r = reopen(tmp_path)
+    assert r.recover()["next_offset"] == batches[3][1]
+    r.append_values([b"x"], timestamp=1)                # one short batch at batch 3's place
+    r.close(seal=False)                                 # crash again
+    again = reopen(tmp_path)
+    rep = again.recover()
+    assert rep["next_offset"] == batches[3][1] + 1 and rep["dropped_data_bytes"] == 0
+
+
+def test_recovery_of_empty_and_garbage_files(tmp_path):
+    s = CoreSegment(tmp_path, base=0)
+    s.close()
+    r = CoreSegment(tmp_path, base=0, create=False)
+    rep = r.recover()
+    assert rep == dict(rep, valid_bytes=0, batches=0, next_offset=0, stop_reason=0)
+    r.close()
+    s.paths[0].write_bytes(os.urandom(3000))
+    r = CoreSegment(tmp_path, base=0, create=False)
+    rep = r.recover()
+    assert rep["valid_bytes"] == 0 and rep["stop_reason"] != 0
+    assert rep["dropped_data_bytes"] > 0
+    assert r.append_values([b"fresh"]) == 0
+    r.close()
+
+
+def test_recover_requires_a_writable_segment(tmp_path):
+    write_segment(tmp_path)
+    r = CoreSegment(tmp_path, base=500, create=False, mode=lib.PL_OPEN_SEALED)
+    rep_ptr = ffi.new("pl_recover_report *")
+    assert lib.pl_segment_recover(r.seg, rep_ptr) == lib.PL_ECLOSED
