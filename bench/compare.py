@@ -86,7 +86,7 @@ def run_case(case: plan.Case, ctx: dict, servers: dict) -> dict:
     try:
         out = run_job(case.target, _fill(case.args, ctx), timeout=case.timeout)
     except NotAvailable as e:
-        return {"n/a": str(e)}
+        return {"n/a": " ".join(str(e).split())[:400]}
     if server:
         out["cpu_server"] = server.cpu_seconds() - cpu0
     out["rate"] = out["records"] / out["seconds"] if out["seconds"] > 0 else 0.0

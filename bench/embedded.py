@@ -101,11 +101,19 @@ def pylog_read_columns(dir: str, size: int, count: int) -> dict:
     with Timer() as t:
         while n < count:
             cols = p.read_columns(off, max_records=count - n)
-            got = len(cols.offsets)
+            got = _ncols(cols)
+            if not got:
+                raise NotAvailable(f"read_columns returned nothing at offset {off}")
             n += got
-            off = int(cols.offsets[-1]) + 1
+            off = int(cols.offsets[got - 1]) + 1
     log.close()
     return result(n, size, t)
+
+
+def _ncols(cols) -> int:
+    """Rows filled in a read_columns result (arrays may be longer than the count)."""
+    count = getattr(cols, "count", None)
+    return len(cols.offsets) if count is None else int(count)
 
 
 def pylog_concurrent(dir: str, size: int, count: int, producers: int = 8, batch: int = 100,

@@ -92,8 +92,8 @@ def fsck_verify(dir: str, mib: int) -> dict:
         _, status, ru = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise NotAvailable(f"pylog-fsck exited {code} on a clean log: "
-                           f"{proc.stderr.read().decode()[-200:]}")
+        last = (proc.stderr.read().decode(errors="replace").strip().splitlines() or [""])[-1]
+        raise NotAvailable(f"pylog-fsck exited {code} on a clean log: {last[:200]}")
     return dict(records=size / (1 << 20), bytes=size, seconds=t.seconds,
                 cpu_client=ru.ru_utime + ru.ru_stime)
 

@@ -160,9 +160,10 @@ class ServerPool:
         try:
             wait_port(port, proc, timeout)
         except NotAvailable as e:
-            tail = (self.root / f"{name}.log").read_bytes()[-300:].decode(errors="replace")
+            lines = (self.root / f"{name}.log").read_bytes()[-2000:].decode(
+                errors="replace").strip().splitlines()
             self.stop(server)
-            raise NotAvailable(f"{name}: {e}; log tail: {tail.strip()!r}") from e
+            raise NotAvailable(f"{name}: {e}; last log line: {(lines or [''])[-1][:200]}") from e
         server.startup_s = time.perf_counter() - t0
         return server
 
