@@ -3,18 +3,39 @@ core writes on append, on seal and when recovery rebuilds them."""
 from __future__ import annotations
 
 import random
+import re
 import struct
+from pathlib import Path
 
 import pytest
 
+from pylog import records as R
 from pylog.records import encode_batch, iter_headers
 
 try:
     from pylog._ffi import SegmentMaps, ffi, lib, segment_config
 except Exception:                                   # the C core is not built
-    pytestmark = pytest.mark.skip("pylog._ffi is not built")
+    pass
 
 BASE = 1000
+FORMAT_MD = Path(__file__).resolve().parents[1] / "FORMAT.md"
+_FFI = "pylog._ffi" if "ffi" in globals() else None
+needs_c = pytest.mark.skipif(_FFI is None, reason="pylog._ffi is not built")
+
+
+def test_format_md_header_table_matches_the_code():
+    """The byte table in FORMAT.md §3.1 and pylog.records' offsets are the same."""
+    text = FORMAT_MD.read_text().split("### 3.1", 1)[1].split("###", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (\w+) \| `(\w+)` \|", text, re.M)
+    assert len(rows) == 13
+    snake = {name: re.sub(r"(?<!^)([A-Z])", r"_\1", name).upper() for *_, name in rows}
+    assert [int(off) for off, *_ in rows] == [
+        getattr(R, "OFF_" + snake[name].replace("PARTITION_LEADER_EPOCH", "LEADER_EPOCH"))
+        for *_, name in rows]
+    sizes = {"i8": 1, "i16": 2, "i32": 4, "u32": 4, "i64": 8}
+    assert all(int(size) == sizes[t] for _, size, t, _ in rows)
+    ends = [int(off) + int(size) for off, size, *_ in rows]
+    assert ends[:-1] == [int(off) for off, *_ in rows[1:]] and ends[-1] == R.BATCH_HEADER_SIZE
 
 
 def expected_indexes(log: bytes, base: int, interval: int, sealed: bool):
@@ -57,6 +78,7 @@ def _batches(rng: random.Random, n: int) -> list[bytes]:
     return out
 
 
+@needs_c
 @pytest.mark.parametrize("interval", [0, 1, 500, 4096])
 def test_c_core_indexes_follow_format_rules(tmp_path, interval):
     rng = random.Random(interval)
