@@ -90,3 +90,9 @@ class RawClient:
 def req(api_key: int, version: int, **fields):
     """Build the kio request entity for (api_key, version) from field values."""
     return request_class(api_key, version)(**fields)
+
+
+def module(api_key: int, version: int):
+    """The kio module holding the request classes (top-level and nested) of a version."""
+    import sys
+    return sys.modules[request_class(api_key, version).__module__]
