@@ -375,6 +375,16 @@ class Log:
         if errors:
             raise errors[0]
 
+    def _simulate_crash(self) -> None:
+        """For tests: leave the directory as kill -9 would (no barrier, no seal, no
+        checkpoint, no marker), close fds and release the lock so it can be reopened."""
+        with self._lock:
+            self._closed = True
+        self._flusher.stop()
+        for p in self._all_partitions():
+            p._abandon()
+        self._release_lock()
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -73,6 +73,9 @@ class PartitionLog:
         self._waiters: deque[tuple[int, Future]] = deque()
         self._fenced: StorageError | None = None
         self._closed = False
+        self._blocked = False                  # fenced or closed: appends refused
+        self._key_set = False
+        self._cseg = self._active.c
         self._listeners: tuple = ()
         self._dirty_since: float | None = None
         self._unflushed_msgs = 0
@@ -86,6 +89,7 @@ class PartitionLog:
         rin = self._rin
         rin.producer_id, rin.producer_epoch, rin.base_sequence, rin.attributes = -1, -1, -1, 0
         rin.value_lens = self._vlen
+        rin.count = 1
         self._apply_config_locked(config)
         if self._flusher is not None:
             self._flusher.register(self)
@@ -100,6 +104,7 @@ class PartitionLog:
         self._flush_every = fm if (self._flusher is not None and fm and fm > 1) else 0
         self._flush_s = (None if self._flusher is None or config.flush_ms is None
                          else config.flush_ms / 1000.0)
+        self._policy = bool(self._wait_durable or self._flush_every)
         self._roll_deadline = self._active.created_ms + self._segment_ms
 
     def update_config(self, config) -> None:
@@ -146,11 +151,10 @@ class PartitionLog:
         now = _now_ns() // 1_000_000
         rin = self._rin
         with self._lock:
-            if self._fenced is not None or self._closed:
+            if self._blocked:
                 self._raise_unwritable_locked()
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
-            rin.count = 1
             rin.timestamp = now if timestamp is None else timestamp
             if value is None:
                 self._vlen[0] = -1
@@ -158,18 +162,22 @@ class PartitionLog:
             else:
                 self._vlen[0] = len(value)
                 rin.values = _from_buffer("uint8_t[]", value)
-            if key is None:
-                rin.key_lens = _NULL
-            else:
+            if key is not None:
                 self._klen[0] = len(key)
                 rin.keys = _from_buffer("uint8_t[]", key)
                 rin.key_lens = self._klen
+                self._key_set = True
+            elif self._key_set:
+                rin.key_lens = _NULL
+                self._key_set = False
             out = self._out
-            rc = lib.pl_segment_append_records(self._active.c, rin, out)
+            rc = lib.pl_segment_append_records(self._cseg, rin, out)
             if rc:
                 self._retry_records_locked(rc, rin)
             offset = out[0]
-            fut = self._after_append_locked(offset)
+            if self._dirty_since is None:
+                self._dirty_since = _monotonic()
+            fut = self._policy_locked(offset) if self._policy else None
         for fn in self._listeners:
             fn()
         if fut is not None:
@@ -182,12 +190,12 @@ class PartitionLog:
         keep, rin = build_records_in(values, keys, headers, timestamps,
                                      _now_ns() // 1_000_000)
         with self._lock:
-            if self._fenced is not None or self._closed:
+            if self._blocked:
                 self._raise_unwritable_locked()
             if rin.timestamp > self._roll_deadline:
                 self._maybe_time_roll_locked(rin.timestamp)
             out = self._out
-            rc = lib.pl_segment_append_records(self._active.c, rin, out)
+            rc = lib.pl_segment_append_records(self._cseg, rin, out)
             if rc:
                 self._retry_records_locked(rc, rin)
             base = out[0]
@@ -205,15 +213,15 @@ class PartitionLog:
         buf = _from_buffer("uint8_t[]", data)
         now = _now_ns() // 1_000_000
         with self._lock:
-            if self._fenced is not None or self._closed:
+            if self._blocked:
                 self._raise_unwritable_locked()
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
             out = self._out
-            rc = lib.pl_segment_append(self._active.c, buf, size, out, out + 1)
+            rc = lib.pl_segment_append(self._cseg, buf, size, out, out + 1)
             if rc:
                 rc = self._roll_for_retry_locked(rc, size)
-                rc = lib.pl_segment_append(self._active.c, buf, size, out, out + 1)
+                rc = lib.pl_segment_append(self._cseg, buf, size, out, out + 1)
                 if rc:
                     self._append_error_locked(rc, size)
             base, last = out[0], out[1]
@@ -228,7 +236,7 @@ class PartitionLog:
     def _retry_records_locked(self, rc: int, rin) -> None:
         """The first attempt failed: roll if the segment is full and try once more."""
         self._roll_for_retry_locked(rc, 0)
-        rc = lib.pl_segment_append_records(self._active.c, rin, self._out)
+        rc = lib.pl_segment_append_records(self._cseg, rin, self._out)
         if rc:
             self._append_error_locked(rc, 0)
 
@@ -254,6 +262,9 @@ class PartitionLog:
         """Flush-policy bookkeeping; returns a future to wait on for durable acks."""
         if self._dirty_since is None:
             self._dirty_since = _monotonic()
+        return self._policy_locked(last_offset) if self._policy else None
+
+    def _policy_locked(self, last_offset: int) -> Future | None:
         if self._wait_durable:
             fut = Future()
             self._waiters.append((last_offset, fut))
@@ -307,6 +318,7 @@ class PartitionLog:
         self._segments.append(seg)
         self._bases.append(base)
         self._active = seg
+        self._cseg = seg.c
         self._roll_deadline = seg.created_ms + self._segment_ms
 
     def _close_segment_locked(self, seg: Segment) -> None:
@@ -391,6 +403,7 @@ class PartitionLog:
     def _fence_locked(self, err: Exception) -> None:
         if self._fenced is None:
             self._fenced = err if isinstance(err, StorageError) else StorageError(str(err))
+        self._blocked = True
         self._fail_waiters_locked(self._fenced)
 
     def _fail_waiters_locked(self, err: Exception) -> None:
@@ -534,6 +547,7 @@ class PartitionLog:
             if self._closed:
                 return
             self._closed = True
+            self._blocked = True
             try:
                 if self._fenced is None:
                     self._active.seal()
@@ -542,6 +556,14 @@ class PartitionLog:
                 self._fail_waiters_locked(StorageError("partition closed"))
                 for seg in self._segments:
                     seg.close()
+
+    def _abandon(self) -> None:
+        """For tests (Log._simulate_crash): close the fds without sealing or syncing."""
+        with self._lock:
+            self._closed = self._blocked = True
+            self._fail_waiters_locked(StorageError("partition abandoned"))
+            for seg in self._segments:
+                seg.close()
 
     def delete_files_locked(self) -> None:
         """Unlink every segment file (the caller removes the directory)."""

@@ -18,6 +18,7 @@ through ``PartitionLog._locate_locked`` callers below, which hold it explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, deco
 
 __all__ = ["Columns", "ColumnReader", "build_records_in", "retention_victims"]
 
-_make = Record.make
+_tuple_new = tuple.__new__          # map(tuple.__new__, repeat(Record), rows): no Python call
 
 
 class _Cols:
@@ -87,8 +88,9 @@ def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple
         elif rc == lib.PL_ENOSPACE_CAP:
             nxt = seg.batch_at(pos, h)
             tmp = _Cols(h.records_count)
-            _ffi.check(lib.pl_segment_decode(seg.c, pos, nxt, min_offset, tmp.c, out),
-                       f"decoding {seg.log_path} at byte {pos}")
+            rc = lib.pl_segment_decode(seg.c, pos, nxt, min_offset, tmp.c, out)
+            if rc:
+                _ffi.check(rc, f"decoding {seg.log_path} at byte {pos}")
             i0 = cols.c.count
             cols.take_from(tmp, min(tmp.c.count, cols.capacity - i0))
             if cols.c.count > i0:
@@ -115,10 +117,9 @@ def _decode_records(data: bytes, h, min_offset: int, cols: _Cols, chunks: list,
     rc = lib.pl_records_decode(buf, len(data), h, min_offset, buf, cols.c)
     if rc == lib.PL_ENOSPACE_CAP:
         tmp = _Cols(h.records_count)
-        _ffi.check(lib.pl_records_decode(buf, len(data), h, min_offset, buf, tmp.c),
-                   f"decoding the compressed batch in {path} at byte {pos}")
+        rc = lib.pl_records_decode(buf, len(data), h, min_offset, buf, tmp.c)
         cols.take_from(tmp, min(tmp.c.count, cols.capacity - i0))
-    else:
+    if rc:
         _ffi.check(rc, f"decoding the compressed batch in {path} at byte {pos}")
     if cols.c.count > i0:
         chunks.append((data, i0, cols.c.count))
@@ -186,7 +187,7 @@ def chunk_records(src, cols: _Cols, i0: int, i1: int) -> list[Record]:
         headers = _headers(src, cols.headers_pos[i0:i1], hc)
     else:
         headers = [[] for _ in range(n)]
-    return list(map(_make, zip(offs, ts, keys, values, headers)))
+    return list(map(_tuple_new, repeat(Record, n), zip(offs, ts, keys, values, headers)))
 
 
 # ---- Columns ------------------------------------------------------------------------

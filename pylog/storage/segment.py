@@ -200,8 +200,9 @@ class Segment:
     def find(self, offset: int, h) -> int:
         """Position of the batch containing ``offset``; fills the header cdata ``h``."""
         pos = ffi.new("uint64_t *")
-        _ffi.check(lib.pl_segment_find(self.c, offset, pos, h),
-                   f"finding offset {offset} in {self.log_path}")
+        rc = lib.pl_segment_find(self.c, offset, pos, h)
+        if rc:
+            _ffi.check(rc, f"finding offset {offset} in {self.log_path}")
         return pos[0]
 
     def find_time(self, ts: int, h) -> int | None:
@@ -210,21 +211,24 @@ class Segment:
         rc = lib.pl_segment_find_time(self.c, ts, pos, h)
         if rc == lib.PL_ENOTFOUND:
             return None
-        _ffi.check(rc, f"finding timestamp {ts} in {self.log_path}")
+        if rc:
+            _ffi.check(rc, f"finding timestamp {ts} in {self.log_path}")
         return pos[0]
 
     def span(self, pos: int, max_bytes: int) -> int:
         """End of the whole batches from ``pos`` within max_bytes (at least one)."""
         end = ffi.new("uint64_t *")
-        _ffi.check(lib.pl_segment_span(self.c, pos, max_bytes, end),
-                   f"reading {self.log_path} at byte {pos}")
+        rc = lib.pl_segment_span(self.c, pos, max_bytes, end)
+        if rc:
+            _ffi.check(rc, f"reading {self.log_path} at byte {pos}")
         return end[0]
 
     def batch_at(self, pos: int, h) -> int:
         """Fill ``h`` with the header at ``pos``; returns the next batch's position."""
         nxt = ffi.new("uint64_t *")
-        _ffi.check(lib.pl_segment_batch_at(self.c, pos, h, nxt),
-                   f"reading batch header in {self.log_path} at byte {pos}")
+        rc = lib.pl_segment_batch_at(self.c, pos, h, nxt)
+        if rc:
+            _ffi.check(rc, f"reading batch header in {self.log_path} at byte {pos}")
         return nxt[0]
 
     def iter_headers(self, start_pos: int = 0, end: int | None = None):
