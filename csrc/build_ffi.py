@@ -17,6 +17,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["crc32c.c", "batch.c", "io.c", "index.c", "timeindex.c", "segment.c"]
+# Headers (and this script) as `depends`: rebuilt when they change, shipped in sdists.
+HEADERS = ["pylog.h", "pl_internal.h", "crc32c_table.h"]
 
 
 def cdef_from_header(text: str) -> str:
@@ -49,6 +51,7 @@ ffibuilder.set_source(
     '#include "pylog.h"',
     sources=[f"csrc/{s}" for s in SOURCES],
     include_dirs=["csrc"],
+    depends=[f"csrc/{h}" for h in HEADERS] + ["csrc/build_ffi.py"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
 )
 
