@@ -1,0 +1,248 @@
+"""Process metrics for pylog-server: connections, requests, record rates, uptime.
+
+One ``Metrics`` object per server, owned by the ``BrokerContext`` (so every
+listener reaches it as ``broker.metrics``) and used only on the event-loop
+thread (not thread-safe: plain integer updates, no locks).  The API is kept
+tiny so a listener can bump it from one line:
+
+    metrics.connection_opened("text")     metrics.connection_closed("text")
+    metrics.request("PRODUCE", "text")    metrics.records_in(n)   metrics.records_out(n)
+
+Rates are records per second over the last ``RATE_WINDOW_S`` seconds (or the
+uptime, if shorter), kept as one counter per second in a small ring: memory is
+constant however long the server runs.
+
+``partition_state`` turns the Log and the committed offsets into the figures
+the HTTP endpoint serves: per partition, log start/end offsets, bytes and the
+records waiting (log end offset minus the slowest group's committed offset, or
+the records retained when no group has committed); per group and partition,
+the lag (log end offset minus committed offset, Kafka's definition).
+"""
+from __future__ import annotations
+
+import struct
+import time
+from collections import Counter, deque
+from typing import Callable
+
+__all__ = ["Metrics", "RateCounter", "CommittedOffsets", "partition_state", "queues",
+           "count_batch_records",
+           "LISTENERS", "RATE_WINDOW_S"]
+
+LISTENERS = ("kafka", "text", "http")
+RATE_WINDOW_S = 60          # one minute, as `kafka-consumer-perf-test` and most dashboards show
+
+_BATCH_LENGTH = struct.Struct(">i")     # RecordBatch v2: batchLength at byte 8
+_RECORDS_COUNT = struct.Struct(">i")    # recordsCount at byte 57
+_LOG_OVERHEAD, _HEADER_SIZE = 12, 61
+
+
+class RateCounter:
+    """A running total plus per-second buckets for the last ``window`` seconds."""
+
+    __slots__ = ("total", "window", "_buckets", "_clock")
+
+    def __init__(self, window: int = RATE_WINDOW_S, clock: Callable[[], float] = time.monotonic):
+        self.total = 0
+        self.window = window
+        self._buckets: deque[list[int]] = deque()      # [second, count], oldest first
+        self._clock = clock
+
+    def add(self, n: int) -> None:
+        if n <= 0:
+            return
+        self.total += n
+        now = int(self._clock())
+        if self._buckets and self._buckets[-1][0] == now:
+            self._buckets[-1][1] += n
+        else:
+            self._buckets.append([now, n])
+            self._expire(now)
+
+    def _expire(self, now: int) -> None:
+        while self._buckets and self._buckets[0][0] <= now - self.window:
+            self._buckets.popleft()
+
+    def rate(self, elapsed: float) -> float:
+        """Per-second rate over the window, or over ``elapsed`` when that is shorter."""
+        now = int(self._clock())
+        self._expire(now)
+        span = max(1.0, min(float(self.window), elapsed))
+        return sum(c for _, c in self._buckets) / span
+
+
+class Metrics:
+    """Counters of one server process (event-loop thread only)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.started_unix = time.time()
+        self.active: Counter[str] = Counter({name: 0 for name in LISTENERS})
+        # HTTP connections belong to aiohttp: counted live (a gauge), not as accepted.
+        self.accepted: Counter[str] = Counter({"kafka": 0, "text": 0})
+        self.requests: Counter[tuple[str, str]] = Counter()    # (listener, api) -> count
+        self.produced = RateCounter(clock=clock)
+        self.fetched = RateCounter(clock=clock)
+        # Gauges read at collection time (e.g. aiohttp's own connection list).
+        self._gauges: dict[str, Callable[[], int]] = {}
+
+    # -- what the listeners call ----------------------------------------------------
+    def connection_opened(self, listener: str) -> None:
+        self.active[listener] += 1
+        self.accepted[listener] += 1
+
+    def connection_closed(self, listener: str) -> None:
+        if self.active[listener] > 0:
+            self.active[listener] -= 1
+
+    def request(self, api_name: str, listener: str = "kafka") -> None:
+        self.requests[(listener, api_name)] += 1
+
+    def records_in(self, n: int) -> None:
+        self.produced.add(n)
+
+    def records_out(self, n: int) -> None:
+        self.fetched.add(n)
+
+    def connections_gauge(self, listener: str, fn: Callable[[], int]) -> None:
+        """Count ``listener``'s active connections by calling ``fn`` at collection time."""
+        self._gauges[listener] = fn
+
+    # -- what the HTTP endpoint reads -----------------------------------------------
+    @property
+    def uptime(self) -> float:
+        return self._clock() - self.started
+
+    def connections(self) -> dict[str, int]:
+        out = dict(self.active)
+        for listener, fn in self._gauges.items():
+            out[listener] = int(fn())
+        return out
+
+    def snapshot(self) -> dict:
+        """The counters as plain JSON-ready values."""
+        uptime = self.uptime
+        by_listener: dict[str, dict[str, int]] = {}
+        for (listener, api), n in sorted(self.requests.items()):
+            by_listener.setdefault(listener, {})[api] = n
+        conns = self.connections()
+        return {
+            "uptime_seconds": round(uptime, 3),
+            "started_at": self.started_unix,
+            "active_connections": sum(conns.values()),
+            "connections": conns,
+            "connections_accepted": dict(self.accepted),
+            "requests": by_listener,
+            "records": {
+                "produced_total": self.produced.total,
+                "fetched_total": self.fetched.total,
+                "produce_rate": round(self.produced.rate(uptime), 3),
+                "fetch_rate": round(self.fetched.rate(uptime), 3),
+                "rate_window_seconds": RATE_WINDOW_S,
+            },
+        }
+
+
+def count_batch_records(data) -> int:
+    """Records in the whole RecordBatch v2 batches of ``data`` (headers only, no CRC).
+
+    Used by the Kafka Fetch path to count records sent without decoding them; a
+    trailing partial batch (Kafka may cut one) is not counted.
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+    pos, end, total = 0, len(view), 0
+    while pos + _HEADER_SIZE <= end:
+        length = _BATCH_LENGTH.unpack_from(view, pos + 8)[0]
+        if length < _HEADER_SIZE - _LOG_OVERHEAD or pos + _LOG_OVERHEAD + length > end:
+            break
+        total += max(0, _RECORDS_COUNT.unpack_from(view, pos + 57)[0])
+        pos += _LOG_OVERHEAD + length
+    return total
+
+
+def partition_state(log, committed: dict[str, dict[tuple[str, int], int]],
+                    internal: bool = False) -> tuple[dict, dict]:
+    """Per-partition and per-group figures from the Log and committed offsets.
+
+    committed: group -> {(topic, partition): offset}.  Returns
+    ``(partitions, groups)``: partitions keyed ``"<topic>-<partition>"`` with
+    log_start_offset, log_end_offset, size_bytes, records_waiting, slowest group;
+    groups keyed by group id, then ``"<topic>-<partition>"`` with committed,
+    log_end_offset and lag.  Internal topics (``__``) are skipped unless asked.
+    """
+    partitions: dict[str, dict] = {}
+    ends: dict[tuple[str, int], int] = {}
+    for name in sorted(log.topics()):
+        if name.startswith("__") and not internal:
+            continue
+        try:
+            topic = log.topic(name)
+        except Exception:       # noqa: BLE001 -- deleted between topics() and topic()
+            continue
+        for i in range(topic.num_partitions):
+            p = topic.partition(i)
+            start, end = p.log_start_offset, p.log_end_offset
+            ends[(name, i)] = end
+            partitions[f"{name}-{i}"] = {
+                "topic": name, "partition": i,
+                "log_start_offset": start, "log_end_offset": end,
+                "size_bytes": int(getattr(p, "size_bytes", 0)),
+                "records_retained": end - start,
+                "records_waiting": end - start, "slowest_group": None,
+            }
+    groups: dict[str, dict] = {}
+    for group in sorted(committed):
+        rows = {}
+        for (topic, i), offset in sorted(committed[group].items()):
+            if (topic, i) not in ends:
+                continue
+            end = ends[(topic, i)]
+            key = f"{topic}-{i}"
+            rows[key] = {"topic": topic, "partition": i, "committed_offset": offset,
+                         "log_end_offset": end, "lag": max(0, end - offset)}
+            part = partitions[key]
+            slowest = part["slowest_group"]
+            if slowest is None or offset < committed[slowest][(topic, i)]:
+                part["slowest_group"] = group
+                # Committed offsets below the log start point at records retention
+                # removed: only what is still retained can be waiting.
+                part["records_waiting"] = end - max(offset, part["log_start_offset"])
+        groups[group] = {"partitions": rows, "lag": sum(r["lag"] for r in rows.values())}
+    return partitions, groups
+
+
+def queues(partitions: dict) -> dict[str, int]:
+    """``{"<topic>-<partition>": records waiting}`` — the issue's headline figure."""
+    return {key: max(0, row["records_waiting"]) for key, row in partitions.items()}
+
+
+
+class CommittedOffsets:
+    """The committed offsets the text protocol and the metrics endpoint use.
+
+    Delegates to the group coordinator's store (``pylog/broker/groups.py``) when
+    the broker has one; until then it keeps offsets in memory, per server
+    process (lost at restart).  API: ``commit(group, topic, partition, offset)``,
+    ``fetch(group, topic, partition) -> offset | -1``, ``groups()``,
+    ``committed(group) -> {(topic, partition): offset}``, ``all()``.
+    """
+
+    def __init__(self, broker=None) -> None:
+        self.broker = broker
+        self._memory: dict[str, dict[tuple[str, int], int]] = {}
+
+    def commit(self, group: str, topic: str, partition: int, offset: int) -> None:
+        self._memory.setdefault(group, {})[(topic, partition)] = offset
+
+    def fetch(self, group: str, topic: str, partition: int) -> int:
+        return self._memory.get(group, {}).get((topic, partition), -1)
+
+    def groups(self) -> list[str]:
+        return sorted(self._memory)
+
+    def committed(self, group: str) -> dict[tuple[str, int], int]:
+        return dict(self._memory.get(group, {}))
+
+    def all(self) -> dict[str, dict[tuple[str, int], int]]:
+        return {g: dict(rows) for g, rows in self._memory.items()}

@@ -1,0 +1,474 @@
+"""The text protocol: a line-oriented listener you can type at with ``nc``.
+
+Default ``127.0.0.1:3000``.  One command per line (``\\n``, an optional ``\\r``
+before it is dropped), answered in order; a client may pipeline any number of
+commands without waiting.  Command names are case-insensitive; arguments are
+separated by single spaces.  docs/text-protocol.md is the reference; in short:
+
+    PRODUCE <topic> <partition> <message...>   -> OK <offset>     (message = rest of line)
+    PRODUCEB <topic> <partition> <nbytes>\\n<nbytes bytes>  -> OK <offset>   (binary-safe)
+    CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]
+        -> RECORD <offset> <timestamp> <length>\\n<length bytes>\\n ... END <next offset> <log end>
+    TOPICS                      -> TOPIC <name> <partitions> ... END <count>
+    CREATE <topic> [<partitions>] -> OK <partitions>      DELETE <topic> -> OK
+    DESCRIBE <topic>            -> PARTITION <p> <log start> <log end> <bytes> ... END <count>
+    COMMIT <group> <topic> <partition> <offset> -> OK     OFFSET <group> <topic> <partition> -> OK <offset|-1>
+    GROUPS                      -> GROUP <id> ... END <count>
+    GROUP <id>                  -> COMMITTED <topic> <p> <offset> <log end> <lag> ... END <count>
+    PING -> PONG      HELP -> lines, END      QUIT -> BYE, then the server closes
+    any error                   -> ERR <KAFKA_ERROR_NAME> <message>
+
+Error handling.  A bad command is answered with one ``ERR`` line and the
+connection goes on; nothing is written.  Three cases close the connection after
+the ``ERR`` line, because the server can no longer tell where the next command
+starts: a line longer than ``max_line`` (1 MiB) without a newline, a PRODUCEB
+whose length is missing or not a number, and a PRODUCEB length above
+``DISCARD_LIMIT`` (100 MiB, Kafka's socket.request.max.bytes).  A PRODUCEB
+length above ``max_payload`` (1 MiB) but within DISCARD_LIMIT is read and thrown
+away in 64 KiB chunks, answered ``ERR MESSAGE_TOO_LARGE``, and the connection
+goes on.  Memory per connection is bounded by about twice ``max_line`` (the
+StreamReader stops reading the socket at that point) plus one payload.
+
+What runs where: everything on the event-loop thread, one task per connection.
+PRODUCE appends with ``append_raw(wait=False)`` (a memcpy into the mmap) and,
+when the topic's flush policy needs a barrier, awaits ``durable_future`` so
+the loop never blocks on fsync: ``OK`` means acknowledged as a Kafka acks=all
+produce would be.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRequestError,
+                          OffsetOutOfRangeError, PylogError, RecordTooLargeError,
+                          UnknownTopicError)
+from pylog.records import encode_batch
+
+from .kafka.context import validate_topic_name
+from .metrics import Metrics
+
+__all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
+
+log = logging.getLogger("pylog.server.text")
+
+MAX_LINE = 1 << 20              # longest command line (1 MiB)
+MAX_PAYLOAD = 1 << 20           # largest PRODUCEB payload; the topic's max.message.bytes also applies
+DISCARD_LIMIT = 104_857_600     # PRODUCEB lengths up to this are skipped, not fatal
+DEFAULT_CONSUME = 100           # records per CONSUME when <max> is not given
+MAX_CONSUME = 10_000
+CONSUME_MAX_BYTES = 1 << 20     # per CONSUME answer; at least one record is always sent
+MAX_PARTITIONS = 10_000         # CREATE bound: each partition is a directory and open files
+MAX_GROUP_ID = 255
+
+HELP = [
+    "PRODUCE <topic> <partition> <message...>",
+    "PRODUCEB <topic> <partition> <nbytes>  (then exactly nbytes bytes)",
+    "CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]",
+    "TOPICS", "CREATE <topic> [<partitions>]", "DELETE <topic>", "DESCRIBE <topic>",
+    "COMMIT <group> <topic> <partition> <offset>", "OFFSET <group> <topic> <partition>",
+    "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT",
+]
+
+
+class _Fatal(Exception):
+    """An error after which the byte stream cannot be resynchronised: ERR, then close."""
+
+    def __init__(self, error: PylogError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _err_line(exc: PylogError) -> bytes:
+    text = " ".join(str(exc).split())       # one line, whatever the message held
+    return f"ERR {exc.name} {text}\n".encode("utf-8", "replace")
+
+
+def _int(token: str, what: str, low: int | None = 0, high: int | None = None) -> int:
+    try:
+        value = int(token, 10)
+    except ValueError:
+        raise InvalidRequestError(f"{what} must be an integer, got {_shown(token)}") from None
+    if low is not None and value < low:
+        raise InvalidRequestError(f"{what} must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise InvalidRequestError(f"{what} must be at most {high}, got {value}")
+    return value
+
+
+def _shown(token: str) -> str:
+    return repr(token if len(token) <= 40 else token[:40] + "...")
+
+
+def _tokens(raw: bytes) -> list[str]:
+    try:
+        return raw.decode("utf-8").split()
+    except UnicodeDecodeError:
+        raise InvalidRequestError("command arguments must be UTF-8 text; "
+                                  "use PRODUCEB for binary payloads") from None
+
+
+def _arity(args: list, low: int, high: int, usage: str) -> None:
+    if not low <= len(args) <= high:
+        raise InvalidRequestError(f"wrong number of arguments; usage: {usage}")
+
+
+class TextServer:
+    """The text-protocol listener: accepts connections, runs one task each."""
+
+    kind = "text"
+
+    def __init__(self, broker, host: str = "127.0.0.1", port: int = 3000, *, offsets,
+                 max_line: int = MAX_LINE, max_payload: int = MAX_PAYLOAD,
+                 idle_s: float = 600.0) -> None:
+        self.broker = broker
+        self.offsets = offsets          # CommittedOffsets (metrics.py)
+        self.metrics: Metrics = broker.metrics
+        self.host, self.port = host, port
+        self.max_line, self.max_payload = max_line, max_payload
+        self.idle_s = idle_s
+        self.stopping = False
+        self.connections: set[TextConnection] = set()
+        self._listener: asyncio.base_events.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._listener = await asyncio.start_server(
+            self._accept, self.host, self.port, limit=self.max_line, reuse_address=True)
+        self.port = self._listener.sockets[0].getsockname()[1]
+        log.info("text listener on %s", self.address)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = TextConnection(self, reader, writer)
+        conn.task = asyncio.current_task()
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop accepting; let commands in progress finish (bounded); close the rest."""
+        self.stopping = True
+        if self._listener is not None:
+            self._listener.close()
+        for conn in list(self.connections):
+            if not conn.busy and conn.task is not None:
+                conn.task.cancel()              # waiting for a command: nothing is lost
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            if conn.task is not None:
+                conn.task.cancel()
+        await asyncio.sleep(0)
+        log.info("text listener on %s stopped", self.address)
+
+
+class TextConnection:
+    """One client (event-loop thread only): read a line, answer it, repeat."""
+
+    def __init__(self, server: TextServer, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        # Shared by all connections.
+        self.server = server
+        self.broker = server.broker
+        self.metrics = server.metrics
+        # Per connection.
+        self.reader, self.writer = reader, writer
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.task: asyncio.Task | None = None
+        self.busy = False               # a command is being answered
+
+    async def run(self) -> None:
+        self.metrics.connection_opened("text")
+        try:
+            await self._serve()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.TimeoutError:
+            log.info("text connection from %s idle for %.0f s: closed", self.peer,
+                     self.server.idle_s)
+        finally:
+            self.metrics.connection_closed("text")
+            self.writer.close()
+
+    async def _serve(self) -> None:
+        while not self.server.stopping:
+            try:
+                line = await asyncio.wait_for(self.reader.readuntil(b"\n"),
+                                              self.server.idle_s)
+            except asyncio.LimitOverrunError:
+                await self._fatal(InvalidRequestError(
+                    f"line longer than {self.server.max_line} bytes without a newline; "
+                    f"closing the connection"))
+                return
+            except asyncio.IncompleteReadError as exc:
+                line = exc.partial          # last command without a newline, then EOF
+                if not line.strip():
+                    return
+            self.busy = True
+            try:
+                keep_open = await self._execute(line.rstrip(b"\n").rstrip(b"\r"))
+            except _Fatal as exc:
+                await self._fatal(exc.error)
+                return
+            finally:
+                self.busy = False
+            await self.writer.drain()
+            if not keep_open or self.reader.at_eof():
+                return
+
+    async def _fatal(self, exc: PylogError) -> None:
+        """ERR, then a lingering close: stop writing, discard what the client still
+        sends for a moment (bounded), so the ERR line is not lost to a TCP reset."""
+        log.info("text connection from %s: %s", self.peer, exc)
+        self.writer.write(_err_line(exc))
+        try:
+            await self.writer.drain()
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            loop = asyncio.get_running_loop()
+            deadline, discarded = loop.time() + 2.0, 0
+            while discarded < 4 * DISCARD_LIMIT and loop.time() < deadline:
+                chunk = await asyncio.wait_for(self.reader.read(1 << 16),
+                                               max(0.0, deadline - loop.time()))
+                if not chunk:
+                    break
+                discarded += len(chunk)
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
+
+    # -- dispatch -----------------------------------------------------------------
+    async def _execute(self, line: bytes) -> bool:
+        """Answer one command line; False when the connection should close."""
+        if not line.strip():
+            return True                      # empty line (e.g. after a PRODUCEB payload)
+        name_raw, _, rest = line.lstrip().partition(b" ")
+        name = name_raw.decode("ascii", "replace").upper()
+        handler = _COMMANDS.get(name)
+        self.metrics.request(name if handler else "UNKNOWN", "text")
+        if handler is None:
+            self.writer.write(_err_line(InvalidRequestError(
+                f"unknown command {_shown(name_raw.decode('utf-8', 'replace'))}; "
+                f"try HELP")))
+            return True
+        try:
+            answer = handler(self, rest)
+            if asyncio.iscoroutine(answer):
+                answer = await answer
+        except _Fatal:
+            raise
+        except PylogError as exc:
+            self.writer.write(_err_line(exc))
+            return True
+        except Exception as exc:            # noqa: BLE001 -- a bug answers ERR, keeps the loop
+            log.exception("text command %s from %s failed", name, self.peer)
+            self.writer.write(_err_line(PylogError(f"internal error: {type(exc).__name__}")))
+            return True
+        if isinstance(answer, list):
+            self.writer.writelines(answer)
+        else:
+            self.writer.write(answer)
+        return name != "QUIT"
+
+    # -- producing ------------------------------------------------------------------
+    async def _produce(self, rest: bytes) -> bytes:
+        parts = rest.split(b" ", 2)
+        if len(parts) < 3:
+            raise InvalidRequestError("wrong number of arguments; usage: "
+                                      "PRODUCE <topic> <partition> <message...>")
+        topic, partition = _tokens(parts[0]), _tokens(parts[1])
+        if len(topic) != 1 or len(partition) != 1:
+            raise InvalidRequestError("usage: PRODUCE <topic> <partition> <message...> "
+                                      "(one space between the arguments)")
+        p = self._partition(topic[0], partition[0])
+        return await self._append(p, parts[2])
+
+    async def _produce_binary(self, rest: bytes) -> bytes:
+        try:
+            args = _tokens(rest)
+            _arity(args, 3, 3, "PRODUCEB <topic> <partition> <nbytes>")
+            nbytes = _int(args[2], "nbytes")
+        except PylogError as exc:           # the payload's end is unknown: cannot go on
+            raise _Fatal(InvalidRequestError(f"{exc}; closing the connection because the "
+                                             f"payload length is unknown")) from None
+        if nbytes > self.server.max_payload:
+            too_large = RecordTooLargeError(
+                f"payload of {nbytes} bytes is over the {self.server.max_payload}-byte "
+                f"limit; nothing written")
+            if nbytes > DISCARD_LIMIT:
+                raise _Fatal(too_large)
+            await self._discard(nbytes)
+            raise too_large
+        payload = await self.reader.readexactly(nbytes)
+        p = self._partition(args[0], args[1])
+        return await self._append(p, payload)
+
+    async def _discard(self, nbytes: int) -> None:
+        while nbytes > 0:
+            chunk = await self.reader.read(min(nbytes, 1 << 16))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", nbytes)
+            nbytes -= len(chunk)
+
+    async def _append(self, p, value: bytes) -> bytes:
+        result = p.append_raw(encode_batch([value]), wait=False)
+        durable = p.durable_future(result.last_offset)
+        if not durable.done():
+            await asyncio.wrap_future(durable)
+        elif durable.exception() is not None:
+            raise durable.exception()
+        self.metrics.records_in(1)
+        return f"OK {result.base_offset}\n".encode()
+
+    def _partition(self, topic: str, partition: str):
+        validate_topic_name(topic)
+        index = _int(partition, "partition")
+        if not self.broker.log.has_topic(topic):
+            raise UnknownTopicError(f"unknown topic {topic!r}; CREATE it first")
+        return self.broker.partition(topic, index)
+
+    # -- consuming ------------------------------------------------------------------
+    def _consume(self, rest: bytes) -> list[bytes]:
+        args = _tokens(rest)
+        _arity(args, 2, 4, "CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]")
+        p = self._partition(args[0], args[1])
+        start, end = p.log_start_offset, p.log_end_offset
+        where = args[2] if len(args) > 2 else "earliest"
+        offset = {"earliest": start, "latest": end}.get(where.lower())
+        if offset is None:
+            offset = _int(where, "offset")
+        limit = _int(args[3], "max", 1, MAX_CONSUME) if len(args) > 3 else DEFAULT_CONSUME
+        if not start <= offset <= end:
+            raise OffsetOutOfRangeError(f"offset {offset} is outside {args[0]}-{args[1]}'s "
+                                        f"range [{start}, {end}]")
+        out: list[bytes] = []
+        next_offset, size = offset, 0
+        if offset < end:
+            for r in p.read(offset, max_records=limit, max_bytes=CONSUME_MAX_BYTES):
+                if r.offset < offset:
+                    continue
+                value = b"" if r.value is None else bytes(r.value)
+                if out and size + len(value) > CONSUME_MAX_BYTES:
+                    break
+                length = -1 if r.value is None else len(value)
+                out.append(f"RECORD {r.offset} {r.timestamp} {length}\n".encode())
+                out.append(value + b"\n")
+                size += len(value)
+                next_offset = r.offset + 1
+                if len(out) >= 2 * limit:
+                    break
+        self.metrics.records_out(len(out) // 2)
+        out.append(f"END {next_offset} {p.log_end_offset}\n".encode())
+        return out
+
+    # -- topics -----------------------------------------------------------------------
+    def _topics(self, rest: bytes) -> list[bytes]:
+        _arity(_tokens(rest), 0, 0, "TOPICS")
+        names = sorted(self.broker.log.topics())
+        out = [f"TOPIC {n} {self.broker.log.topic(n).num_partitions}\n".encode()
+               for n in names]
+        return out + [f"END {len(names)}\n".encode()]
+
+    def _create(self, rest: bytes) -> bytes:
+        args = _tokens(rest)
+        _arity(args, 1, 2, "CREATE <topic> [<partitions>]")
+        validate_topic_name(args[0])
+        if len(args) > 1:
+            try:
+                n = _int(args[1], "partitions", 1, MAX_PARTITIONS)
+            except InvalidRequestError as exc:
+                raise InvalidPartitionsError(str(exc)) from None
+        else:
+            n = self.broker.settings.num_partitions
+        topic = self.broker.create_topic(args[0], n, {})
+        return f"OK {topic.num_partitions}\n".encode()
+
+    def _delete(self, rest: bytes) -> bytes:
+        args = _tokens(rest)
+        _arity(args, 1, 1, "DELETE <topic>")
+        validate_topic_name(args[0])
+        self.broker.log.delete_topic(args[0])
+        return b"OK\n"
+
+    def _describe(self, rest: bytes) -> list[bytes]:
+        args = _tokens(rest)
+        _arity(args, 1, 1, "DESCRIBE <topic>")
+        topic = self.broker.topic(args[0])
+        out = []
+        for i in range(topic.num_partitions):
+            p = topic.partition(i)
+            out.append(f"PARTITION {i} {p.log_start_offset} {p.log_end_offset} "
+                       f"{int(getattr(p, 'size_bytes', 0))}\n".encode())
+        return out + [f"END {topic.num_partitions}\n".encode()]
+
+    # -- groups -----------------------------------------------------------------------
+    def _group_partition(self, group: str, topic: str, partition: str):
+        if not group or len(group) > MAX_GROUP_ID:
+            raise InvalidGroupIdError(f"group id must be 1-{MAX_GROUP_ID} characters")
+        return self._partition(topic, partition)
+
+    async def _commit(self, rest: bytes) -> bytes:
+        args = _tokens(rest)
+        _arity(args, 4, 4, "COMMIT <group> <topic> <partition> <offset>")
+        self._group_partition(*args[:3])
+        offset = _int(args[3], "offset")
+        result = self.server.offsets.commit(args[0], args[1], int(args[2]), offset)
+        if asyncio.iscoroutine(result):
+            await result
+        return b"OK\n"
+
+    async def _offset(self, rest: bytes) -> bytes:
+        args = _tokens(rest)
+        _arity(args, 3, 3, "OFFSET <group> <topic> <partition>")
+        self._group_partition(*args)
+        result = self.server.offsets.fetch(args[0], args[1], int(args[2]))
+        if asyncio.iscoroutine(result):
+            result = await result
+        return f"OK {result}\n".encode()
+
+    def _groups(self, rest: bytes) -> list[bytes]:
+        _arity(_tokens(rest), 0, 0, "GROUPS")
+        names = sorted(self.server.offsets.groups())
+        return [f"GROUP {g}\n".encode() for g in names] + [f"END {len(names)}\n".encode()]
+
+    def _group(self, rest: bytes) -> list[bytes]:
+        args = _tokens(rest)
+        _arity(args, 1, 1, "GROUP <group>")
+        committed = self.server.offsets.committed(args[0])
+        out = []
+        for (topic, i), offset in sorted(committed.items()):
+            try:
+                end = self.broker.partition(topic, i).log_end_offset
+            except PylogError:
+                continue                     # topic deleted since the commit
+            out.append(f"COMMITTED {topic} {i} {offset} {end} {max(0, end - offset)}\n"
+                       .encode())
+        return out + [f"END {len(out)}\n".encode()]
+
+    # -- the rest ---------------------------------------------------------------------
+    def _ping(self, rest: bytes) -> bytes:
+        return b"PONG\n"
+
+    def _help(self, rest: bytes) -> list[bytes]:
+        return [f"{line}\n".encode() for line in HELP] + [f"END {len(HELP)}\n".encode()]
+
+    def _quit(self, rest: bytes) -> bytes:
+        return b"BYE\n"
+
+
+_COMMANDS = {
+    "PRODUCE": TextConnection._produce, "PRODUCEB": TextConnection._produce_binary,
+    "CONSUME": TextConnection._consume, "TOPICS": TextConnection._topics,
+    "CREATE": TextConnection._create, "DELETE": TextConnection._delete,
+    "DESCRIBE": TextConnection._describe, "COMMIT": TextConnection._commit,
+    "OFFSET": TextConnection._offset, "GROUPS": TextConnection._groups,
+    "GROUP": TextConnection._group, "PING": TextConnection._ping,
+    "HELP": TextConnection._help, "QUIT": TextConnection._quit,
+}
