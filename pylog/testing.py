@@ -30,6 +30,7 @@ from pathlib import Path
 __all__ = ["PylogServer", "start_server", "pylog_server", "pylog_server_factory"]
 
 _LISTENING = re.compile(r"kafka listening on (\S+):(\d+)")
+_OTHER_LISTENER = re.compile(r"(text|http) listening on (\S+):(\d+)")
 
 
 class PylogServer:
@@ -45,6 +46,8 @@ class PylogServer:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self.host, self.port = "127.0.0.1", port
+        self.text_port: int | None = None     # text protocol and HTTP listeners (ephemeral)
+        self.http_port: int | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
 
     @property
@@ -53,7 +56,8 @@ class PylogServer:
 
     def start(self) -> "PylogServer":
         cmd = [sys.executable, "-m", "pylog.server.main", "--data-dir", str(self.data_dir),
-               "--kafka-listener", f"127.0.0.1:{self.requested_port}", *self.args]
+               "--kafka-listener", f"127.0.0.1:{self.requested_port}",
+               "--text-port", "0", "--http-port", "0", *self.args]
         env = dict(os.environ)
         env.update(self.env or {})
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +73,9 @@ class PylogServer:
             line = self.process.stdout.readline()
             if not line:
                 break
+            other = _OTHER_LISTENER.search(line.decode("utf-8", "replace"))
+            if other:
+                setattr(self, f"{other.group(1)}_port", int(other.group(3)))
             match = _LISTENING.search(line.decode("utf-8", "replace"))
             if match:
                 self.host, self.port = match.group(1), int(match.group(2))

@@ -47,6 +47,38 @@ def _report_recovery(plog) -> None:
             log.debug("recovery: %s", report)
 
 
+async def _start_interfaces(server, config: ServerConfig) -> list:
+    """The text and HTTP listeners (issue 6) over the Kafka server's broker.
+
+    A port given explicitly must bind (else startup fails); the default ports
+    (3000, 8081) are skipped with a warning when taken, so several servers can
+    run side by side on their Kafka ports alone.
+    """
+    from .http import HttpServer
+    from .metrics import CommittedOffsets
+    from .text import TextServer
+    host = config.kafka_address[0]
+    offsets = CommittedOffsets(server.broker)
+    wanted = [(TextServer, config.text_port, 3000, {"idle_s": config.idle_ms / 1000}),
+              (HttpServer, config.http_port, 8081, {})]
+    started = []
+    for cls, port, default, extra in wanted:
+        if port is not None and port < 0:
+            continue
+        listener = cls(server.broker, host, default if port is None else port,
+                       offsets=offsets, **extra)
+        try:
+            await listener.start()
+        except OSError as exc:
+            if port is not None:
+                raise
+            log.warning("%s listener not started: %s:%d: %s (set --%s-port)", cls.kind,
+                        host, default, exc.strerror or exc, cls.kind)
+            continue
+        started.append(listener)
+    return started
+
+
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT), then shut down in order."""
     import pylog
@@ -60,6 +92,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
                         request_timeout_ms=config.request_timeout_ms)
         await server.start()
+        interfaces = await _start_interfaces(server, config)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -67,12 +100,16 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):     # not the main thread
                 pass
+        for listener in interfaces:          # before the kafka line: pylog.testing reads it last
+            print(f"pylog-server: {listener.kind} listening on {listener.address}", flush=True)
         print(f"pylog-server: kafka listening on {server.address} "
               f"(data {config.data_dir})", flush=True)
         log.info("ready in %.0f ms", (time.monotonic() - started) * 1000,
                  extra={"data_dir": config.data_dir})
         await stop.wait()
         log.info("shutting down")
+        for listener in interfaces:
+            await listener.shutdown(config.shutdown_timeout_ms / 1000)
         await server.shutdown(config.shutdown_timeout_ms / 1000)
     finally:
         plog.close()            # flush, checkpoints, clean-shutdown marker (last)

@@ -50,6 +50,8 @@ def _listener(text: Any) -> tuple[str, int]:
 class ServerConfig:
     data_dir: str = "./data"
     kafka_listener: str = "127.0.0.1:9092"      # listeners (PLAINTEXT)
+    text_port: int | None = None                # text protocol (None: 3000 if free); -1 = off
+    http_port: int | None = None                # HTTP /metrics, /healthz (None: 8081 if free)
     advertised_host: str | None = None          # advertised.listeners host
     advertised_port: int | None = None
     num_partitions: int = 1                     # num.partitions
@@ -69,6 +71,12 @@ class ServerConfig:
 _HELP = {
     "data_dir": "data directory (created if missing)",
     "kafka_listener": "HOST:PORT of the Kafka listener (Kafka: listeners); port 0 = any",
+    "text_port": "port of the line-oriented text protocol, on the Kafka listener's host "
+                 "(default 3000, skipped with a warning if taken; 0 = any free port, "
+                 "-1 = disabled)",
+    "http_port": "port of the HTTP listener (/metrics, /healthz), on the Kafka listener's "
+                 "host (default 8081, skipped with a warning if taken; 0 = any free port, "
+                 "-1 = disabled)",
     "advertised_host": "host given to clients in Metadata (default: the address they "
                        "connected to)",
     "advertised_port": "port given to clients in Metadata",
@@ -93,7 +101,10 @@ def _convert(name: str, raw: Any, source: str) -> Any:
         if kind is int:
             if isinstance(raw, bool):
                 raise ValueError("not an integer")
-            return int(raw)
+            value = int(raw)
+            if name in ("text_port", "http_port") and not -1 <= value <= 65535:
+                raise ValueError(f"port {value} out of range (-1 disables)")
+            return value
         value = str(raw)
         if name == "kafka_listener":
             _listener(value)

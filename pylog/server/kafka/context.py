@@ -17,6 +17,7 @@ from typing import Any
 from pylog.broker.producers import ProducerStateManager
 from pylog.errors import (InvalidTopicError, UnknownTopicError)
 
+from ..metrics import Metrics
 from .messages import RequestHeader
 
 __all__ = ["BrokerSettings", "BrokerContext", "RequestContext", "validate_topic_name"]
@@ -73,6 +74,7 @@ class BrokerContext:
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
+        self.metrics = Metrics()        # connections, requests, record rates (every listener)
 
     def close(self) -> None:
         """Shutdown step: answer every long-polling Fetch now."""

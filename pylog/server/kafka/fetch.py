@@ -27,6 +27,7 @@ import threading
 
 from pylog.errors import OffsetOutOfRangeError, PylogError
 
+from ..metrics import count_batch_records
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
 
@@ -77,6 +78,7 @@ def _read_partition(mod, broker, topic: str, fp, budget: int, first: bool, read:
                 view, n = b"", 0         # next batch does not fit what is left: next time
             records = view
             read.total += n
+            broker.metrics.records_out(count_batch_records(view) if n else 0)
     return build(mod.PartitionData, partition_index=fp.partition,
                  error_code=none if code == 0 else error_code(code), high_watermark=hw,
                  last_stable_offset=hw, log_start_offset=start, aborted_transactions=(),

@@ -102,6 +102,7 @@ def _append(broker, topic: str, index: int, records: bytes | None, acks: int) ->
                     out.durable = p.durable_future(dup.last_offset)
                 return out
         result = p.append_raw(records, wait=False)
+        broker.metrics.records_in(result.last_offset - result.base_offset + 1)
         if state is not None:
             state.update(producer_id, epoch, base_seq, last_seq, result.base_offset,
                          result.last_offset, h[8])

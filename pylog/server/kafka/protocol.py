@@ -95,10 +95,12 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}"
         self.last_activity = asyncio.get_running_loop().time()
         self.registry.add(self)
+        self.broker.metrics.connection_opened("kafka")
         log.debug("connection from %s", self.peer)
 
     def connection_lost(self, exc) -> None:
         self.registry.discard(self)
+        self.broker.metrics.connection_closed("kafka")
         for _cid, _name, item in self._queue:
             if isinstance(item, asyncio.Task):
                 item.cancel()
@@ -133,6 +135,7 @@ class KafkaConnection(asyncio.Protocol):
             self.close(str(exc))
             return
         header = request.header
+        self.broker.metrics.request(request.spec.name)
         ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
         try:
             result = request.spec.handler(ctx, request.body)
