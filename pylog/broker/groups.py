@@ -1,0 +1,596 @@
+"""The group coordinator: Kafka's classic group protocol and committed offsets.
+
+One ``GroupCoordinator`` per ``Log`` (``log.groups``).  It is the coordinator for every
+group (one broker), so FindCoordinator always answers "self".
+
+Group states, as Kafka's GroupCoordinator names them::
+
+    Empty ──join──▶ PreparingRebalance ──all joined / rebalance timeout──▶ CompletingRebalance
+      ▲                   ▲    │                                               │ leader's SyncGroup
+      └─ last member gone ┘    └────── member joins / leaves / expires ◀── Stable ◀┘
+
+* JoinGroup: the broker assigns member ids (``<client_id>-<uuid>``) directly, without
+  the MEMBER_ID_REQUIRED round trip (research/kafka-protocol.md §2.6: every client
+  accepts it).  A join is *parked* (its callback kept) until the join phase completes:
+  when every known member has rejoined, or at the rebalance timeout (the largest of the
+  members'), when members that did not rejoin are removed.  An empty group's first join
+  waits ``group.initial.rebalance.delay.ms`` (default 0: no wait).
+* The protocol chosen is one every member supports, by vote of each member's first
+  supported preference (Kafka's ``selectProtocol``).  The leader (kept across
+  generations while it stays) receives every member's metadata; the others none.
+* SyncGroup: members park until the leader's SyncGroup brings the assignments; then
+  the group is Stable and each member gets its own.
+* Heartbeat: REBALANCE_IN_PROGRESS while preparing (members must rejoin),
+  ILLEGAL_GENERATION for a stale generation, UNKNOWN_MEMBER_ID for a stranger.
+* Session timeout: a member not heard from (heartbeat, join, sync, commit) within its
+  session timeout is removed and the group rebalances; members parked in a join are
+  bounded by the rebalance timeout instead.  A timer thread (``pylog-groups``) runs
+  these deadlines.
+* Offsets (``offsets.py``): OffsetCommit from a member of the current generation, or
+  from a non-member (generation -1) while the group is Empty; metadata longer than
+  ``offset.metadata.max.bytes`` (4096) → OFFSET_METADATA_TOO_LARGE; unknown topic or
+  partition → UNKNOWN_TOPIC_OR_PARTITION.  Until ``__consumer_offsets`` is loaded (a
+  background thread at creation) every group request gets COORDINATOR_LOAD_IN_PROGRESS.
+
+Callbacks: ``join`` and ``sync`` answer through a callback, called at once or later
+from whichever thread completes the phase (a request thread or the timer thread),
+*with the coordinator lock held*: callbacks must only hand the result over
+(``loop.call_soon_threadsafe``), never block or call back in.  Thread-safe: one lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Callable, NamedTuple
+
+from pylog.errors import PylogError
+
+from .offsets import Committed, OffsetStore
+
+__all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "MemberSummary",
+           "PartitionLag", "NONE", "UNKNOWN_TOPIC_OR_PARTITION", "OFFSET_METADATA_TOO_LARGE",
+           "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "ILLEGAL_GENERATION",
+           "INCONSISTENT_GROUP_PROTOCOL", "INVALID_GROUP_ID", "UNKNOWN_MEMBER_ID",
+           "INVALID_SESSION_TIMEOUT", "REBALANCE_IN_PROGRESS"]
+
+log = logging.getLogger("pylog.groups")
+
+# Kafka error codes (research/kafka-protocol.md §4).
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+OFFSET_METADATA_TOO_LARGE = 12
+COORDINATOR_LOAD_IN_PROGRESS = 14
+COORDINATOR_NOT_AVAILABLE = 15
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
+
+EMPTY, PREPARING, COMPLETING, STABLE = ("Empty", "PreparingRebalance",
+                                        "CompletingRebalance", "Stable")
+
+
+class JoinResult(NamedTuple):
+    error: int
+    generation: int = -1
+    protocol_name: str = ""
+    leader: str = ""
+    member_id: str = ""
+    members: tuple = ()            # leader only: (member_id, group_instance_id, metadata)
+
+
+class SyncResult(NamedTuple):
+    error: int
+    assignment: bytes = b""
+
+
+class MemberSummary(NamedTuple):
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes
+    assignment: bytes
+
+
+class GroupSummary(NamedTuple):
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: tuple
+
+
+class PartitionLag(NamedTuple):
+    group: str
+    topic: str
+    partition: int
+    committed_offset: int
+    log_end_offset: int
+    lag: int
+
+
+class _Member:
+    __slots__ = ("member_id", "group_instance_id", "client_id", "client_host",
+                 "session_s", "rebalance_s", "protocols", "assignment", "join_cb",
+                 "sync_cb", "deadline")
+
+    def __init__(self, member_id: str, client_id: str, client_host: str) -> None:
+        self.member_id = member_id
+        self.group_instance_id: str | None = None
+        self.client_id, self.client_host = client_id, client_host
+        self.session_s = self.rebalance_s = 10.0
+        self.protocols: list[tuple[str, bytes]] = []
+        self.assignment = b""
+        self.join_cb: Callable | None = None
+        self.sync_cb: Callable | None = None
+        self.deadline = 0.0
+
+    def metadata(self, protocol: str) -> bytes:
+        for name, meta in self.protocols:
+            if name == protocol:
+                return meta
+        return b""
+
+
+class _Group:
+    __slots__ = ("group_id", "state", "generation", "protocol_type", "protocol",
+                 "leader", "members", "join_deadline", "delay_deadline")
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.state = EMPTY
+        self.generation = 0
+        self.protocol_type = ""
+        self.protocol = ""
+        self.leader = ""
+        self.members: dict[str, _Member] = {}
+        self.join_deadline = 0.0        # PreparingRebalance: force completion then
+        self.delay_deadline = 0.0       # initial rebalance delay of an empty group
+
+    def candidates(self, exclude: str | None = None) -> set[str] | None:
+        """Protocols every member (but ``exclude``) supports; None if no such member."""
+        common = None
+        for m in self.members.values():
+            if m.member_id == exclude:
+                continue
+            names = {n for n, _ in m.protocols}
+            common = names if common is None else common & names
+        return common
+
+
+class GroupCoordinator:
+    """Groups and committed offsets for one Log (see the module doc)."""
+
+    def __init__(self, log_, *, initial_rebalance_delay_ms: int = 0,
+                 min_session_timeout_ms: int = 6000, max_session_timeout_ms: int = 1_800_000,
+                 offset_metadata_max_bytes: int = 4096, load: bool = True,
+                 offsets_retention_bytes: int | None = None) -> None:
+        self.log = log_
+        self.initial_delay_s = initial_rebalance_delay_ms / 1000
+        self.min_session_ms, self.max_session_ms = min_session_timeout_ms, max_session_timeout_ms
+        self.metadata_max = offset_metadata_max_bytes
+        kw = {} if offsets_retention_bytes is None else {"retention_bytes":
+                                                          offsets_retention_bytes}
+        self.offsets = OffsetStore(log_, **kw)
+        self._lock = threading.RLock()
+        self._groups: dict[str, _Group] = {}
+        self._loaded = threading.Event()
+        self.load_error: BaseException | None = None
+        self._closed = False
+        self._wake = threading.Event()
+        self._timer = threading.Thread(target=self._run_timer, name="pylog-groups",
+                                       daemon=True)
+        self._timer.start()
+        if load:
+            threading.Thread(target=self._load, name="pylog-groups-load", daemon=True).start()
+
+    # -- loading ------------------------------------------------------------------------
+    def _load(self) -> None:
+        started = time.monotonic()
+        try:
+            self.offsets.load()
+        except BaseException as exc:    # noqa: BLE001 -- reported, requests get 15
+            self.load_error = exc
+            log.exception("cannot load %s", "__consumer_offsets")
+        else:
+            log.info("group coordinator loaded in %.0f ms", (time.monotonic() - started) * 1e3)
+        self._loaded.set()
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set() and self.load_error is None
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Block until the offsets are loaded (embedded use); re-raises a load failure."""
+        done = self._loaded.wait(timeout)
+        if self.load_error is not None:
+            raise self.load_error
+        return done
+
+    def _not_ready(self) -> int:
+        if self._closed or self.load_error is not None:
+            return COORDINATOR_NOT_AVAILABLE
+        return NONE if self._loaded.is_set() else COORDINATOR_LOAD_IN_PROGRESS
+
+    # -- JoinGroup ----------------------------------------------------------------------
+    def join(self, group_id: str, member_id: str, protocol_type: str,
+             protocols: list[tuple[str, bytes]], callback: Callable[[JoinResult], None], *,
+             session_timeout_ms: int, rebalance_timeout_ms: int = -1, client_id: str = "",
+             client_host: str = "", group_instance_id: str | None = None) -> None:
+        """JoinGroup; ``callback(JoinResult)`` now or when the join phase completes."""
+        with self._lock:
+            code = self._not_ready()
+            if code == NONE and not group_id:
+                code = INVALID_GROUP_ID
+            if code == NONE and not (self.min_session_ms <= session_timeout_ms
+                                     <= self.max_session_ms):
+                code = INVALID_SESSION_TIMEOUT
+            group = self._groups.get(group_id)
+            if code == NONE and member_id and (group is None or member_id not in group.members):
+                code = UNKNOWN_MEMBER_ID
+            if code == NONE and not self._protocols_fit(group, member_id, protocol_type,
+                                                        protocols):
+                code = INCONSISTENT_GROUP_PROTOCOL
+            if code != NONE:
+                callback(JoinResult(code, member_id=member_id))
+                return
+            if group is None:
+                group = self._groups[group_id] = _Group(group_id)
+            now = time.monotonic()
+            new = not member_id
+            if new:
+                member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
+                member = group.members[member_id] = _Member(member_id, client_id, client_host)
+                if not group.leader:
+                    group.leader = member_id
+            member = group.members[member_id]
+            changed = new or member.protocols != list(protocols)
+            member.session_s = session_timeout_ms / 1000
+            member.rebalance_s = (rebalance_timeout_ms if rebalance_timeout_ms > 0
+                                  else session_timeout_ms) / 1000
+            member.protocols = list(protocols)
+            member.group_instance_id = group_instance_id
+            member.deadline = now + member.session_s
+            group.protocol_type = protocol_type              # checked by _protocols_fit
+            if not changed and group.state in (STABLE, COMPLETING) and (
+                    group.state == COMPLETING or member_id != group.leader):
+                callback(self._join_result(group, member))      # nothing to rebalance for
+                return
+            if member.join_cb is not None:                       # a retried join
+                member.join_cb(JoinResult(REBALANCE_IN_PROGRESS, member_id=member_id))
+            member.join_cb = callback
+            self._prepare_rebalance(group, now, new_member=new)
+            self._maybe_complete_join(group, now)
+
+    def _protocols_fit(self, group: _Group | None, member_id: str, protocol_type: str,
+                       protocols) -> bool:
+        if not protocol_type or not protocols:
+            return False
+        if group is None or not group.members or list(group.members) == [member_id]:
+            return True
+        if protocol_type != group.protocol_type:
+            return False
+        common = group.candidates(exclude=member_id)
+        return common is None or bool(common & {n for n, _ in protocols})
+
+    def _prepare_rebalance(self, group: _Group, now: float, new_member: bool = False) -> None:
+        """Move to PreparingRebalance (a no-op if already there, but for the delay)."""
+        if group.state == PREPARING:
+            if group.delay_deadline and new_member:      # Kafka's InitialDelayedJoin
+                group.delay_deadline = min(now + self.initial_delay_s, group.join_deadline)
+            return
+        if group.state == COMPLETING:                    # their assignment is void now
+            for m in group.members.values():
+                if m.sync_cb is not None:
+                    m.sync_cb(SyncResult(REBALANCE_IN_PROGRESS))
+                    m.sync_cb = None
+        timeout = max((m.rebalance_s for m in group.members.values()), default=0.0)
+        group.join_deadline = now + timeout
+        group.delay_deadline = 0.0
+        if group.state == EMPTY and self.initial_delay_s > 0:
+            group.delay_deadline = min(now + self.initial_delay_s, group.join_deadline)
+        log.debug("group %s: %s -> PreparingRebalance", group.group_id, group.state)
+        group.state = PREPARING
+        self._wake.set()
+
+    def _maybe_complete_join(self, group: _Group, now: float, force: bool = False) -> None:
+        if group.state != PREPARING:
+            return
+        if group.delay_deadline and now < group.delay_deadline:
+            return
+        if force or all(m.join_cb is not None for m in group.members.values()):
+            self._complete_join(group, now)
+
+    def _complete_join(self, group: _Group, now: float) -> None:
+        for m in [m for m in group.members.values() if m.join_cb is None]:
+            log.info("group %s: member %s did not rejoin in time; removed",
+                     group.group_id, m.member_id)
+            del group.members[m.member_id]
+        group.generation += 1
+        group.delay_deadline = group.join_deadline = 0.0
+        if not group.members:
+            group.state, group.leader, group.protocol = EMPTY, "", ""
+            return
+        if group.leader not in group.members:
+            group.leader = next(iter(group.members))
+        group.protocol = self._select_protocol(group)
+        group.state = COMPLETING
+        log.info("group %s: generation %d, %d members, protocol %s, leader %s",
+                 group.group_id, group.generation, len(group.members), group.protocol,
+                 group.leader)
+        for m in group.members.values():
+            m.assignment = b""
+            m.deadline = now + m.session_s
+            cb, m.join_cb = m.join_cb, None
+            cb(self._join_result(group, m))
+
+    @staticmethod
+    def _select_protocol(group: _Group) -> str:
+        common = group.candidates() or set()
+        votes: dict[str, int] = {}
+        for m in group.members.values():
+            first = next(n for n, _ in m.protocols if n in common)
+            votes[first] = votes.get(first, 0) + 1
+        return max(votes, key=lambda n: votes[n])       # first maximum wins ties
+
+    @staticmethod
+    def _join_result(group: _Group, member: _Member) -> JoinResult:
+        members = ()
+        if member.member_id == group.leader:
+            members = tuple((m.member_id, m.group_instance_id, m.metadata(group.protocol))
+                            for m in group.members.values())
+        return JoinResult(NONE, group.generation, group.protocol, group.leader,
+                          member.member_id, members)
+
+    # -- SyncGroup, Heartbeat, LeaveGroup -----------------------------------------------
+    def _member(self, group_id: str, member_id: str) -> tuple[int, _Group | None,
+                                                              _Member | None]:
+        code = self._not_ready()
+        if code != NONE:
+            return code, None, None
+        if not group_id:
+            return INVALID_GROUP_ID, None, None
+        group = self._groups.get(group_id)
+        member = group.members.get(member_id) if group is not None else None
+        if member is None:
+            return UNKNOWN_MEMBER_ID, group, None
+        member.deadline = time.monotonic() + member.session_s
+        return NONE, group, member
+
+    def sync(self, group_id: str, generation: int, member_id: str,
+             assignments: dict[str, bytes] | None,
+             callback: Callable[[SyncResult], None]) -> None:
+        """SyncGroup; ``callback(SyncResult)`` now or when the leader's assignment comes."""
+        with self._lock:
+            code, group, member = self._member(group_id, member_id)
+            if code == NONE and generation != group.generation:
+                code = ILLEGAL_GENERATION
+            if code == NONE and group.state == PREPARING:
+                code = REBALANCE_IN_PROGRESS
+            if code != NONE:
+                callback(SyncResult(code))
+                return
+            if group.state == STABLE:
+                callback(SyncResult(NONE, member.assignment))
+                return
+            member.sync_cb = callback                       # CompletingRebalance
+            if member_id == group.leader:
+                for mid, m in group.members.items():
+                    m.assignment = bytes((assignments or {}).get(mid, b""))
+                group.state = STABLE
+                for m in group.members.values():
+                    cb, m.sync_cb = m.sync_cb, None
+                    if cb is not None:
+                        cb(SyncResult(NONE, m.assignment))
+
+    def heartbeat(self, group_id: str, generation: int, member_id: str) -> int:
+        with self._lock:
+            code, group, _member = self._member(group_id, member_id)
+            if code != NONE:
+                return code
+            if group.state == PREPARING:
+                return REBALANCE_IN_PROGRESS
+            if generation != group.generation:
+                return ILLEGAL_GENERATION
+            return NONE
+
+    def leave(self, group_id: str, member_ids: list[str]) -> tuple[int, list[int]]:
+        """LeaveGroup: (top-level code, one code per member id)."""
+        with self._lock:
+            code = self._not_ready() or (INVALID_GROUP_ID if not group_id else NONE)
+            if code != NONE:
+                return code, [code] * len(member_ids)
+            group = self._groups.get(group_id)
+            codes = []
+            for mid in member_ids:
+                if group is None or mid not in group.members:
+                    codes.append(UNKNOWN_MEMBER_ID)
+                    continue
+                codes.append(NONE)
+                self._remove_member(group, group.members[mid], "left the group")
+            top = codes[0] if len(codes) == 1 else NONE
+            return top, codes
+
+    def _remove_member(self, group: _Group, member: _Member, why: str) -> None:
+        log.info("group %s: member %s %s", group.group_id, member.member_id, why)
+        del group.members[member.member_id]
+        if member.join_cb is not None:
+            member.join_cb(JoinResult(UNKNOWN_MEMBER_ID, member_id=member.member_id))
+        if member.sync_cb is not None:
+            member.sync_cb(SyncResult(UNKNOWN_MEMBER_ID))
+        if group.leader == member.member_id:
+            group.leader = next(iter(group.members), "")
+        now = time.monotonic()
+        if group.state in (STABLE, COMPLETING):
+            self._prepare_rebalance(group, now)
+        if group.state == PREPARING:
+            if group.members:
+                self._maybe_complete_join(group, now)
+            else:
+                self._complete_join(group, now)
+
+    # -- offsets --------------------------------------------------------------------------
+    def commit_offsets(self, group_id: str, generation: int, member_id: str,
+                       offsets: list[tuple[str, int, int, int, str | None]], *,
+                       trusted: bool = False) -> list[int]:
+        """OffsetCommit of (topic, partition, offset, leader_epoch, metadata) entries;
+        returns one error code per entry.  ``trusted`` (embedded consumers) skips the
+        membership checks: an in-process consumer needs no generation."""
+        with self._lock:
+            code = self._not_ready()
+            group = self._groups.get(group_id)
+            if code == NONE and not trusted:
+                code = self._commit_allowed(group, generation, member_id)
+            if code != NONE:
+                return [code] * len(offsets)
+            codes, accepted = [], []
+            for topic, partition, offset, epoch, metadata in offsets:
+                c = self._check_commit(topic, partition, metadata)
+                codes.append(c)
+                if c == NONE:
+                    accepted.append((topic, partition,
+                                     Committed(offset, epoch, metadata or "", -1)))
+            try:
+                self.offsets.commit(group_id, accepted)
+            except PylogError as exc:        # the engine refused the append (disk, I/O)
+                log.error("group %s: commit failed: %s", group_id, exc)
+                return [exc.errno if c == NONE else c for c in codes]
+            if group is None and accepted and group_id not in self._groups:
+                self._groups[group_id] = _Group(group_id)     # offsets-only group: listed
+            return codes
+
+    def _commit_allowed(self, group: _Group | None, generation: int, member_id: str) -> int:
+        if generation < 0 and (group is None or not group.members):
+            return NONE                      # a non-member commit to an empty group
+        if group is None:
+            return ILLEGAL_GENERATION
+        if group.state == COMPLETING:
+            return REBALANCE_IN_PROGRESS
+        member = group.members.get(member_id)
+        if member is None:
+            return UNKNOWN_MEMBER_ID
+        if generation != group.generation:
+            return ILLEGAL_GENERATION
+        member.deadline = time.monotonic() + member.session_s
+        return NONE
+
+    def _check_commit(self, topic: str, partition: int, metadata: str | None) -> int:
+        if metadata is not None and len(metadata) > self.metadata_max:
+            return OFFSET_METADATA_TOO_LARGE
+        try:
+            self.log.topic(topic).partition(partition)
+        except Exception:                    # noqa: BLE001 -- unknown topic/partition/name
+            return UNKNOWN_TOPIC_OR_PARTITION
+        return NONE
+
+    def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
+                      ) -> tuple[int, dict[tuple[str, int], Committed | None]]:
+        """OffsetFetch: (error, {(topic, partition): Committed or None}); None = all."""
+        code = self._not_ready()
+        if code != NONE:
+            return code, {}
+        if partitions is None:
+            return NONE, dict(self.offsets.group_offsets(group_id))
+        return NONE, {(t, i): self.offsets.fetch(group_id, t, i) for t, i in partitions}
+
+    # -- ListGroups, DescribeGroups, lag -------------------------------------------------
+    def list_groups(self) -> tuple[int, list[tuple[str, str]]]:
+        code = self._not_ready()
+        if code != NONE:
+            return code, []
+        with self._lock:
+            ids = set(self._groups) | set(self.offsets.group_ids())
+            return NONE, sorted((g, self._groups[g].protocol_type if g in self._groups
+                                 else "") for g in ids)
+
+    def describe_group(self, group_id: str) -> tuple[int, GroupSummary]:
+        code = self._not_ready()
+        if code != NONE:
+            return code, GroupSummary(group_id, "", "", "", ())
+        with self._lock:
+            group = self._groups.get(group_id)
+            if group is None:
+                state = "Empty" if self.offsets.group_offsets(group_id) else "Dead"
+                return NONE, GroupSummary(group_id, state, "", "", ())
+            stable = group.state == STABLE
+            members = tuple(MemberSummary(m.member_id, m.group_instance_id, m.client_id,
+                                          m.client_host,
+                                          m.metadata(group.protocol) if stable else b"",
+                                          m.assignment if stable else b"")
+                            for m in group.members.values())
+            return NONE, GroupSummary(group_id, group.state, group.protocol_type,
+                                      group.protocol if stable else "", members)
+
+    def lag(self, group: str | None = None) -> list[PartitionLag]:
+        """Per group and partition: log end offset − committed offset (≥ 0).
+
+        Partitions of deleted topics are left out.  For the metrics endpoint and the
+        dashboard: cheap (a dict walk and one property read per partition)."""
+        out = []
+        groups = [group] if group is not None else sorted(self.offsets.group_ids())
+        for g in groups:
+            for (topic, i), c in sorted(self.offsets.group_offsets(g).items()):
+                try:
+                    leo = self.log.topic(topic).partition(i).log_end_offset
+                except Exception:            # noqa: BLE001 -- topic deleted since
+                    continue
+                out.append(PartitionLag(g, topic, i, c.offset, leo, max(0, leo - c.offset)))
+        return out
+
+    # -- deadlines --------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> float:
+        """Expire sessions, end join phases; returns seconds until the next deadline."""
+        now = time.monotonic() if now is None else now
+        nxt = 1.0
+        with self._lock:
+            for group in list(self._groups.values()):
+                for m in list(group.members.values()):
+                    if m.join_cb is None and now >= m.deadline:
+                        self._remove_member(group, m, "session timed out "
+                                            f"({m.session_s:.1f} s)")
+                    elif m.join_cb is None:
+                        nxt = min(nxt, m.deadline - now)
+                if group.state == PREPARING:
+                    if group.delay_deadline and now >= group.delay_deadline:
+                        group.delay_deadline = 0.0
+                        self._maybe_complete_join(group, now)
+                    if group.state == PREPARING and now >= group.join_deadline:
+                        self._complete_join(group, now)
+                    elif group.state == PREPARING:
+                        nxt = min(nxt, (group.delay_deadline or group.join_deadline) - now)
+        return max(nxt, 0.005)
+
+    def _run_timer(self) -> None:
+        wait = 1.0
+        while not self._closed:
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                wait = self.tick()
+            except Exception:                # noqa: BLE001 -- keep the timer alive
+                log.exception("group timer failed")
+                wait = 1.0
+
+    def close(self) -> None:
+        """Stop the timer; parked requests get COORDINATOR_NOT_AVAILABLE (they re-find
+        the coordinator).  Offsets need no flush: each commit is already in the log."""
+        with self._lock:
+            self._closed = True
+            for group in self._groups.values():
+                for m in group.members.values():
+                    if m.join_cb is not None:
+                        m.join_cb(JoinResult(COORDINATOR_NOT_AVAILABLE, member_id=m.member_id))
+                        m.join_cb = None
+                    if m.sync_cb is not None:
+                        m.sync_cb(SyncResult(COORDINATOR_NOT_AVAILABLE))
+                        m.sync_cb = None
+        self._wake.set()
+        if self._timer is not threading.current_thread():
+            self._timer.join(2.0)
