@@ -112,6 +112,7 @@ class Log:
         self._lock_fd = -1
         self.recovery_reports: list[RecoveryReport] = []
         self.warnings: list[str] = []
+        self._groups = None                    # GroupCoordinator, created on first use
         self._dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         try:
@@ -343,6 +344,23 @@ class Log:
                     self._load_partition(name, i, topic.config, True, {}, {}))
             self._write_metadata_locked()
 
+    # ---- consumer groups (pylog/broker/groups.py, consumer.py) -------------------------
+    @property
+    def groups(self):
+        """The group coordinator (committed offsets, groups, lag), created on first use;
+        it loads ``__consumer_offsets`` in the background."""
+        with self._lock:
+            if self._groups is None:
+                self._check_open()
+                from pylog.broker.groups import GroupCoordinator
+                self._groups = GroupCoordinator(self)
+            return self._groups
+
+    def consumer(self, group: str, topics, **options):
+        """An embedded consumer in ``group`` (see pylog/broker/consumer.py)."""
+        from pylog.broker.consumer import Consumer
+        return Consumer(self, group, topics, **options)
+
     # ---- close -------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
@@ -354,6 +372,8 @@ class Log:
             if self._closed:
                 return
             self._closed = True
+        if self._groups is not None:
+            self._groups.close()
         self._flusher.stop()
         parts = self._all_partitions()
         errors = []
@@ -380,6 +400,8 @@ class Log:
         checkpoint, no marker), close fds and release the lock so it can be reopened."""
         with self._lock:
             self._closed = True
+        if self._groups is not None:
+            self._groups.close()
         self._flusher.stop()
         for p in self._all_partitions():
             p._abandon()
