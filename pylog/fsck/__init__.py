@@ -1,0 +1,28 @@
+"""pylog-fsck: verify, and with --repair fix, a pylog data directory (DESIGN.md §6).
+
+    pylog-fsck DATA_DIR [--topic T] [--repair] [--json] [--deep] [-v]
+
+Read-only unless --repair.  Checks every batch of every segment (length bounds,
+magic, CRC-32C, offsets contiguous and increasing within and across segments,
+timestamps; --deep also decodes every record), every index and time-index entry
+against the log, segment names against their first batch, gaps and overlaps,
+both offset checkpoints against the logs, ``topic-metadata.json``, and stray or
+temporary files.  Each finding names the topic, partition, file, byte position and
+offset range.  --repair (refused while another process holds ``<data>/.lock``)
+truncates torn or corrupt tails into ``<data>/quarantine/``, rebuilds indexes and
+rewrites checkpoints, then checks again; see pylog/fsck/repair.py.
+
+Exit codes (fsck(8)): 0 clean, 1 errors corrected, 4 errors left uncorrected,
+8 operational error (missing or unreadable path, not a pylog directory, locked for
+--repair), 16 usage error.  Layout of this package: model.py (findings, report),
+segments.py (one segment), partition.py (one partition), datadir.py (the
+directory), repair.py (--repair), cli.py (arguments, output, progress).
+"""
+from __future__ import annotations
+
+from pylog.fsck.cli import main, run
+from pylog.fsck.model import (EXIT_CLEAN, EXIT_CORRECTED, EXIT_OPERATIONAL,
+                              EXIT_UNCORRECTED, EXIT_USAGE, Finding, Report)
+
+__all__ = ["main", "run", "Finding", "Report", "EXIT_CLEAN", "EXIT_CORRECTED",
+           "EXIT_UNCORRECTED", "EXIT_OPERATIONAL", "EXIT_USAGE"]

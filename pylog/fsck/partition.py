@@ -1,0 +1,142 @@
+"""Checks of one partition directory ``<topic>-<partition>/``: its files, its
+segments in order, and the offset chain across them.
+
+First pass: sort the directory's files into segments (``.log`` with its two
+indexes), orphan indexes, Kafka's temporary files and strays.  Second pass: scan
+each segment's ``.log`` (segments.py) and chain them: segment ``k+1`` must start at
+``nextOffset`` of segment ``k`` (a gap or an overlap is an error).  The first place
+where the log stops being valid is the partition's *cut*: recovery and --repair keep
+everything before it and nothing after it.  Third pass: check the indexes of the
+segments before the cut against their batches.
+"""
+from __future__ import annotations
+
+import os
+
+from pylog.fsck.model import ERROR, WARNING, PartitionScan, SegmentScan
+from pylog.fsck.segments import _Ctx, check_index, check_timeindex, scan_segment_log
+from pylog.storage import files
+
+__all__ = ["scan_partition", "TEMP_SUFFIXES"]
+
+TEMP_SUFFIXES = (files.DELETED_SUFFIX, files.CLEANED_SUFFIX, files.SWAP_SUFFIX, ".tmp")
+
+
+def _classify(dir_path: str, ctx: _Ctx) -> dict[int, set[str]]:
+    """Segment files by base offset; report temp and stray files on the way."""
+    by_base: dict[int, set[str]] = {}
+    for name in sorted(os.listdir(dir_path)):
+        full = os.path.join(dir_path, name)
+        parsed = files.parse_base_offset(name)
+        if parsed is not None:
+            if not os.path.isfile(full):
+                ctx.add(ERROR, "unreadable", "segment file is not a regular file", name)
+                by_base.setdefault(parsed[0], set()).add("!" + parsed[1])
+                continue
+            by_base.setdefault(parsed[0], set()).add(parsed[1])
+        elif name.endswith(TEMP_SUFFIXES):
+            ctx.add(WARNING, "temp-file", "leftover temporary file (an interrupted "
+                    "replace, delete or compaction); ignored by readers", name,
+                    fix="quarantine")
+        else:
+            ctx.add(WARNING, "stray-file", "file that is not part of the log (left alone)",
+                    name)
+    return by_base
+
+
+def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
+                   findings: list, *, deep: bool, clean: bool, live: bool,
+                   interval: int, progress=None) -> PartitionScan:
+    """Scan one partition directory; findings are appended to ``findings``."""
+    ps = PartitionScan(topic, partition, dir_name, interval=interval)
+    ctx = _Ctx(findings, topic, partition, dir_name)
+    dir_path = os.path.join(data_dir, dir_name)
+    by_base = _classify(dir_path, ctx)
+    bases = []
+    for base, kinds in sorted(by_base.items()):
+        if files.LOG_SUFFIX in kinds or "!.log" in kinds:
+            bases.append(base)
+        else:
+            for suffix in sorted(kinds):
+                if not suffix.startswith("!"):
+                    ctx.add(ERROR, "orphan-index", "index file without its .log",
+                            files.filename_prefix(base) + suffix, fix="quarantine")
+    for k, base in enumerate(bases):
+        is_last = k == len(bases) - 1
+        seg = SegmentScan(base, f"{dir_name}/{files.filename_prefix(base)}.log")
+        log_path = os.path.join(dir_path, files.filename_prefix(base) + files.LOG_SUFFIX)
+        ps.segments.append(seg)
+        try:
+            if "!.log" in by_base[base]:
+                raise OSError(f"{log_path} is not a regular file")
+            scan_segment_log(log_path, seg, ctx, deep=deep, is_last=is_last,
+                             sealed=clean or not is_last, live=live)
+        except (OSError, ValueError) as e:
+            # ValueError: mmap of something that is not a plain file.
+            seg.unreadable = True
+            if "!.log" not in by_base[base]:
+                ctx.add(ERROR, "unreadable", f"cannot read the segment: {e}",
+                        os.path.basename(log_path))
+            ps.unreadable = True
+            break
+        if progress is not None:
+            progress(seg.file_size)
+    if ps.unreadable:
+        return ps
+    _chain(ps, ctx, live)
+    _check_indexes(ps, ctx, dir_path, clean=clean, live=live, interval=interval)
+    if ps.segments:
+        ps.log_start_offset = ps.segments[0].base_offset
+        k, _ = ps.cut if ps.cut else (len(ps.segments) - 1, None)
+        ps.log_end_offset = ps.segments[k].next_offset
+    return ps
+
+
+def _chain(ps: PartitionScan, ctx: _Ctx, live: bool) -> None:
+    """Find the cut: the first segment with a corrupt tail or a broken link."""
+    prev = None
+    for k, seg in enumerate(ps.segments):
+        name = os.path.basename(seg.log_path)
+        if prev is not None and seg.base_offset != prev.next_offset:
+            kind = "gap" if seg.base_offset > prev.next_offset else "overlap"
+            ctx.add(ERROR, kind, f"segment starts at offset {seg.base_offset} but the "
+                    f"previous one ends before offset {prev.next_offset}; the log is "
+                    f"kept up to there", name, 0, (prev.next_offset, seg.base_offset - 1)
+                    if kind == "gap" else (seg.base_offset, prev.next_offset - 1),
+                    fix="truncate")
+            ps.cut = (k, 0)
+            return
+        if seg.file_size == 0 and k < len(ps.segments) - 1:
+            ctx.add(WARNING, "empty-segment", "empty segment that is not the last one",
+                    name, fix="remove-empty")
+        if seg.corrupt_tail and not (live and k == len(ps.segments) - 1):
+            ps.cut = (k, seg.valid_end)
+            if k < len(ps.segments) - 1:
+                later = ps.segments[k + 1:]
+                ctx.add(ERROR, "after-corruption", f"{len(later)} later segment(s) "
+                        f"follow a corrupt tail and are unreachable ("
+                        f"{sum(s.file_size for s in later)} bytes, from offset "
+                        f"{later[0].base_offset})", name, seg.valid_end,
+                        (seg.next_offset, None), fix="truncate")
+            return
+        prev = seg
+
+
+def _check_indexes(ps: PartitionScan, ctx: _Ctx, dir_path: str, *, clean: bool,
+                   live: bool, interval: int) -> None:
+    last_k = len(ps.segments) - 1 if ps.cut is None else ps.cut[0]
+    for k, seg in enumerate(ps.segments[:last_k + 1]):
+        if ps.cut is not None and k == ps.cut[0]:
+            continue                       # rebuilt anyway when the cut is repaired
+        active = k == len(ps.segments) - 1 and not clean
+        prefix = os.path.join(dir_path, files.filename_prefix(seg.base_offset))
+        try:
+            seg.index_ok = check_index(prefix + files.INDEX_SUFFIX, seg, ctx, interval,
+                                       active=active, live=live)
+            seg.timeindex_ok = check_timeindex(prefix + files.TIMEINDEX_SUFFIX, seg, ctx,
+                                               interval, active=active,
+                                               sealed=not active, live=live)
+        except OSError as e:
+            ctx.add(ERROR, "unreadable", f"cannot read an index: {e}",
+                    os.path.basename(prefix))
+            ps.unreadable = True

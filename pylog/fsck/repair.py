@@ -1,0 +1,246 @@
+"""--repair: make a data directory valid again without silently deleting data.
+
+Runs after a full check, with the exclusive lock on ``<data>/.lock`` held by the
+caller, and only acts on findings that name a ``fix``:
+
+1. ``truncate`` (a partition's cut, partition.py): the bytes of the cut segment from
+   the cut position, and every later segment, are *moved* to
+   ``<data>/quarantine/<topic>-<partition>/`` with a JSON note of where they came from
+   (file, byte range, first offset, reason); then the segment is truncated to its
+   valid prefix (or removed, if the cut is at its first byte and it is not the
+   first segment) and the later segments' files are removed.  The log then ends
+   exactly where recovery would end it.
+2. ``rebuild-index``: ``.index`` and ``.timeindex`` are rewritten from the log with
+   the index.interval.bytes rule (atomically: tmp, fsync, rename, fsync(dir)).
+3. ``trim``: a sealed segment's zero tail is cut off (nothing to keep).
+4. ``remove-empty``, ``quarantine``: empty middle segments are removed; orphan
+   indexes and temporary files are moved to the quarantine.
+5. ``rewrite-checkpoints``: both checkpoints are rewritten with offsets clamped to
+   the partitions' valid ranges (entries for missing partitions dropped).
+If any ``.log`` changed, the clean-shutdown marker is removed (so the next open runs
+recovery rather than trusting the old state).  Each step is idempotent: a repair
+interrupted by a crash is finished by the next one, and a repair of a clean
+directory does nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from pylog.fsck.model import PartitionScan, Report, SegmentScan
+from pylog.fsck.segments import expected_index, expected_timeindex
+from pylog.storage import files
+from pylog.storage.checkpoint import read_offset_checkpoint, write_offset_checkpoint
+
+__all__ = ["repair"]
+
+QUARANTINE_DIR = "quarantine"
+
+
+class _Quarantine:
+    """Moves bytes and files under <data>/quarantine/<dir>/ with a note each."""
+
+    def __init__(self, data_dir: str):
+        self.root = os.path.join(data_dir, QUARANTINE_DIR)
+        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.seq = 0
+        self.touched: set[str] = set()
+
+    def _target(self, sub: str, name: str) -> str:
+        d = os.path.join(self.root, sub)
+        os.makedirs(d, exist_ok=True)
+        self.touched.update({self.root, d})
+        self.seq += 1
+        return os.path.join(d, f"{self.stamp}-{os.getpid()}-{self.seq}-{name}")
+
+    def _note(self, target: str, note: dict) -> None:
+        note = dict(note, quarantined_at=self.stamp, by="pylog-fsck --repair")
+        files.atomic_write(target + ".note.json",
+                           (json.dumps(note, indent=1, sort_keys=True) + "\n").encode())
+
+    def save_range(self, sub: str, path: str, start: int, end: int, note: dict) -> None:
+        """Copy path[start:end] into the quarantine (synced) before it is cut."""
+        target = self._target(sub, f"{os.path.basename(path)}.{start}-{end}")
+        with open(path, "rb") as src, open(target, "wb") as dst:
+            src.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = src.read(min(left, 8 << 20))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        self._note(target, dict(note, origin=path, byte_range=[start, end]))
+
+    def move_file(self, sub: str, path: str, note: dict) -> None:
+        target = self._target(sub, os.path.basename(path))
+        os.replace(path, target)
+        self._note(target, dict(note, origin=path))
+
+    def sync(self) -> None:
+        for d in sorted(self.touched, key=len, reverse=True):
+            files.fsync_dir(d)
+
+
+def repair(data_dir: str, report: Report) -> None:
+    """Apply every fix the findings name (module doc); marks them fixed."""
+    q = _Quarantine(data_dir)
+    clean = os.path.exists(os.path.join(data_dir, files.CLEAN_SHUTDOWN_FILE))
+    logs_changed = False
+    by_part: dict[tuple, list] = {}
+    for f in report.findings:
+        if f.fix:
+            by_part.setdefault((f.topic, f.partition), []).append(f)
+    for ps in report.partitions:
+        fixes = by_part.get((ps.topic, ps.partition), [])
+        if ps.unreadable or not fixes:
+            continue
+        logs_changed |= _repair_partition(data_dir, ps, fixes, q, clean)
+    for f in report.findings:
+        if f.fix == "quarantine" and not f.fixed and f.file:
+            path = os.path.join(data_dir, f.file)
+            if os.path.lexists(path):
+                q.move_file(os.path.dirname(f.file) or ".", path, {"reason": f.message})
+            f.fixed = True
+    q.sync()
+    if any(f.fix == "rewrite-checkpoints" for f in report.findings):
+        _rewrite_checkpoints(data_dir, report)
+    marker = os.path.join(data_dir, files.CLEAN_SHUTDOWN_FILE)
+    if logs_changed and os.path.exists(marker):
+        os.unlink(marker)
+        files.fsync_dir(data_dir)
+    report.repaired = True
+
+
+def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: _Quarantine,
+                      clean: bool) -> bool:
+    d = os.path.join(data_dir, ps.dir_name)
+    kinds = {f.fix for f in fixes}
+    changed = False
+    segs = list(ps.segments)
+    if ps.cut is not None and "truncate" in kinds:
+        changed = True
+        segs = _cut(d, ps, q)
+    for k, seg in enumerate(segs):
+        is_last = k == len(segs) - 1
+        path = _path(d, seg, files.LOG_SUFFIX)
+        if "remove-empty" in kinds and seg.file_size == 0 and not is_last:
+            for suffix in (files.LOG_SUFFIX, files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
+                _unlink(_path(d, seg, suffix))
+            changed = True
+            continue
+        if "trim" in kinds and not seg.corrupt_tail and seg.file_size > seg.valid_end:
+            _truncate(path, seg.valid_end)
+            seg.file_size = seg.valid_end
+            changed = True
+        cut_here = ps.cut is not None and seg is ps.segments[ps.cut[0]]
+        if cut_here or not (seg.index_ok and seg.timeindex_ok):
+            _rebuild_indexes(d, seg, sealed=not is_last or (clean and not changed),
+                             interval=ps.interval)
+    files.fsync_dir(d)
+    for f in fixes:
+        if f.fix != "quarantine" and f.fix != "rewrite-checkpoints":
+            f.fixed = True
+    return changed
+
+
+def _cut(d: str, ps: PartitionScan, q: _Quarantine) -> list[SegmentScan]:
+    """Quarantine everything from the cut on; returns the segments that remain."""
+    k, pos = ps.cut
+    seg = ps.segments[k]
+    note = {"topic": ps.topic, "partition": ps.partition,
+            "reason": seg.stop_detail or "segment does not continue the offset chain",
+            "first_offset_dropped": seg.next_offset if pos else seg.base_offset}
+    keep = ps.segments[:k]
+    path = _path(d, seg, files.LOG_SUFFIX)
+    if pos == 0 and k > 0:
+        q.move_file(ps.dir_name, path, note)
+        for suffix in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
+            _unlink(_path(d, seg, suffix))
+    else:
+        end = max(seg.data_end, seg.valid_end)
+        if end > pos:
+            q.save_range(ps.dir_name, path, pos, end, note)
+        _truncate(path, pos)
+        seg.file_size = seg.data_end = seg.valid_end = pos
+        _trim_scan(seg)
+        keep.append(seg)
+    for later in ps.segments[k + 1:]:
+        note_l = dict(note, reason=f"follows the corrupt tail of {seg.log_path}",
+                      first_offset_dropped=later.base_offset)
+        q.move_file(ps.dir_name, _path(d, later, files.LOG_SUFFIX), note_l)
+        for suffix in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
+            _unlink(_path(d, later, suffix))
+    return keep
+
+
+def _trim_scan(seg: SegmentScan) -> None:
+    """Drop per-batch facts at or past the new end (a cut at a batch boundary)."""
+    n = sum(1 for p in seg.positions if p < seg.valid_end)
+    for arr in (seg.positions, seg.lasts, seg.sizes, seg.max_ts):
+        del arr[n:]
+    seg.next_offset = seg.lasts[-1] + 1 if n else seg.base_offset
+
+
+def _rebuild_indexes(d: str, seg: SegmentScan, *, sealed: bool, interval: int) -> None:
+    idx, _ = expected_index(seg, interval)
+    tidx = expected_timeindex(seg, interval, sealed)
+    files.atomic_write(_path(d, seg, files.INDEX_SUFFIX),
+                       b"".join(r.to_bytes(4, "big") + p.to_bytes(4, "big")
+                                for r, p in idx))
+    files.atomic_write(_path(d, seg, files.TIMEINDEX_SUFFIX),
+                       b"".join(t.to_bytes(8, "big", signed=True) + r.to_bytes(4, "big")
+                                for t, r in tidx))
+    seg.index_ok = seg.timeindex_ok = True
+
+
+def _rewrite_checkpoints(data_dir: str, report: Report) -> None:
+    parts = {(ps.topic, ps.partition): ps for ps in report.partitions
+             if not ps.unreadable}
+    for fname, is_rp in ((files.RECOVERY_POINT_CHECKPOINT, True),
+                         (files.LOG_START_CHECKPOINT, False)):
+        path = os.path.join(data_dir, fname)
+        if not os.path.exists(path):
+            continue
+        entries, warning = read_offset_checkpoint(path)
+        out = {}
+        for tp, off in entries.items():
+            ps = parts.get(tp)
+            if ps is None:
+                if report.topic_filter is not None and tp[0] != report.topic_filter:
+                    out[tp] = off                    # not ours to judge
+                continue
+            first = ps.segments[0].base_offset if ps.segments else 0
+            out[tp] = min(off, ps.log_end_offset) if is_rp else \
+                min(max(off, first), ps.log_end_offset)
+        if warning:                                   # unparseable: what we know
+            for tp, ps in parts.items():
+                first = ps.segments[0].base_offset if ps.segments else 0
+                out[tp] = first
+        write_offset_checkpoint(path, out)
+    for f in report.findings:
+        if f.fix == "rewrite-checkpoints":
+            f.fixed = True
+
+
+def _path(d: str, seg: SegmentScan, suffix: str) -> str:
+    return os.path.join(d, files.filename_prefix(seg.base_offset) + suffix)
+
+
+def _truncate(path: str, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,375 @@
+"""Checks of one segment: the ``.log`` batches, the ``.index`` and the ``.timeindex``.
+
+The ``.log`` is read through a read-only mmap and every batch is validated by the C
+core (``pl_batch_validate``: length bounds, magic, CRC-32C, recordsCount vs
+lastOffsetDelta), then the offset chain (FORMAT.md rule V8) and timestamps are
+checked here.  The scan stops at the first invalid batch, as recovery does; what
+follows is either zero fill (preallocated space) or a torn/corrupt tail.
+
+The indexes are caches, so they are judged against the batches just scanned:
+
+- ``.index``: every entry must name a batch of the valid prefix (position = its
+  first byte, relativeOffset = its last offset - baseOffset), both fields strictly
+  increasing, and the entries must be exactly the ones the ``index.interval.bytes``
+  rule gives (FORMAT.md section 5 rule 2), since recovery rebuilds with that rule.
+- ``.timeindex``: timestamps strictly increasing, offsets non-decreasing; every entry
+  must be a (running max timestamp, offset of the batch that set it) pair of the
+  segment, the rule's entries must all be present (recovery may add one more entry
+  per unclean open, so extra valid entries are accepted), and a sealed segment's last
+  entry holds its largest timestamp (section 6 rule 3).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from array import array
+
+import numpy as np
+
+from pylog import _ffi
+from pylog._ffi import ffi, lib
+from pylog.errors import CorruptRecordError
+from pylog.fsck.model import ERROR, INFO, WARNING, Finding, SegmentScan
+from pylog.records import validate_batch
+
+__all__ = ["scan_segment_log", "check_index", "check_timeindex", "expected_index",
+           "expected_timeindex", "read_entries", "INDEX_DTYPE", "TIMEINDEX_DTYPE",
+           "last_nonzero_end"]
+
+INDEX_DTYPE = np.dtype([("rel", ">u4"), ("pos", ">u4")])
+TIMEINDEX_DTYPE = np.dtype([("ts", ">i8"), ("rel", ">u4")])
+_INT32_MAX = 2**31 - 1
+_KIND = {lib.PL_ETRUNCATED: "torn-batch", lib.PL_EBADLEN: "bad-length",
+         lib.PL_EBADMAGIC: "bad-magic", lib.PL_EBADCRC: "bad-crc",
+         lib.PL_EBADOFFSET: "bad-offset", lib.PL_EBADRECORD: "bad-records"}
+_CHUNK = 1 << 20
+
+
+def last_nonzero_end(mm, lo: int, hi: int) -> int:
+    """End of the last non-zero byte in mm[lo:hi] (lo if all zero), scanning back in
+    1 MiB chunks so a large zero tail costs no big copies."""
+    while hi > lo:
+        start = max(lo, hi - _CHUNK)
+        chunk = np.frombuffer(mm, dtype=np.uint8, count=hi - start, offset=start)
+        nz = np.flatnonzero(chunk)
+        if len(nz):
+            return start + int(nz[-1]) + 1
+        hi = start
+    return lo
+
+
+class _Ctx:
+    """Where findings of one segment go and how they are labelled."""
+
+    def __init__(self, findings: list, topic: str, partition: int, rel_dir: str):
+        self.findings, self.topic, self.partition, self.rel_dir = (findings, topic,
+                                                                   partition, rel_dir)
+
+    def add(self, severity, kind, message, file, position=None, offsets=None, fix=None):
+        f = Finding(severity, kind, message, self.topic, self.partition,
+                    f"{self.rel_dir}/{file}", position, offsets, fix)
+        self.findings.append(f)
+        return f
+
+
+def scan_segment_log(path: str, seg: SegmentScan, ctx: _Ctx, *, deep: bool,
+                     is_last: bool, sealed: bool, live: bool) -> None:
+    """Fill ``seg`` from the .log at ``path`` and add findings about its batches.
+
+    ``sealed``: the segment must be trimmed to its batches (not the last one, or
+    the directory was closed cleanly).  ``live``: another process holds the lock, so
+    the last segment's tail may be changing under us.
+    """
+    name = os.path.basename(path)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        seg.file_size = size
+        if size == 0:
+            seg.next_offset = seg.base_offset
+            return
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    try:
+        status, detail = _walk(mm, size, seg, ctx, name, deep)
+        seg.stop_status, seg.stop_detail = status, detail
+        seg.data_end = (last_nonzero_end(mm, seg.valid_end, size)
+                        if seg.valid_end < size else seg.valid_end)
+    finally:
+        mm.close()
+    _tail_findings(seg, ctx, name, is_last=is_last, sealed=sealed, live=live)
+
+
+def _walk(mm, size: int, seg: SegmentScan, ctx: _Ctx, name: str,
+          deep: bool) -> tuple[int, str]:
+    """The batch loop: validate, chain offsets, collect per-batch facts.
+
+    Returns (status, detail) of the batch it stopped at, (0, "") at the end.
+    """
+    buf = ffi.from_buffer("uint8_t[]", mm)
+    h = ffi.new("pl_batch_header *")
+    validate = lib.pl_batch_validate
+    positions, lasts, sizes, max_ts = seg.positions, seg.lasts, seg.sizes, seg.max_ts
+    base = seg.base_offset
+    expected = base
+    pos = records = 0
+    ts_warn = deep_bad = 0
+    status, detail = 0, ""
+    try:
+        while pos < size:
+            rc = validate(buf + pos, size - pos, 0, 0, h)
+            if rc != 0:
+                status, detail = rc, f"batch at byte {pos}: {_ffi.strerror(rc)}"
+                break
+            if h.base_offset != expected:
+                status = lib.PL_EBADOFFSET
+                detail = (f"batch at byte {pos} has baseOffset {h.base_offset}, expected "
+                          f"{expected}" + (" (the segment's name)" if pos == 0 else ""))
+                break
+            last = h.base_offset + h.last_offset_delta
+            if last - base > _INT32_MAX:
+                status = lib.PL_EBADOFFSET
+                detail = f"batch at byte {pos}: last offset {last} does not fit the index"
+                break
+            n = 12 + h.batch_length
+            if h.max_timestamp < -1 or (not h.attributes & 0x08
+                                        and h.max_timestamp < h.base_timestamp):
+                ts_warn += 1
+                if ts_warn == 1:
+                    ctx.add(WARNING, "timestamps", f"batch has maxTimestamp "
+                            f"{h.max_timestamp} and baseTimestamp {h.base_timestamp}",
+                            name, pos, (h.base_offset, last))
+            if deep and not _deep_ok(mm, buf, pos, size, h, ctx, name, last):
+                deep_bad += 1
+            positions.append(pos)
+            lasts.append(last)
+            sizes.append(n)
+            max_ts.append(h.max_timestamp)
+            records += h.records_count
+            expected = last + 1
+            pos += n
+    finally:
+        ffi.release(buf)
+    if ts_warn > 1:
+        ctx.add(WARNING, "timestamps", f"{ts_warn} batches in all have odd timestamps",
+                name)
+    seg.valid_end, seg.next_offset, seg.records = pos, expected, records
+    return status, detail
+
+
+def _deep_ok(mm, buf, pos, size, h, ctx: _Ctx, name: str, last: int) -> bool:
+    """--deep: decode every record (C walk, or the Python decoder if compressed)."""
+    if h.attributes & 0x07 == 0:
+        rc = lib.pl_batch_validate(buf + pos, size - pos, 0, 1, ffi.NULL)
+        if rc == 0:
+            return True
+        msg = f"records of the batch do not parse: {_ffi.strerror(rc)}"
+    else:
+        try:
+            validate_batch(memoryview(mm)[pos:pos + 12 + h.batch_length], 0, deep=True)
+            return True
+        except CorruptRecordError as e:
+            msg = f"records of the compressed batch do not decode: {e}"
+    ctx.add(ERROR, "bad-records", msg, name, pos, (h.base_offset, last))
+    return False
+
+
+def _tail_findings(seg: SegmentScan, ctx: _Ctx, name: str, *, is_last: bool,
+                   sealed: bool, live: bool) -> None:
+    zero_tail = seg.file_size - seg.valid_end
+    if seg.corrupt_tail:
+        dropped = seg.data_end - seg.valid_end
+        kind = _KIND.get(seg.stop_status, "bad-batch")
+        if live and is_last:
+            ctx.add(INFO, "tail-in-progress", f"{seg.stop_detail}; the directory is in "
+                    f"use, so this may be a write in progress", name, seg.valid_end,
+                    (seg.next_offset, None))
+            return
+        ctx.add(ERROR, kind, f"{seg.stop_detail}; {dropped} bytes up to byte "
+                f"{seg.data_end} are not valid batches (the log ends at offset "
+                f"{seg.next_offset - 1} here)", name, seg.valid_end,
+                (seg.next_offset, None), fix="truncate")
+    elif zero_tail > 0:
+        if not sealed:
+            ctx.add(INFO, "preallocated-tail", f"{zero_tail} zero bytes of preallocated "
+                    f"space after the last batch (an unclean stop or a live writer)",
+                    name, seg.valid_end)
+        elif is_last:
+            ctx.add(WARNING, "untrimmed", f"{zero_tail} zero bytes after the last batch "
+                    f"of a cleanly closed segment", name, seg.valid_end, fix="trim")
+        else:
+            ctx.add(ERROR, "untrimmed", f"sealed segment has {zero_tail} zero bytes after "
+                    f"its last batch", name, seg.valid_end, fix="trim")
+
+
+# ---- indexes ---------------------------------------------------------------------
+
+def expected_index(seg: SegmentScan, interval: int) -> tuple[list, list]:
+    """(offset index, time index) entries the index.interval.bytes rule gives for the
+    segment's valid batches (csrc/segment.c track_batch), without the seal entry."""
+    idx, tidx = [], []
+    base = seg.base_offset
+    run_max, run_off, since, last_t = -1, -1, 0, -1
+    for pos, last, size, mts in zip(seg.positions, seg.lasts, seg.sizes, seg.max_ts):
+        if mts > run_max:
+            run_max, run_off = mts, last
+        if since > interval:
+            idx.append((last - base, pos))
+            if run_max > last_t:
+                tidx.append((run_max, run_off - base))
+                last_t = run_max
+            since = 0
+        since += size
+    return idx, tidx
+
+
+def expected_timeindex(seg: SegmentScan, interval: int, sealed: bool) -> list:
+    """The time index a rebuild writes: the rule's entries plus, when sealed, the
+    final entry for the segment's largest timestamp."""
+    _, tidx = expected_index(seg, interval)
+    if sealed and len(seg.max_ts):
+        mts = max(seg.max_ts)
+        if mts > (tidx[-1][0] if tidx else -1):
+            j = list(seg.max_ts).index(mts)
+            tidx.append((mts, seg.lasts[j] - seg.base_offset))
+    return tidx
+
+
+def read_entries(path: str, dtype: np.dtype, strip_zero_tail: bool):
+    """Entries of an index file: (array, file length, whole-entry problem or None).
+
+    ``strip_zero_tail``: an active segment's index is preallocated; all-zero entries
+    at the end are unused space, not entries."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    n = len(data) // dtype.itemsize
+    problem = None
+    if len(data) % dtype.itemsize and not strip_zero_tail:
+        problem = (f"length {len(data)} is not a multiple of the "
+                   f"{dtype.itemsize}-byte entry size")
+    arr = np.frombuffer(data, dtype=dtype, count=n)
+    if strip_zero_tail and n:
+        raw = np.frombuffer(data, dtype=np.uint8, count=n * dtype.itemsize)
+        nz = np.flatnonzero(raw)
+        used = 0 if not len(nz) else int(nz[-1]) // dtype.itemsize + 1
+        arr = arr[:used]
+    return arr, len(data), problem
+
+
+def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
+                active: bool, live: bool) -> bool:
+    """Add findings about the .index; True when it is exactly what a rebuild gives."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        ctx.add(ERROR, "index-missing", "offset index file is missing", name,
+                fix="rebuild-index")
+        return False
+    arr, length, problem = read_entries(path, INDEX_DTYPE, active)
+    sev = INFO if (live and active) else ERROR
+    fix = None if sev == INFO else "rebuild-index"
+    if problem:
+        ctx.add(sev, "index-length", f"offset index {problem}", name, length, fix=fix)
+        return False
+    rels = arr["rel"].astype(np.int64)
+    poss = arr["pos"].astype(np.int64)
+    positions = np.frombuffer(seg.positions, dtype=np.int64)
+    lasts = np.frombuffer(seg.lasts, dtype=np.int64) - seg.base_offset
+    bad = _first_bad_index_entry(rels, poss, positions, lasts)
+    if bad is not None:
+        i, why = bad
+        ctx.add(sev, "index-entry", f"offset index entry {i} (relativeOffset {rels[i]}, "
+                f"position {poss[i]}) {why}", name, i * 8,
+                (seg.base_offset + int(rels[i]), None), fix=fix)
+        return False
+    want, _ = expected_index(seg, interval)
+    if len(want) != len(arr) or any(w != (int(r), int(p))
+                                    for w, r, p in zip(want, rels, poss)):
+        ctx.add(sev, "index-mismatch", f"offset index has {len(arr)} entries, a rebuild "
+                f"with index.interval.bytes={interval} gives {len(want)}", name, fix=fix)
+        return False
+    return True
+
+
+def _first_bad_index_entry(rels, poss, positions, lasts):
+    """(entry number, why) of the first entry that is not a valid-prefix batch."""
+    if len(rels) == 0:
+        return None
+    inc = np.flatnonzero((np.diff(rels) <= 0) | (np.diff(poss) <= 0))
+    j = np.searchsorted(positions, poss)
+    jc = np.minimum(j, max(len(positions) - 1, 0))
+    at_start = (j < len(positions)) & (positions[jc] == poss) if len(positions) else \
+        np.zeros(len(poss), bool)
+    not_start = np.flatnonzero(~at_start)
+    wrong_off = np.flatnonzero(at_start & (lasts[jc] != rels)) if len(positions) else \
+        np.zeros(0, np.int64)
+    candidates = []
+    if len(inc):
+        candidates.append((int(inc[0]) + 1, "does not increase"))
+    if len(not_start):
+        candidates.append((int(not_start[0]), "does not point at a batch of the log"))
+    if len(wrong_off):
+        i = int(wrong_off[0])
+        candidates.append((i, f"names offset {rels[i]} but the batch there ends at "
+                              f"relative offset {lasts[jc[i]]}"))
+    return min(candidates) if candidates else None
+
+
+def check_timeindex(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
+                    active: bool, sealed: bool, live: bool) -> bool:
+    """Add findings about the .timeindex; True when it is consistent with the log."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        ctx.add(ERROR, "timeindex-missing", "time index file is missing", name,
+                fix="rebuild-index")
+        return False
+    arr, length, problem = read_entries(path, TIMEINDEX_DTYPE, active)
+    sev = INFO if (live and active) else ERROR
+    fix = None if sev == INFO else "rebuild-index"
+    if problem:
+        ctx.add(sev, "timeindex-length", f"time index {problem}", name, length, fix=fix)
+        return False
+    ts = arr["ts"].astype(np.int64)
+    rels = arr["rel"].astype(np.int64)
+    why = _timeindex_problem(ts, rels, seg, interval, sealed)
+    if why is not None:
+        i, msg = why
+        ctx.add(sev, "timeindex-entry" if i is not None else "timeindex-mismatch",
+                msg, name, None if i is None else i * 12,
+                None if i is None or i >= len(rels) else
+                (seg.base_offset + int(rels[i]), None), fix=fix)
+        return False
+    return True
+
+
+def _timeindex_problem(ts, rels, seg: SegmentScan, interval: int, sealed: bool):
+    n = len(ts)
+    if n > 1:
+        bad = np.flatnonzero((np.diff(ts) <= 0) | (np.diff(rels) < 0))
+        if len(bad):
+            i = int(bad[0]) + 1
+            return i, (f"time index entry {i} (timestamp {ts[i]}) does not increase "
+                       f"(FORMAT.md section 6 rule 1)")
+    # Running max timestamp and the last offset of the batch that set it.
+    lasts = np.frombuffer(seg.lasts, dtype=np.int64)
+    mts = np.frombuffer(seg.max_ts, dtype=np.int64)
+    pairs = set()
+    run = -1
+    for last, m in zip(lasts.tolist(), mts.tolist()):
+        if m > run:
+            run = m
+            pairs.add((m, last - seg.base_offset))
+    for i in range(n):
+        if (int(ts[i]), int(rels[i])) not in pairs:
+            return i, (f"time index entry {i} (timestamp {ts[i]}, relativeOffset "
+                       f"{rels[i]}) is not a max-timestamp point of the log")
+    have = set(zip(ts.tolist(), rels.tolist()))
+    _, want = expected_index(seg, interval)
+    missing = [w for w in want if w not in have]
+    if missing:
+        return None, (f"time index lacks {len(missing)} of the {len(want)} entries a "
+                      f"rebuild gives (first: timestamp {missing[0][0]})")
+    if sealed and len(mts) and mts.max() >= 0 and (n == 0 or ts[-1] != mts.max()):
+        return None, (f"sealed segment's time index does not end with its largest "
+                      f"timestamp {int(mts.max())}")
+    return None
