@@ -47,6 +47,9 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.broker.loop = loop
+        # Start loading committed offsets now (the coordinator's background thread), so
+        # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
+        getattr(self.log, "groups", None)
         self._listener = await loop.create_server(
             lambda: KafkaConnection(self.broker, self.connections),
             self.host, self.port, reuse_address=True, backlog=512)
