@@ -168,10 +168,11 @@ def handle_leave_group(ctx, request):
     else:
         idents = [(request.member_id, None)]
     top, codes = _coordinator(ctx).leave(request.group_id, [mid for mid, _ in idents])
-    members = tuple(build(mod.MemberResponse, member_id=mid, group_instance_id=gi,
-                          error_code=error_code(c)) for (mid, gi), c in zip(idents, codes))
-    if ctx.version >= 3 and top not in _GROUP_LEVEL:
-        top = G.NONE                                        # v3+: errors per member
+    members = ()
+    if ctx.version >= 3:                                    # v3+: errors per member
+        members = tuple(build(mod.MemberResponse, member_id=mid, group_instance_id=gi,
+                              error_code=error_code(c)) for (mid, gi), c in zip(idents, codes))
+        top = top if top in _GROUP_LEVEL else G.NONE
     return build(mod.LeaveGroupResponse, throttle_time=ZERO_MS, error_code=error_code(top),
                  members=members)
 
