@@ -44,7 +44,7 @@ int pl_index_append(pl_mfile *idx, int64_t base_offset, int64_t offset, uint64_t
         return rc;
     pl_put_be32(idx->map + at, (uint32_t)rel);
     pl_put_be32(idx->map + at + 4, (uint32_t)pos);
-    idx->size = at + ENTRY;
+    __atomic_store_n(&idx->size, at + ENTRY, __ATOMIC_RELEASE);   /* entry first */
     return PL_OK;
 }
 

@@ -27,7 +27,8 @@
  * Not thread-safe: one writer per pl_segment; the Python layer holds the partition
  * lock around every call that mutates one.  Readers may call the const functions
  * concurrently with an append as long as they only look below the `size` they read
- * under the lock.
+ * under the lock.  Appends store the bytes and index entries first, then publish
+ * log.size and then next_offset with release stores.
  */
 #ifndef PYLOG_H
 #define PYLOG_H

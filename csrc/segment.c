@@ -352,6 +352,15 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
 
 /* ---- append -------------------------------------------------------------------- */
 
+/* Make appended batches visible: the bytes (and index entries) were stored first,
+ * then the size, then next_offset, each with release order, so a reader that sees
+ * an offset below next_offset also sees its bytes below size. */
+static void publish(pl_segment *seg, uint64_t size, int64_t next_offset)
+{
+    __atomic_store_n(&seg->log.size, size, __ATOMIC_RELEASE);
+    __atomic_store_n(&seg->next_offset, next_offset, __ATOMIC_RELEASE);
+}
+
 /* Would `batches` more batches (sizes from `sizes`, or one batch of `one` bytes)
  * fit: segment bytes, offset delta and index capacity.  Then make sure the space
  * exists (fallocate), so the copy that follows cannot fail half way. */
@@ -383,6 +392,7 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
                       int64_t *out_base, int64_t *out_last)
 {
     uint64_t pos = 0, records = 0, entries = 0, since = seg->bytes_since_index, at;
+    int64_t next;
     pl_batch_header h;
     int rc;
 
@@ -409,23 +419,24 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
     }
     if ((rc = reserve_append(seg, len, records, entries)) != PL_OK)
         return rc;
-    /* Second pass: copy, stamp, index. */
+    /* Second pass: copy, stamp, index; then publish size before next_offset. */
     at = seg->log.size;
+    next = seg->next_offset;
     memcpy(seg->log.map + at, buf, len);
-    *out_base = seg->next_offset;
     for (pos = 0; pos < len;) {
         uint8_t *b = seg->log.map + at + pos;
         int64_t last;
         pl_batch_read_header(b, PL_BATCH_HEADER_SIZE, &h);
-        pl_batch_stamp(b, seg->next_offset, 0);
-        last = seg->next_offset + h.last_offset_delta;
+        pl_batch_stamp(b, next, 0);
+        last = next + h.last_offset_delta;
         track_batch(seg, at + pos, last, h.max_timestamp,
                     PL_LOG_OVERHEAD + (uint64_t)h.batch_length);
-        seg->next_offset = last + 1;
+        next = last + 1;
         pos += PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
     }
-    seg->log.size = at + len;
-    *out_last = seg->next_offset - 1;
+    *out_base = seg->next_offset;
+    *out_last = next - 1;
+    publish(seg, at + len, next);
     return PL_OK;
 }
 
@@ -452,8 +463,7 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     pl_batch_read_header(seg->log.map + at, written, &h);
     track_batch(seg, at, seg->next_offset + h.last_offset_delta, h.max_timestamp, written);
     *out_base = seg->next_offset;
-    seg->next_offset += h.last_offset_delta + 1;
-    seg->log.size = at + written;
+    publish(seg, at + written, seg->next_offset + h.last_offset_delta + 1);
     return PL_OK;
 }
 

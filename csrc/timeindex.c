@@ -45,7 +45,7 @@ int pl_timeindex_append(pl_mfile *ti, int64_t base_offset, int64_t timestamp,
         return rc;
     pl_put_be64(ti->map + at, (uint64_t)timestamp);
     pl_put_be32(ti->map + at + 8, (uint32_t)rel);
-    ti->size = at + ENTRY;
+    __atomic_store_n(&ti->size, at + ENTRY, __ATOMIC_RELEASE);   /* entry first */
     return PL_OK;
 }
 

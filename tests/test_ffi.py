@@ -51,6 +51,16 @@ def test_crc32c_matches_crc32c_package_on_random_data(data, split):
     assert lib.pl_crc32c(head, data[split:], len(data) - split) == want
 
 
+@pytest.mark.parametrize("n", [3 * 256 - 1, 3 * 256, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 777,
+                               1 << 20])
+def test_crc32c_interleaved_hw_path_on_long_unaligned_buffers(n):
+    data = os.urandom(n + 8)
+    for start in (0, 1, 5):
+        chunk = data[start:start + n]
+        want = crc32c_pkg.crc32c(chunk)
+        assert lib.pl_crc32c(0, chunk, n) == want == lib.pl_crc32c_sw(0, chunk, n)
+
+
 # ---- status codes -> exceptions ----------------------------------------------------
 
 
