@@ -102,7 +102,13 @@ def _kafka_consumer(bootstrap: str, topic: str, total: int, conn) -> None:
     c.consume(1, timeout=1.0)       # the warm-up record: the connection is up
 
     def poll():
-        return [m.value() for m in c.consume(1000, timeout=0.1) if m.error() is None]
+        # consume(n, timeout) waits for n messages or the whole timeout, which would add up
+        # to `timeout` of latency: block for the first message only, then drain what's queued.
+        first = c.poll(0.1)
+        if first is None:
+            return []
+        msgs = [first] + c.consume(1000, timeout=0)
+        return [m.value() for m in msgs if m.error() is None]
     try:
         _consume_loop(poll, total, conn)
     finally:
