@@ -299,13 +299,13 @@ class TextConnection:
             raise _Fatal(InvalidRequestError(f"{exc}; closing the connection because the "
                                              f"payload length is unknown")) from None
         if nbytes > self.server.max_payload:
-            too_large = RecordTooLargeError(
-                f"payload of {nbytes} bytes is over the {self.server.max_payload}-byte "
-                f"limit; nothing written")
+            too_large = (f"payload of {nbytes} bytes is over the {self.server.max_payload}-byte "
+                         f"limit; nothing written")
             if nbytes > DISCARD_LIMIT:
-                raise _Fatal(too_large)
+                raise _Fatal(RecordTooLargeError(f"{too_large}; closing the connection rather "
+                                                 f"than reading {nbytes} bytes"))
             await self._discard(nbytes)
-            raise too_large
+            raise RecordTooLargeError(too_large)
         payload = await self.reader.readexactly(nbytes)
         p = self._partition(args[0], args[1])
         return await self._append(p, payload)
