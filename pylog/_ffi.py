@@ -30,7 +30,7 @@ Recipe for the storage layer (pylog/storage/segment.py)
     cfg = segment_config(segment_bytes=..., index_bytes=..., index_interval_bytes=...,
                          max_batch_bytes=..., grow_chunk=16 << 20)
     seg = ffi.new("pl_segment *")          # keep `seg` referenced as long as used
-    paths = [ffi.new("char[]", os.fsencode(p)) for p in (log, index, timeindex)]
+    paths = [os.fsencode(p) for p in (log, index, timeindex)]   # bytes → const char *
     check(lib.pl_segment_create(seg, *paths, base_offset, cfg), log)   # new active
       # or lib.pl_segment_open(seg, *paths, base, cfg, lib.PL_OPEN_ACTIVE/SEALED)
       # then lib.pl_segment_load_clean(seg) (0, or PL_EBADOFFSET → recover), or
@@ -55,7 +55,7 @@ Recipe for the storage layer (pylog/storage/segment.py)
       # PL_ECOMPRESSED at *pos: inflate the records section, call decode_records()
       # PL_ENOSPACE_CAP: columns full (grow if cols.count == 0)
       # positions in cols are relative to seg.log.map == maps.log (memoryview)
-    check(lib.pl_mfile_sync(ffi.addressof(seg.log)))   # the hot barrier (.log only);
+    check(lib.pl_mfile_sync(ffi.addressof(seg, "log")))  # hot barrier (.log only);
     check(lib.pl_segment_sync(seg))                    # all three (before a checkpoint)
     check(lib.pl_segment_seal(seg)); check(lib.pl_segment_close(seg))
     # the mappings go away when `maps` and every view taken from it are unreferenced
