@@ -186,7 +186,7 @@ class OffsetStore:
 
     def _topic_config(self) -> dict:
         r = self._retention_bytes
-        return {"retention.bytes": r, "segment.bytes": max(1 << 20, r // 8),
+        return {"retention.bytes": r, "segment.bytes": max(4096, r // 8),
                 "retention.ms": -1, "cleanup.policy": "delete"}
 
     @staticmethod
