@@ -25,6 +25,8 @@ import time
 from collections import Counter, deque
 from typing import Callable
 
+from pylog.errors import CoordinatorNotAvailableError, for_code
+
 __all__ = ["Metrics", "RateCounter", "CommittedOffsets", "partition_state", "queues",
            "count_batch_records",
            "LISTENERS", "RATE_WINDOW_S"]
@@ -219,30 +221,74 @@ def queues(partitions: dict) -> dict[str, int]:
 
 
 class CommittedOffsets:
-    """The committed offsets the text protocol and the metrics endpoint use.
+    """Committed offsets for the text protocol and the metrics endpoint.
 
-    Delegates to the group coordinator's store (``pylog/broker/groups.py``) when
-    the broker has one; until then it keeps offsets in memory, per server
-    process (lost at restart).  API: ``commit(group, topic, partition, offset)``,
-    ``fetch(group, topic, partition) -> offset | -1``, ``groups()``,
-    ``committed(group) -> {(topic, partition): offset}``, ``all()``.
+    A thin view over the group coordinator (``log.groups``, pylog/broker/groups.py):
+    the same store Kafka clients' OffsetCommit/OffsetFetch use, durable in
+    ``__consumer_offsets``.  A text-protocol COMMIT is a non-member commit
+    (generation -1), which Kafka allows only while the group has no active
+    members; the coordinator's error codes come back as pylog exceptions.
     """
 
-    def __init__(self, broker=None) -> None:
+    def __init__(self, broker) -> None:
         self.broker = broker
-        self._memory: dict[str, dict[tuple[str, int], int]] = {}
+
+    def _coordinator(self):
+        coordinator = getattr(self.broker.log, "groups", None)
+        if coordinator is None:
+            raise CoordinatorNotAvailableError("this log has no group coordinator")
+        return coordinator
+
+    @staticmethod
+    def _check(code: int, group: str) -> None:
+        if code == 0:
+            return
+        cls = for_code(code)
+        hint = _COMMIT_HINTS.get(cls.name, "")
+        raise cls(f"group {group!r}: {cls.name}{hint}")
 
     def commit(self, group: str, topic: str, partition: int, offset: int) -> None:
-        self._memory.setdefault(group, {})[(topic, partition)] = offset
+        codes = self._coordinator().commit_offsets(group, -1, "",
+                                                   [(topic, partition, offset, -1, None)])
+        self._check(codes[0], group)
 
     def fetch(self, group: str, topic: str, partition: int) -> int:
-        return self._memory.get(group, {}).get((topic, partition), -1)
+        code, found = self._coordinator().fetch_offsets(group, [(topic, partition)])
+        self._check(code, group)
+        committed = found.get((topic, partition))
+        return -1 if committed is None else committed.offset
 
     def groups(self) -> list[str]:
-        return sorted(self._memory)
+        code, rows = self._coordinator().list_groups()
+        self._check(code, "*")
+        return [group for group, _protocol_type in rows]
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
-        return dict(self._memory.get(group, {}))
+        code, found = self._coordinator().fetch_offsets(group, None)
+        self._check(code, group)
+        return {key: c.offset for key, c in found.items() if c is not None}
 
     def all(self) -> dict[str, dict[tuple[str, int], int]]:
-        return {g: dict(rows) for g, rows in self._memory.items()}
+        """Every group's committed offsets; empty while the coordinator is loading."""
+        try:
+            coordinator = self._coordinator()
+        except CoordinatorNotAvailableError:
+            return {}
+        code, rows = coordinator.list_groups()
+        if code != 0:
+            return {}
+        out = {}
+        for group, _ in rows:
+            code, found = coordinator.fetch_offsets(group, None)
+            if code == 0:
+                out[group] = {k: c.offset for k, c in found.items() if c is not None}
+        return {g: rows for g, rows in out.items() if rows}
+
+
+_COMMIT_HINTS = {
+    "ILLEGAL_GENERATION": ": the group has active members; only they may commit",
+    "UNKNOWN_MEMBER_ID": ": the group has active members; only they may commit",
+    "REBALANCE_IN_PROGRESS": ": the group is rebalancing; retry",
+    "COORDINATOR_LOAD_IN_PROGRESS": ": committed offsets are still loading; retry",
+    "UNKNOWN_TOPIC_OR_PARTITION": ": unknown topic or partition",
+}

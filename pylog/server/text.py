@@ -29,6 +29,11 @@ away in 64 KiB chunks, answered ``ERR MESSAGE_TOO_LARGE``, and the connection
 goes on.  Memory per connection is bounded by about twice ``max_line`` (the
 StreamReader stops reading the socket at that point) plus one payload.
 
+COMMIT and OFFSET use the group coordinator's committed offsets (``log.groups``,
+durable in ``__consumer_offsets``), the ones Kafka consumers of the same group
+id see.  COMMIT is a non-member commit: as in Kafka, it is refused
+(``ERR ILLEGAL_GENERATION``) while the group has active Kafka members.
+
 What runs where: everything on the event-loop thread, one task per connection.
 PRODUCE appends with ``append_raw(wait=False)`` (a memcpy into the mmap) and,
 when the topic's flush policy needs a barrier, awaits ``durable_future`` so
@@ -414,24 +419,19 @@ class TextConnection:
             raise InvalidGroupIdError(f"group id must be 1-{MAX_GROUP_ID} characters")
         return self._partition(topic, partition)
 
-    async def _commit(self, rest: bytes) -> bytes:
+    def _commit(self, rest: bytes) -> bytes:
         args = _tokens(rest)
         _arity(args, 4, 4, "COMMIT <group> <topic> <partition> <offset>")
         self._group_partition(*args[:3])
         offset = _int(args[3], "offset")
-        result = self.server.offsets.commit(args[0], args[1], int(args[2]), offset)
-        if asyncio.iscoroutine(result):
-            await result
+        self.server.offsets.commit(args[0], args[1], int(args[2]), offset)
         return b"OK\n"
 
-    async def _offset(self, rest: bytes) -> bytes:
+    def _offset(self, rest: bytes) -> bytes:
         args = _tokens(rest)
         _arity(args, 3, 3, "OFFSET <group> <topic> <partition>")
         self._group_partition(*args)
-        result = self.server.offsets.fetch(args[0], args[1], int(args[2]))
-        if asyncio.iscoroutine(result):
-            result = await result
-        return f"OK {result}\n".encode()
+        return f"OK {self.server.offsets.fetch(args[0], args[1], int(args[2]))}\n".encode()
 
     def _groups(self, rest: bytes) -> list[bytes]:
         _arity(_tokens(rest), 0, 0, "GROUPS")
