@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -222,10 +223,13 @@ class Log:
         """Write both offset checkpoints (recovery points, log start offsets)."""
         parts = self._all_partitions()
         with self._lock:
-            checkpoint.write_offset_checkpoint(
-                self._dir / files.RECOVERY_POINT_CHECKPOINT,
-                {(p.topic, p.partition): p.recovery_point for p in parts})
-            self._write_log_start_checkpoint_locked(parts)
+            try:
+                checkpoint.write_offset_checkpoint(
+                    self._dir / files.RECOVERY_POINT_CHECKPOINT,
+                    {(p.topic, p.partition): p.recovery_point for p in parts})
+                self._write_log_start_checkpoint_locked(parts)
+            except OSError as e:
+                raise StorageError(f"writing checkpoints in {self._dir}: {e}") from e
 
     def _write_log_start_checkpoint(self) -> None:
         with self._lock:
@@ -308,16 +312,30 @@ class Log:
         return self.topic(topic).partition(i)
 
     def delete_topic(self, name: str) -> None:
-        """Close the topic's partitions and delete their directories."""
+        """Close the topic's partitions and delete their directories.
+
+        The disk space comes back when the last reference to the partitions' mappings
+        goes (an unlinked file stays allocated while it is mapped): drop the Topic and
+        PartitionLog objects and any views read from them."""
         with self._lock:
             self._check_open()
             topic = self.topic(name)
             del self._topics[name]
-            self._write_metadata_locked()
-            for p in topic._partitions:
-                p.close()
+            for p in topic._partitions:      # files first: this must work on a full disk
+                p.discard()
                 shutil.rmtree(p.directory, ignore_errors=True)
+            topic._partitions = []
+            del p
+            # An exception raised by a failed append (e.g. ENOSPC) sits in a reference
+            # cycle with the frame that raised it, which holds the partition and so its
+            # mappings: the space of the unlinked files returns only when they go.
+            gc.collect()
             files.fsync_dir(self._dir)
+            try:
+                self._write_metadata_locked()
+            except OSError as e:
+                raise StorageError(f"topic {name!r} deleted but {files.METADATA_FILE} "
+                                   f"could not be rewritten: {e}") from e
             self.write_checkpoints()
 
     def alter_topic_config(self, name: str, updates: dict) -> TopicConfig:

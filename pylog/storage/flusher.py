@@ -94,14 +94,18 @@ class Flusher:
                 todo = self._wait_for_work_locked()
                 if todo is None:
                     return
-            if todo and todo[-1] is _TICK:
-                todo.pop()
-                self._run_tick()
-            for p in todo:
-                try:
-                    p.barrier()
-                except Exception:  # the partition has fenced itself; keep serving others
-                    _log.exception("barrier failed for %r", p)
+            self._serve(todo)
+            del todo                # hold no partition between wake-ups (mappings!)
+
+    def _serve(self, todo: list) -> None:
+        if todo and todo[-1] is _TICK:
+            todo.pop()
+            self._run_tick()
+        for p in todo:
+            try:
+                p.barrier()
+            except Exception:  # the partition has fenced itself; keep serving others
+                _log.exception("barrier failed for %r", p)
 
     def _run_tick(self) -> None:
         try:
@@ -113,20 +117,7 @@ class Flusher:
         """Block until some partition needs a barrier; None once stopping and idle."""
         while True:
             now = time.monotonic()
-            todo = list(self._pending.values())
-            requested = set(self._pending)
-            self._pending.clear()
-            timeout = self._idle_wake_s
-            for key, p in self._registered.items():
-                if key in requested:
-                    continue
-                due = p.flush_due_in(now)
-                if due is None:
-                    continue
-                if due <= 0:
-                    todo.append(p)
-                else:
-                    timeout = min(timeout, due)
+            todo, timeout = self._due_locked(now)
             if self._tick is not None and not self._stopping:
                 if now >= self._next_tick:
                     self._next_tick = now + self._tick_interval_s
@@ -137,4 +128,24 @@ class Flusher:
                 return todo
             if self._stopping:
                 return None
+            del todo        # this frame waits below: it must not keep any partition alive
             self._cond.wait(timeout)
+
+    def _due_locked(self, now: float) -> tuple[list, float]:
+        """Partitions needing a barrier now (requested or flush.ms due), and how long
+        until the next one is due."""
+        todo = list(self._pending.values())
+        requested = set(self._pending)
+        self._pending.clear()
+        timeout = self._idle_wake_s
+        for key, p in self._registered.items():
+            if key in requested:
+                continue
+            due = p.flush_due_in(now)
+            if due is None:
+                continue
+            if due <= 0:
+                todo.append(p)
+            else:
+                timeout = min(timeout, due)
+        return todo, timeout

@@ -565,10 +565,16 @@ class PartitionLog:
             for seg in self._segments:
                 seg.close()
 
-    def delete_files_locked(self) -> None:
-        """Unlink every segment file (the caller removes the directory)."""
-        for seg in self._segments:
-            seg.delete()
+    def discard(self) -> None:
+        """For topic deletion: close without barrier or seal (a full disk must not stop
+        a delete) and unlink every segment file; the caller removes the directory."""
+        if self._flusher is not None:
+            self._flusher.unregister(self)
+        with self._lock:
+            self._closed = self._blocked = True
+            self._fail_waiters_locked(StorageError(f"{self.topic} was deleted"))
+            for seg in self._segments:
+                seg.delete()
 
     def __repr__(self) -> str:
         return (f"PartitionLog({self.topic}-{self.partition}, start={self._log_start}, "

@@ -17,6 +17,7 @@ through ``PartitionLog._locate_locked`` callers below, which hold it explicitly.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -273,7 +274,9 @@ class ColumnReader:
     """Read paths of one PartitionLog (holds its lock only to locate)."""
 
     def __init__(self, plog):
-        self._p = plog
+        # A proxy, not a reference: no cycle, so a dropped PartitionLog (and its
+        # mappings, and the disk space of deleted files) goes at once, without gc.
+        self._p = weakref.proxy(plog)
 
     def _locate(self, offset: int):
         p = self._p
