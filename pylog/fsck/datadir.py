@@ -78,6 +78,9 @@ def load_metadata(data_dir: str, report: Report | None):
         return bad(f"not valid JSON: {e}")
     if not isinstance(doc, dict) or doc.get("version") != 1:
         return bad("unsupported or missing version (FORMAT.md section 9 wants 1)")
+    extra = set(doc) - {"version", "topics"}
+    if extra:
+        bad(f"unknown top-level key(s) {sorted(extra)}")
     topics = doc.get("topics")
     if not isinstance(topics, dict):
         return bad("'topics' is not an object")
@@ -85,6 +88,11 @@ def load_metadata(data_dir: str, report: Report | None):
     for name, entry in topics.items():
         try:
             files.validate_topic_name(name)
+            if not isinstance(entry, dict):
+                raise ValueError("entry is not an object")
+            extra = set(entry) - {"partitions", "config"}
+            if extra:
+                raise ValueError(f"unknown key(s) {sorted(extra)}")
             n = entry["partitions"]
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"partitions {n!r} is not a positive integer")

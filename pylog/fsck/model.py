@@ -87,6 +87,7 @@ class SegmentScan:
     lasts: array = field(default_factory=lambda: array("q"))
     sizes: array = field(default_factory=lambda: array("q"))
     max_ts: array = field(default_factory=lambda: array("q"))
+    bad_epochs: array = field(default_factory=lambda: array("q"))   # positions
     index_ok: bool = True
     timeindex_ok: bool = True
     unreadable: bool = False

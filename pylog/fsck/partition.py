@@ -87,7 +87,9 @@ def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
     _check_indexes(ps, ctx, dir_path, clean=clean, live=live, interval=interval)
     if ps.segments:
         ps.log_start_offset = ps.segments[0].base_offset
-        k, _ = ps.cut if ps.cut else (len(ps.segments) - 1, None)
+        k, pos = ps.cut if ps.cut else (len(ps.segments) - 1, None)
+        if pos == 0 and k > 0:             # the whole segment k goes
+            k -= 1
         ps.log_end_offset = ps.segments[k].next_offset
     return ps
 

@@ -132,6 +132,14 @@ def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: _Quarant
                 _unlink(_path(d, seg, suffix))
             changed = True
             continue
+        if "restamp" in kinds and seg.bad_epochs:
+            with open(path, "r+b") as fh:
+                for pos in seg.bad_epochs:
+                    fh.seek(pos + 12)               # partitionLeaderEpoch, outside the CRC
+                    fh.write(b"\0\0\0\0")
+                fh.flush()
+                os.fsync(fh.fileno())
+            del seg.bad_epochs[:]
         if "trim" in kinds and not seg.corrupt_tail and seg.file_size > seg.valid_end:
             _truncate(path, seg.valid_end)
             seg.file_size = seg.valid_end

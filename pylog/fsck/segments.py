@@ -140,6 +140,13 @@ def _walk(mm, size: int, seg: SegmentScan, ctx: _Ctx, name: str,
                     ctx.add(WARNING, "timestamps", f"batch has maxTimestamp "
                             f"{h.max_timestamp} and baseTimestamp {h.base_timestamp}",
                             name, pos, (h.base_offset, last))
+            if h.partition_leader_epoch != 0:
+                seg.bad_epochs.append(pos)
+                if len(seg.bad_epochs) == 1:
+                    ctx.add(WARNING, "leader-epoch", f"partitionLeaderEpoch is "
+                            f"{h.partition_leader_epoch}; pylog stamps 0 (a flipped bit "
+                            f"outside the CRC?)", name, pos, (h.base_offset, last),
+                            fix="restamp")
             if deep and not _deep_ok(mm, buf, pos, size, h, ctx, name, last):
                 deep_bad += 1
             positions.append(pos)
@@ -151,6 +158,9 @@ def _walk(mm, size: int, seg: SegmentScan, ctx: _Ctx, name: str,
             pos += n
     finally:
         ffi.release(buf)
+    if len(seg.bad_epochs) > 1:
+        ctx.add(WARNING, "leader-epoch", f"{len(seg.bad_epochs)} batches in all have a "
+                f"partitionLeaderEpoch other than 0", name, fix="restamp")
     if ts_warn > 1:
         ctx.add(WARNING, "timestamps", f"{ts_warn} batches in all have odd timestamps",
                 name)
