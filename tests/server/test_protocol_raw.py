@@ -332,8 +332,9 @@ def test_create_describe_delete_topics(client):
     assert metadata(client, ["adm"], allow=False).topics[0].error_code == 3
 
 
-def test_group_apis_answer_coordinator_not_available(client):
+def test_group_apis_answer_instead_of_closing(client):
+    """Group APIs are served by the group coordinator (its own tests); here: no crash."""
     r = client.call(FIND_COORDINATOR, 2, req(FIND_COORDINATOR, 2, key="g", key_type=0))
-    assert r.error_code == 15
+    assert r.error_code in (0, 15)
     r = client.call(OFFSET_FETCH, 3, req(OFFSET_FETCH, 3, group_id="g", topics=None))
-    assert r.error_code == 15
+    assert r.error_code in (0, 15)
