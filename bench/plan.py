@@ -20,7 +20,7 @@ PROFILES = {
                  durable=400_000, mib=256, segments=1000, machine_mib=512, sizes=(100, KIB)),
     "quick": dict(rounds=2, batched=200_000, single=30_000, read=200_000, kib_factor=5,
                   native=200_000, python=15_000, e2e_rate=5_000, e2e_s=1.5,
-                  durable=80_000, mib=64, segments=1000, machine_mib=128, sizes=(100, KIB)),
+                  durable=80_000, mib=128, segments=1000, machine_mib=128, sizes=(100, KIB)),
     "tiny": dict(rounds=1, batched=3_000, single=1_000, read=3_000, kib_factor=2,
                  native=2_000, python=1_000, e2e_rate=500, e2e_s=0.5,
                  durable=1_600, mib=4, segments=20, machine_mib=8, sizes=(100, KIB)),
