@@ -316,9 +316,12 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep);
 
 /* Append client-built batches (buf holds one or more whole batches, as in a Kafka
  * Produce request).  All-or-nothing: every batch is validated first
- * (pl_batch_validate, not deep), then space is ensured, then they are copied and
- * stamped with consecutive base offsets from next_offset.  PL_EFULL when the segment
- * cannot take them (caller rolls, then retries on the new segment).
+ * (pl_batch_validate, deep: the records of uncompressed batches are walked too;
+ * lastOffsetDelta must be recordsCount - 1: PL_EBADOFFSET; a control batch is
+ * PL_ECONTROL), then space is ensured, then they are copied and stamped with
+ * consecutive base offsets from next_offset.  PL_EFULL when the segment cannot
+ * take them (caller rolls, then retries on the new segment).  Records inside
+ * compressed batches are not checked here (the caller may inflate and check).
  * OUT: *out_base, *out_last (first and last offset assigned). */
 int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
                       int64_t *out_base, int64_t *out_last);

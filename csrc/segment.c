@@ -401,7 +401,7 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
     /* First pass: validate every batch and count offsets and index entries. */
     while (pos < len) {
         uint64_t n;
-        rc = pl_batch_validate(buf + pos, len - pos, seg->cfg.max_batch_bytes, 0, &h);
+        rc = pl_batch_validate(buf + pos, len - pos, seg->cfg.max_batch_bytes, 1, &h);
         if (rc != PL_OK)
             return rc;
         if (h.last_offset_delta != h.records_count - 1)

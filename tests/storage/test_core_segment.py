@@ -65,6 +65,17 @@ def test_append_rejects_offset_delta_not_matching_count(tmp_path):
         s.append_raw(bytes(data))
 
 
+def test_append_rejects_malformed_record_behind_a_valid_crc(tmp_path):
+    s = CoreSegment(tmp_path)
+    data = bytearray(client_batch(2))
+    data[61] = 0x7f                  # first record's length varint now runs past the batch
+    data[17:21] = lib.pl_crc32c(0, bytes(data[21:]), len(data) - 21).to_bytes(4, "big")
+    assert s.append_rc(bytes(data)) == lib.PL_EBADRECORD
+    with pytest.raises(errors.InvalidRecordError):
+        s.append_raw(bytes(data))
+    assert s.size == 0
+
+
 def test_batch_over_max_message_bytes_is_too_large(tmp_path):
     s = CoreSegment(tmp_path, max_batch_bytes=200)
     with pytest.raises(errors.RecordTooLargeError):
