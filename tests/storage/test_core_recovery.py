@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core_segment_util import CoreSegment
 from pylog._ffi import ffi, lib
@@ -148,3 +150,34 @@ def test_recover_requires_a_writable_segment(tmp_path):
     r = CoreSegment(tmp_path, base=500, create=False, mode=lib.PL_OPEN_SEALED)
     rep_ptr = ffi.new("pl_recover_report *")
     assert lib.pl_segment_recover(r.seg, rep_ptr) == lib.PL_ECLOSED
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 200), st.integers(-1, 3000)),
+                min_size=1, max_size=40),
+       st.sampled_from([0, 100, 1000]))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_recovery_rebuilds_the_indexes_appends_wrote(tmp_path_factory, batches, interval):
+    d = tmp_path_factory.mktemp("seg")
+    s = CoreSegment(d, base=500, index_interval_bytes=interval)
+    for n, size, ts in batches:
+        s.append_values([b"v" * size] * n, timestamp=ts)
+    index, tindex = s.index_entries(), s.timeindex_entries()
+    state = (s.next_offset, s.seg.max_timestamp, s.seg.offset_of_max_timestamp,
+             s.seg.bytes_since_index, s.seg.first_batch_timestamp)
+    s.close(seal=False)                                     # crash
+    r = CoreSegment(d, base=500, create=False, index_interval_bytes=interval)
+    rep = r.recover()
+    assert rep["dropped_data_bytes"] == 0 and rep["batches"] == len(batches)
+    assert (r.next_offset, r.seg.max_timestamp, r.seg.offset_of_max_timestamp,
+            r.seg.bytes_since_index, r.seg.first_batch_timestamp) == state
+    assert r.index_entries() == index
+    final = [(state[1], state[2] - 500)] if state[1] >= 0 and (
+        not tindex or tindex[-1][0] < state[1]) else []
+    assert r.timeindex_entries() == tindex + final
+    r.close()                                               # clean: seal, then reload
+    c = CoreSegment(d, base=500, create=False, index_interval_bytes=interval)
+    assert c.load_clean() == 0
+    assert (c.next_offset, c.seg.max_timestamp, c.seg.offset_of_max_timestamp,
+            c.seg.bytes_since_index, c.seg.first_batch_timestamp) == state
+    c.close()
