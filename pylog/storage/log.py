@@ -225,7 +225,7 @@ class PartitionLog:
                 if rc:
                     self._append_error_locked(rc, size)
             base, last = out[0], out[1]
-            fut = self._after_append_locked(last)
+            fut = self._after_append_locked(last, want_future=wait)
             log_start = self._log_start
         for fn in self._listeners:
             fn()
@@ -258,16 +258,19 @@ class PartitionLog:
                 f"(segment.bytes={self.config.segment_bytes})")
         _ffi.check(rc, where)
 
-    def _after_append_locked(self, last_offset: int) -> Future | None:
+    def _after_append_locked(self, last_offset: int, want_future: bool = True
+                             ) -> Future | None:
         """Flush-policy bookkeeping; returns a future to wait on for durable acks."""
         if self._dirty_since is None:
             self._dirty_since = _monotonic()
-        return self._policy_locked(last_offset) if self._policy else None
+        return self._policy_locked(last_offset, want_future) if self._policy else None
 
-    def _policy_locked(self, last_offset: int) -> Future | None:
+    def _policy_locked(self, last_offset: int, want_future: bool = True) -> Future | None:
         if self._wait_durable:
+            if not want_future:
+                return None          # append_raw(wait=False): durable_future() follows
             fut = Future()
-            self._waiters.append((last_offset, fut))
+            self._add_waiter_locked(last_offset, fut)
             return fut
         if self._flush_every:
             self._unflushed_msgs += 1
@@ -339,10 +342,18 @@ class PartitionLog:
             if self._fenced is not None:
                 fut.set_exception(StorageError(str(self._fenced)))
                 return fut
-            self._waiters.append((offset, fut))
-            self._waiters = deque(sorted(self._waiters, key=lambda w: w[0]))
+            self._add_waiter_locked(offset, fut)
         self._flusher.request(self)
         return fut
+
+    def _add_waiter_locked(self, offset: int, fut: Future) -> None:
+        """Keep waiters sorted by offset (appends come in order: the fast path)."""
+        waiters = self._waiters
+        if not waiters or waiters[-1][0] <= offset:
+            waiters.append((offset, fut))
+        else:
+            keys = [w[0] for w in waiters]
+            waiters.insert(bisect.bisect_right(keys, offset), (offset, fut))
 
     def flush_due_in(self, now: float) -> float | None:
         """Seconds until flush.ms asks for a barrier (<= 0: now); None if nothing due."""
