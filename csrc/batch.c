@@ -153,6 +153,20 @@ void pl_batch_stamp(uint8_t *buf, int64_t base_offset, int32_t leader_epoch)
     pl_put_be32(buf + PL_OFF_LEADER_EPOCH, (uint32_t)leader_epoch);
 }
 
+int pl_batch_set_log_append_time(uint8_t *buf, size_t len, int64_t timestamp)
+{
+    uint16_t attrs;
+
+    if (buf == NULL || len < PL_BATCH_HEADER_SIZE ||
+        PL_LOG_OVERHEAD + (uint64_t)pl_be32(buf + PL_OFF_BATCH_LENGTH) != len)
+        return PL_EINVAL;
+    attrs = pl_be16(buf + PL_OFF_ATTRIBUTES) | PL_ATTR_TIMESTAMP_TYPE;
+    pl_put_be16(buf + PL_OFF_ATTRIBUTES, attrs);
+    pl_put_be64(buf + PL_OFF_MAX_TIMESTAMP, (uint64_t)timestamp);
+    pl_put_be32(buf + PL_OFF_CRC, pl_crc32c(0, buf + PL_OFF_ATTRIBUTES, len - PL_OFF_ATTRIBUTES));
+    return PL_OK;
+}
+
 /* ---- build --------------------------------------------------------------------- */
 
 static inline int64_t rec_ts(const pl_records_in *r, uint32_t i)

@@ -125,6 +125,12 @@ int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes
 /* Set baseOffset and partitionLeaderEpoch in place (outside the CRC). */
 void pl_batch_stamp(uint8_t *buf, int64_t base_offset, int32_t leader_epoch);
 
+/* Switch the whole batch at buf (len = 12 + batchLength, else PL_EINVAL) to
+ * LogAppendTime as Kafka's broker does: set the timestamp-type attribute bit,
+ * maxTimestamp = timestamp, recompute the CRC.  Readers then give every record
+ * the batch's maxTimestamp. */
+int pl_batch_set_log_append_time(uint8_t *buf, size_t len, int64_t timestamp);
+
 /* Records to build one batch from.  Spans are given as one concatenated blob plus a
  * length per item; a length of -1 means null (no bytes consumed from the blob). */
 typedef struct pl_records_in {
@@ -325,7 +331,15 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep);
  * OUT: *out_base, *out_last (first and last offset assigned). */
 int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
                       int64_t *out_base, int64_t *out_last);
+/* pl_segment_append for a topic with message.timestamp.type=LogAppendTime:
+ * log_append_time >= 0 rewrites each stored batch with
+ * pl_batch_set_log_append_time (the client's bytes are untouched); -1 is exactly
+ * pl_segment_append. */
+int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
+                         int64_t log_append_time, int64_t *out_base, int64_t *out_last);
 /* Build one batch from r straight into the mapping at the end (no copy).
+ * For LogAppendTime pass r->attributes |= PL_ATTR_TIMESTAMP_TYPE and
+ * r->timestamp = the append time with r->timestamps = NULL.
  * OUT: *out_base (first offset assigned; last = base + count - 1). */
 int pl_segment_append_records(pl_segment *seg, const pl_records_in *r,
                               int64_t *out_base);

@@ -391,6 +391,12 @@ static int reserve_append(pl_segment *seg, uint64_t total, uint64_t records,
 int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
                       int64_t *out_base, int64_t *out_last)
 {
+    return pl_segment_append_at(seg, buf, len, -1, out_base, out_last);
+}
+
+int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
+                         int64_t log_append_time, int64_t *out_base, int64_t *out_last)
+{
     uint64_t pos = 0, records = 0, entries = 0, since = seg->bytes_since_index, at;
     int64_t next;
     pl_batch_header h;
@@ -426,6 +432,9 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
     for (pos = 0; pos < len;) {
         uint8_t *b = seg->log.map + at + pos;
         int64_t last;
+        if (log_append_time >= 0)
+            pl_batch_set_log_append_time(b, PL_LOG_OVERHEAD + pl_be32(b + PL_OFF_BATCH_LENGTH),
+                                         log_append_time);
         pl_batch_read_header(b, PL_BATCH_HEADER_SIZE, &h);
         pl_batch_stamp(b, next, 0);
         last = next + h.last_offset_delta;

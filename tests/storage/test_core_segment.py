@@ -9,7 +9,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from core_segment_util import CoreSegment
 from pylog import errors
@@ -74,6 +74,24 @@ def test_append_rejects_malformed_record_behind_a_valid_crc(tmp_path):
     with pytest.raises(errors.InvalidRecordError):
         s.append_raw(bytes(data))
     assert s.size == 0
+
+
+def test_log_append_time_rewrites_max_timestamp_and_crc(tmp_path):
+    s = CoreSegment(tmp_path)
+    data = client_batch(3, ts=1000)
+    out = ffi.new("int64_t[2]")
+    check(lib.pl_segment_append_at(s.seg, data, len(data), 777777, out, out + 1))
+    s.append_values([b"a", b"b"], timestamp=888888)
+    raw = s.log_bytes()
+    first = DefaultRecordBatch(raw[:len(data)])
+    assert first.validate_crc() and first.timestamp_type == 1
+    assert [r.timestamp for r in first] == [777777] * 3
+    assert s.seg.max_timestamp == 888888
+    cols = s.decode()
+    assert list(cols.timestamps[: cols.count]) == [777777] * 3 + [888888] * 2
+    assert data == client_batch(3, ts=1000)                 # caller's bytes untouched
+    buf = ffi.from_buffer("uint8_t[]", bytearray(data))
+    assert lib.pl_batch_set_log_append_time(buf, len(data) - 1, 5) == lib.PL_EINVAL
 
 
 def test_batch_over_max_message_bytes_is_too_large(tmp_path):
