@@ -271,7 +271,11 @@ def _meta_kind(data, kind, rng) -> Mutation:
         raise NotApplicable("empty checkpoint")
     i = rng.randrange(2, len(lines) - 1)
     t, p, off = lines[i].split(" ")
-    lines[i] = f"{t} {p} {int(off) + rng.randint(1, 1000)}"
+    pdir = files.partition_dir(data, t, int(p))
+    bases = _segments(pdir)
+    batches = _batches(files.log_file(pdir, bases[-1])) if bases else []
+    leo = batches[-1][1].next_offset if batches else (bases[-1] if bases else 0)
+    lines[i] = f"{t} {p} {leo + rng.randint(1, 1000)}"
     path.write_text("\n".join(lines))
     return Mutation(kind, path.name, None, None, f"recovery point of {t}-{p} moved past "
                     f"the log end", t, int(p))
