@@ -17,6 +17,7 @@ through ``PartitionLog._locate_locked`` callers below, which hold it explicitly.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from itertools import repeat
@@ -58,6 +59,12 @@ class _Cols:
     def count(self) -> int:
         return self.c.count
 
+    def reuse(self, capacity: int) -> "_Cols":
+        """Empty again, with a (smaller or equal) capacity: for per-thread scratch."""
+        self.capacity = self.c.capacity = capacity
+        self.c.count = 0
+        return self
+
     def take_from(self, other: "_Cols", n: int) -> None:
         """Append the first n rows of ``other`` (used for a batch that does not fit)."""
         i = self.c.count
@@ -65,6 +72,20 @@ class _Cols:
                      "value_lens", "headers_pos", "header_counts"):
             getattr(self, name)[i:i + n] = getattr(other, name)[:n]
         self.c.count = i + n
+
+
+_scratch = threading.local()
+
+
+def _scratch_cols(n: int) -> _Cols:
+    """A per-thread _Cols for read(): its rows become Python objects before the call
+    returns, so the arrays can be reused (saves 8 allocations per read)."""
+    cols = getattr(_scratch, "cols", None)
+    if cols is None or len(cols.offsets) < n:
+        if n > 65536:
+            return _Cols(n)                   # don't pin big arrays per thread
+        cols = _scratch.cols = _Cols(max(n, 1024))
+    return cols.reuse(n)
 
 
 def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple]:
@@ -235,9 +256,9 @@ def _span(cols: _Cols, i0: int, i1: int) -> tuple[int, int]:
     for pos, lens in ((cols.key_pos[i0:i1], cols.key_lens[i0:i1]),
                       (cols.value_pos[i0:i1], cols.value_lens[i0:i1])):
         present = lens >= 0
-        if present.any():
-            idx = np.flatnonzero(present)
-            first, last = idx[0], idx[-1]
+        first = int(present.argmax())
+        if present[first]:
+            last = len(present) - 1 - int(present[::-1].argmax())
             lo = int(pos[first]) if lo is None else min(lo, int(pos[first]))
             hi = max(hi, int(pos[last]) + int(lens[last]))
     return (0, 0) if lo is None else (lo, hi)
@@ -247,8 +268,8 @@ def chunks_to_columns(cols: _Cols, chunks: list) -> Columns:
     n = cols.c.count
     if n == 0:
         return _empty_columns()
-    key_pos = cols.key_pos[:n].copy()
-    value_pos = cols.value_pos[:n].copy()
+    key_pos = cols.key_pos[:n]                  # fresh arrays: adjusted in place
+    value_pos = cols.value_pos[:n]
     pieces, base = [], 0
     for src, i0, i1 in chunks:
         lo, hi = _span(cols, i0, i1)
@@ -302,8 +323,9 @@ class ColumnReader:
             if loc is None:
                 break
             seg, pos, seg_end, seg_next = loc
-            end = seg.span(pos, budget)
-            cols = _Cols(max_records - len(out))
+            # clamp to the end seen under the lock: seg_next must describe [pos, end)
+            end = min(seg.span(pos, budget), seg_end)
+            cols = _scratch_cols(min(max_records - len(out), seg_next - offset))
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
                 out.extend(chunk_records(src, cols, i0, i1))
             budget -= end - pos
@@ -322,8 +344,8 @@ class ColumnReader:
         loc = self._locate(offset)
         if loc is None or max_records <= 0:
             return _empty_columns()
-        seg, pos, seg_end, _ = loc
-        cols = _Cols(max_records)
+        seg, pos, seg_end, seg_next = loc
+        cols = _Cols(min(max_records, seg_next - offset))   # at most that many records
         chunks = _decode(seg, pos, seg_end, offset, cols)
         return chunks_to_columns(cols, chunks)
 
