@@ -65,8 +65,7 @@ def _read_partition(mod, broker, topic: str, fp, budget: int, first: bool, read:
         code = OFFSET_OUT_OF_RANGE
         read.failed = True
     elif offset < hw and (budget > 0 or first):
-        limit = max(1, min(fp.partition_max_bytes, budget)) if not first \
-            else max(1, fp.partition_max_bytes)
+        limit = max(1, min(fp.partition_max_bytes, budget))
         try:
             view = p.read_raw(offset, limit)
         except PylogError as exc:
