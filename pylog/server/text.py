@@ -9,7 +9,7 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     PRODUCEB <topic> <partition> <nbytes>\\n<nbytes bytes>  -> OK <offset>   (binary-safe)
     CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]
         -> RECORD <offset> <timestamp> <length>\\n<length bytes>\\n ... END <next offset> <log end>
-    TOPICS                      -> TOPIC <name> <partitions> ... END <count>
+    TOPICS [internal]           -> TOPIC <name> <partitions> ... END <count>  (__* only if asked)
     CREATE <topic> [<partitions>] -> OK <partitions>      DELETE <topic> -> OK
     DESCRIBE <topic>            -> PARTITION <p> <log start> <log end> <bytes> ... END <count>
     COMMIT <group> <topic> <partition> <offset> -> OK     OFFSET <group> <topic> <partition> -> OK <offset|-1>
@@ -70,7 +70,7 @@ HELP = [
     "PRODUCE <topic> <partition> <message...>",
     "PRODUCEB <topic> <partition> <nbytes>  (then exactly nbytes bytes)",
     "CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]",
-    "TOPICS", "CREATE <topic> [<partitions>]", "DELETE <topic>", "DESCRIBE <topic>",
+    "TOPICS [internal]", "CREATE <topic> [<partitions>]", "DELETE <topic>", "DESCRIBE <topic>",
     "COMMIT <group> <topic> <partition> <offset>", "OFFSET <group> <topic> <partition>",
     "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT",
 ]
@@ -375,8 +375,11 @@ class TextConnection:
 
     # -- topics -----------------------------------------------------------------------
     def _topics(self, rest: bytes) -> list[bytes]:
-        _arity(_tokens(rest), 0, 0, "TOPICS")
-        names = sorted(self.broker.log.topics())
+        args = _tokens(rest)
+        _arity(args, 0, 1, "TOPICS [internal]")
+        if args and args[0].lower() != "internal":
+            raise InvalidRequestError("usage: TOPICS [internal]")
+        names = sorted(n for n in self.broker.log.topics() if args or not n.startswith("__"))
         out = [f"TOPIC {n} {self.broker.log.topic(n).num_partitions}\n".encode()
                for n in names]
         return out + [f"END {len(names)}\n".encode()]

@@ -155,6 +155,8 @@ def test_topics_create_describe_delete(conn):
         [b"PARTITION", b"0", b"0", b"0"], [b"PARTITION", b"1", b"0", b"0"],
         [b"PARTITION", b"2", b"0", b"1"]]
     assert int(desc[2].split()[4]) > 0 and desc[-1] == b"END 3"
+    assert not any(r.startswith(b"TOPIC __") for r in rows)      # internal: only if asked
+    assert b"TOPIC __consumer_offsets 1" in conn.listing("TOPICS internal")
     assert conn.cmd("DELETE admin-a") == b"OK"
     assert b"TOPIC admin-a 3" not in conn.listing("TOPICS")
 
@@ -211,6 +213,7 @@ BAD = [
     ("CONSUME {t} 0 99", "OFFSET_OUT_OF_RANGE", "outside"),
     ("CONSUME no-such-topic 0", "UNKNOWN_TOPIC_OR_PARTITION", "unknown topic"),
     ("TOPICS extra", "INVALID_REQUEST", "usage: TOPICS"),
+    ("TOPICS internal extra", "INVALID_REQUEST", "usage: TOPICS"),
     ("CREATE", "INVALID_REQUEST", "usage: CREATE"),
     ("CREATE {t}", "TOPIC_ALREADY_EXISTS", ""),
     ("CREATE fresh-topic 0", "INVALID_PARTITIONS", "at least 1"),
