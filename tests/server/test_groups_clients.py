@@ -40,3 +40,41 @@ def test_offsets_committed_by_one_client_are_resumed_by_another(bootstrap):
     got += consume_confluent(bootstrap, group, topic, 10)
     got += CONSUMERS["kcat"](bootstrap, group, topic)
     assert sorted(v for _, _, v in got) == sorted(values)
+
+
+def test_admin_clients_list_and_describe_groups_and_their_offsets(bootstrap):
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient
+    from kafka import KafkaAdminClient, TopicPartition
+    topic = "admin-view"
+    create_topic(bootstrap, topic)
+    produce(bootstrap, topic, [b"a%d" % i for i in range(8)])
+    consume_confluent(bootstrap, "admin-idle", topic, 4)
+    live = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "admin-live",
+                        "auto.offset.reset": "earliest"})
+    live.subscribe([topic])
+    try:
+        while not live.assignment():
+            live.poll(0.1)
+        kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            listed = {g["group_id"]: g["protocol_type"] for g in kp.list_groups()}
+            assert listed["admin-idle"] == listed["admin-live"] == "consumer"
+            described = kp.describe_groups(["admin-live", "admin-idle"])
+            assert described["admin-live"]["group_state"] == "Stable"
+            (member,) = described["admin-live"]["members"]
+            assert member["member_assignment"]["assigned_partitions"] == [
+                {"topic": topic, "partitions": [0, 1, 2, 3]}]
+            assert described["admin-idle"]["group_state"] == "Empty"
+            offsets = kp.list_group_offsets("admin-idle")["admin-idle"]
+            assert sum(o.offset for o in offsets.values()) == 4
+            assert all(isinstance(tp, TopicPartition) for tp in offsets)
+        finally:
+            kp.close()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        ids = {g.group_id for g in admin.list_consumer_groups().result(10).valid}
+        assert {"admin-idle", "admin-live"} <= ids
+        g = admin.describe_consumer_groups(["admin-live"])["admin-live"].result(10)
+        assert g.state == ck.ConsumerGroupState.STABLE and len(g.members) == 1
+    finally:
+        live.close()
