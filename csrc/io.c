@@ -45,7 +45,7 @@ static int close_keep_errno(int fd)
 int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
                   uint64_t reserved, uint64_t grow_chunk)
 {
-    int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, fd, e;
+    int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, fd;
     struct stat st;
     uint64_t len;
     void *map = NULL;
@@ -83,8 +83,7 @@ int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
     f->allocated = f->size = f->synced = len;
     f->grow_chunk = grow_chunk ? grow_chunk : page_size();
     f->writable = writable ? 1 : 0;
-    e = 0;
-    return e;
+    return PL_OK;
 }
 
 int pl_mfile_ensure(pl_mfile *f, uint64_t need)
