@@ -186,8 +186,10 @@ class GroupCoordinator:
         self._timer = threading.Thread(target=self._run_timer, name="pylog-groups",
                                        daemon=True)
         self._timer.start()
+        self._loader = threading.Thread(target=self._load, name="pylog-groups-load",
+                                        daemon=True)
         if load:
-            threading.Thread(target=self._load, name="pylog-groups-load", daemon=True).start()
+            self._loader.start()
 
     # -- loading ------------------------------------------------------------------------
     def _load(self) -> None:
@@ -196,7 +198,8 @@ class GroupCoordinator:
             self.offsets.load()
         except BaseException as exc:    # noqa: BLE001 -- reported, requests get 15
             self.load_error = exc
-            log.exception("cannot load %s", "__consumer_offsets")
+            if not self._closed:        # else: the Log closed under the loader
+                log.exception("cannot load %s", "__consumer_offsets")
         else:
             log.info("group coordinator loaded in %.0f ms", (time.monotonic() - started) * 1e3)
         self._loaded.set()
@@ -482,11 +485,8 @@ class GroupCoordinator:
     def _check_commit(self, topic: str, partition: int, metadata: str | None) -> int:
         if metadata is not None and len(metadata) > self.metadata_max:
             return OFFSET_METADATA_TOO_LARGE
-        try:
-            self.log.topic(topic).partition(partition)
-        except Exception:                    # noqa: BLE001 -- unknown topic/partition/name
-            return UNKNOWN_TOPIC_OR_PARTITION
-        return NONE
+        return NONE if self.offsets.partition_exists(topic, partition) \
+            else UNKNOWN_TOPIC_OR_PARTITION
 
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
                       ) -> tuple[int, dict[tuple[str, int], Committed | None]]:
@@ -527,20 +527,9 @@ class GroupCoordinator:
                                       group.protocol if stable else "", members)
 
     def lag(self, group: str | None = None) -> list[PartitionLag]:
-        """Per group and partition: log end offset − committed offset (≥ 0).
-
-        Partitions of deleted topics are left out.  For the metrics endpoint and the
-        dashboard: cheap (a dict walk and one property read per partition)."""
-        out = []
-        groups = [group] if group is not None else sorted(self.offsets.group_ids())
-        for g in groups:
-            for (topic, i), c in sorted(self.offsets.group_offsets(g).items()):
-                try:
-                    leo = self.log.topic(topic).partition(i).log_end_offset
-                except Exception:            # noqa: BLE001 -- topic deleted since
-                    continue
-                out.append(PartitionLag(g, topic, i, c.offset, leo, max(0, leo - c.offset)))
-        return out
+        """Per group and partition: log end offset − committed offset (≥ 0), for the
+        metrics endpoint and the dashboard; partitions of deleted topics are left out."""
+        return [PartitionLag(*row) for row in self.offsets.lag(group)]
 
     # -- deadlines --------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> float:
@@ -592,5 +581,6 @@ class GroupCoordinator:
                         m.sync_cb(SyncResult(COORDINATOR_NOT_AVAILABLE))
                         m.sync_cb = None
         self._wake.set()
-        if self._timer is not threading.current_thread():
-            self._timer.join(2.0)
+        for thread in (self._timer, self._loader):
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(5.0)

@@ -40,6 +40,8 @@ import threading
 import time
 from typing import Iterable, NamedTuple
 
+from pylog.errors import PylogError
+
 __all__ = ["OFFSETS_TOPIC", "Committed", "OffsetStore", "encode_key", "encode_value",
            "decode_key", "decode_value"]
 
@@ -220,6 +222,25 @@ class OffsetStore:
     def group_ids(self) -> list[str]:
         with self._lock:
             return list(self._groups)
+
+    def lag(self, group: str | None = None) -> list[tuple[str, str, int, int, int, int]]:
+        """(group, topic, partition, committed, log end, lag) rows, sorted."""
+        out = []
+        groups = [group] if group is not None else sorted(self.group_ids())
+        for g in groups:
+            for (topic, i), c in sorted(self.group_offsets(g).items()):
+                if not self.partition_exists(topic, i):
+                    continue                 # topic deleted since the commit
+                leo = self._log.topic(topic).partition(i).log_end_offset
+                out.append((g, topic, i, c.offset, leo, max(0, leo - c.offset)))
+        return out
+
+    def partition_exists(self, topic: str, partition: int) -> bool:
+        try:
+            self._log.topic(topic).partition(partition)
+        except PylogError:                   # unknown topic or partition
+            return False
+        return True
 
     # -- writes -------------------------------------------------------------------------
     def commit(self, group: str, entries: Iterable[tuple[str, int, Committed]]) -> None:

@@ -57,7 +57,10 @@ class _Parked:
             if self.future is None:
                 self.result = result
                 return
-        self.loop.call_soon_threadsafe(self._deliver, result)
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, result)
+        except RuntimeError:            # the loop is closed: nobody is waiting any more
+            pass
 
     def _deliver(self, result) -> None:
         if not self.future.done():
