@@ -12,7 +12,8 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     TOPICS [internal]           -> TOPIC <name> <partitions> ... END <count>  (__* only if asked)
     CREATE <topic> [<partitions>] -> OK <partitions>      DELETE <topic> -> OK
     DESCRIBE <topic>            -> PARTITION <p> <log start> <log end> <bytes> ... END <count>
-    COMMIT <group> <topic> <partition> <offset> -> OK     OFFSET <group> <topic> <partition> -> OK <offset|-1>
+    COMMIT <group> <topic> <partition> <offset> -> OK
+    OFFSET <group> <topic> <partition> -> OK <offset>   (-1: none committed)
     GROUPS                      -> GROUP <id> ... END <count>
     GROUP <id>                  -> COMMITTED <topic> <p> <offset> <log end> <lag> ... END <count>
     PING -> PONG      HELP -> lines, END      QUIT -> BYE, then the server closes
@@ -58,7 +59,7 @@ __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_L
 log = logging.getLogger("pylog.server.text")
 
 MAX_LINE = 1 << 20              # longest command line (1 MiB)
-MAX_PAYLOAD = 1 << 20           # largest PRODUCEB payload; the topic's max.message.bytes also applies
+MAX_PAYLOAD = 1 << 20           # largest PRODUCEB payload (the topic's max.message.bytes too)
 DISCARD_LIMIT = 104_857_600     # PRODUCEB lengths up to this are skipped, not fatal
 DEFAULT_CONSUME = 100           # records per CONSUME when <max> is not given
 MAX_CONSUME = 10_000
@@ -152,6 +153,10 @@ class TextServer:
         self.connections.add(conn)
         try:
             await conn.run()
+        except asyncio.CancelledError:
+            # Shutdown cancelled it (run() closed the socket).  Not re-raised: asyncio's
+            # stream callback would log a cancelled connection task as an error.
+            pass
         finally:
             self.connections.discard(conn)
 

@@ -339,3 +339,15 @@ def test_connections_are_independent(server, topic):
 def test_disabled_text_listener_is_not_started(pylog_server_factory):
     srv = pylog_server_factory(args=["--text-port", "-1"])
     assert srv.text_port is None and srv.http_port is not None
+
+
+def test_shutdown_with_idle_and_half_sent_text_connections_is_clean(pylog_server_factory):
+    srv = pylog_server_factory()
+    idle, partial = Conn(srv.text_port), Conn(srv.text_port)
+    assert idle.cmd("CREATE shut 1") == b"OK 1"
+    partial.send(b"PRODUCE shut 0 never finished")
+    assert srv.stop() == 0
+    assert idle.at_eof() and partial.at_eof()
+    assert "Traceback" not in srv.log_text() and "ERROR" not in srv.log_text()
+    idle.close()
+    partial.close()
