@@ -351,3 +351,21 @@ def test_shutdown_with_idle_and_half_sent_text_connections_is_clean(pylog_server
     assert "Traceback" not in srv.log_text() and "ERROR" not in srv.log_text()
     idle.close()
     partial.close()
+
+
+def test_commit_is_refused_while_a_kafka_consumer_group_has_members(server, conn, topic):
+    from kafka import KafkaConsumer
+    conn.cmd(f"PRODUCE {topic} 0 x")
+    consumer = KafkaConsumer(topic, bootstrap_servers=server.bootstrap, group_id=f"busy-{topic}",
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200)
+        assert consumer.assignment()
+        answer = conn.cmd(f"COMMIT busy-{topic} {topic} 0 1")
+        assert answer.startswith((b"ERR UNKNOWN_MEMBER_ID ", b"ERR REBALANCE_IN_PROGRESS ",
+                                  b"ERR ILLEGAL_GENERATION ")), answer
+        assert conn.cmd(f"OFFSET busy-{topic} {topic} 0") == b"OK -1"
+    finally:
+        consumer.close()
