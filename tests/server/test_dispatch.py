@@ -72,3 +72,11 @@ def test_random_frames_raise_only_protocol_error(frame):
         decode_request(frame)
     except ProtocolError:
         pass
+
+
+def test_every_served_version_has_kio_request_and_response_classes():
+    from pylog.server.kafka.messages import request_class, response_module
+    for key, spec in API_TABLE.items():
+        for v in spec.versions:
+            assert request_class(key, v).__version__ == v
+            assert response_module(key, v) is not None
