@@ -169,3 +169,32 @@ def kcat_consume(bootstrap: str, topic: str, size: int, count: int) -> dict:
     if len(out) < count:
         raise NotAvailable(f"kcat -C got {len(out)} of {count} records")
     return dict(records=len(out), bytes=len(out) * size, seconds=seconds, cpu_client=cpu)
+
+
+def kcat_both(bootstrap: str, topic: str, size: int, count: int) -> dict:
+    """One `kcat -P` and one `kcat -C` at once, unthrottled (Kreps' "producer and consumer
+    together"): seconds until the consumer has all `count` records."""
+    create_topic(bootstrap, topic)
+    path = _kcat_file(size, count)
+    consumer = ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning",
+                "-c", str(count), "-q", "-f", "."]
+    producer = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l", path, "-X", "acks=1"]
+    for k, v in PRODUCER_CONF.items():
+        producer += ["-X", f"{k}={str(v).lower()}"]
+    try:
+        with Timer() as t:
+            c = subprocess.Popen(consumer, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            p = subprocess.Popen(producer, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            got = len(c.stdout.read())
+            cpu = 0.0
+            for proc in (c, p):
+                _, status, ru = os.wait4(proc.pid, 0)
+                cpu += ru.ru_utime + ru.ru_stime
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise NotAvailable(f"{proc.args[1]} failed: "
+                                       f"{proc.stderr.read().decode()[-300:]}")
+    finally:
+        os.unlink(path)
+    if got < count:
+        raise NotAvailable(f"consumer got {got} of {count} records")
+    return dict(records=count, bytes=count * size, seconds=t.seconds, cpu_client=cpu)

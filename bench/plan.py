@@ -16,7 +16,7 @@ KIB = 1024
 # proves the runner works end to end (the CI smoke test).
 PROFILES = {
     "full": dict(rounds=3, batched=1_000_000, single=200_000, read=1_000_000, kib_factor=5,
-                 native=1_000_000, python=200_000, e2e_rate=20_000, e2e_s=10.0,
+                 native=1_000_000, python=200_000, e2e_rate=10_000, e2e_s=10.0,
                  durable=400_000, mib=256, segments=1000, machine_mib=512, sizes=(100, KIB)),
     "quick": dict(rounds=2, batched=200_000, single=30_000, read=200_000, kib_factor=5,
                   native=200_000, python=15_000, e2e_rate=5_000, e2e_s=1.5,
@@ -163,6 +163,13 @@ def server_groups(p: dict, quick: bool) -> list[Group]:
         Case("NATS JetStream ← nats-py publish_async", c + "nats_produce", redis, "file store",
              "nats", then=Case("NATS JetStream → nats-py pull fetch", c + "nats_consume", redis,
                                "file store", "nats")),
+    ]))
+    n = p["native"]
+    groups.append(Group("server.both.100", "producer and consumer at once, unthrottled, "
+                        "native clients, 100 B", 100, n, [
+        Case("pylog-server ⇄ kcat -P + kcat -C", k + "kcat_both",
+             dict(bootstrap="{bootstrap}", topic="{topic}", size=100, count=n),
+             "flush.ms=1000", "pylog"),
     ]))
     rate, secs = p["e2e_rate"], p["e2e_s"]
     e2e = dict(size=100, rate=rate, seconds=secs)
