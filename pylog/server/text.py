@@ -222,15 +222,19 @@ class TextConnection:
                 line = exc.partial          # last command without a newline, then EOF
                 if not line.strip():
                     return
-            self.busy = True
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self.busy = True                # until the answer is handed to the socket
             try:
-                keep_open = await self._execute(line.rstrip(b"\n").rstrip(b"\r"))
+                keep_open = await self._execute(line)
+                await self.writer.drain()
             except _Fatal as exc:
                 await self._fatal(exc.error)
                 return
             finally:
                 self.busy = False
-            await self.writer.drain()
             if not keep_open or self.reader.at_eof():
                 return
 
