@@ -276,8 +276,8 @@ class TextConnection:
             answer = handler(self, rest)
             if asyncio.iscoroutine(answer):
                 answer = await answer
-        except _Fatal:
-            raise
+        except (_Fatal, asyncio.IncompleteReadError, ConnectionError):
+            raise                           # the stream itself failed: run() closes it
         except PylogError as exc:
             self.writer.write(_err_line(exc))
             return True

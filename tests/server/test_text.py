@@ -369,3 +369,14 @@ def test_commit_is_refused_while_a_kafka_consumer_group_has_members(server, conn
         assert conn.cmd(f"OFFSET busy-{topic} {topic} 0") == b"OK -1"
     finally:
         consumer.close()
+
+
+def test_client_leaving_in_the_middle_of_a_produceb_payload_writes_nothing(server, conn,
+                                                                          topic):
+    c = Conn(server.text_port)
+    c.send(f"PRODUCEB {topic} 0 100\n".encode() + b"only forty bytes" * 2)
+    c.close()
+    time.sleep(0.3)
+    assert conn.cmd("PING") == b"PONG"
+    assert end_offsets(conn, topic) == [0, 0]
+    assert "failed" not in server.log_text()[-2000:]
