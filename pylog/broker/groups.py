@@ -301,12 +301,12 @@ class GroupCoordinator:
         group.state = PREPARING
         self._wake.set()
 
-    def _maybe_complete_join(self, group: _Group, now: float, force: bool = False) -> None:
+    def _maybe_complete_join(self, group: _Group, now: float) -> None:
         if group.state != PREPARING:
             return
         if group.delay_deadline and now < group.delay_deadline:
             return
-        if force or all(m.join_cb is not None for m in group.members.values()):
+        if all(m.join_cb is not None for m in group.members.values()):
             self._complete_join(group, now)
 
     def _complete_join(self, group: _Group, now: float) -> None:
@@ -552,6 +552,8 @@ class GroupCoordinator:
                         self._complete_join(group, now)
                     elif group.state == PREPARING:
                         nxt = min(nxt, (group.delay_deadline or group.join_deadline) - now)
+                if group.state == EMPTY and not self.offsets.has_group(group.group_id):
+                    del self._groups[group.group_id]     # nothing left to list or describe
         return max(nxt, 0.005)
 
     def _run_timer(self) -> None:

@@ -219,6 +219,9 @@ class OffsetStore:
         with self._lock:
             return dict(self._groups.get(group, {}))
 
+    def has_group(self, group: str) -> bool:
+        return group in self._groups
+
     def group_ids(self) -> list[str]:
         with self._lock:
             return list(self._groups)
