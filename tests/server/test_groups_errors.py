@@ -136,3 +136,23 @@ def test_leave_of_unknown_members_reports_each(bootstrap):
         assert int(r.error_code) == 0 and [int(m.error_code) for m in r.members] == [25]
         r1 = c.call(LEAVE, 1, req(LEAVE, 1, group_id="nobody-here", member_id="a"))
         assert int(r1.error_code) == 25
+
+
+def test_parked_join_is_answered_at_shutdown(pylog_server_factory):
+    import time
+    srv = pylog_server_factory()
+    with RawClient(srv.bootstrap) as a, RawClient(srv.bootstrap) as b:
+        j = join(a, "parked")
+        sync(a, "parked", j.generation_id, j.member_id, [(j.member_id, b"")])
+        cid = b.send(JOIN, 5, req(JOIN, 5, group_id="parked", session_timeout=S6,
+                                  rebalance_timeout=datetime.timedelta(seconds=60),
+                                  member_id="", group_instance_id=None,
+                                  protocol_type="consumer", protocols=(
+                                      module(JOIN, 5).JoinGroupRequestProtocol(
+                                          name="range", metadata=b""),)))
+        time.sleep(0.3)                  # b waits for a to rejoin, which it never does
+        started = time.monotonic()
+        assert srv.stop() == 0
+        assert time.monotonic() - started < 5
+        got, resp = b.recv(JOIN, 5)
+        assert got == cid and int(resp.error_code) == 15      # COORDINATOR_NOT_AVAILABLE
