@@ -146,20 +146,26 @@ class Metrics:
         }
 
 
-def count_batch_records(data) -> int:
-    """Records in the whole RecordBatch v2 batches of ``data`` (headers only, no CRC).
+def count_batch_records(data, max_batches: int = 64) -> int:
+    """Records in the RecordBatch v2 batches of ``data``, from their headers (no CRC).
 
-    Used by the Kafka Fetch path to count records sent without decoding them; a
-    trailing partial batch (Kafka may cut one) is not counted.
+    Used by the Kafka Fetch path to count records sent without decoding them.  Walking
+    headers costs ~1 µs each and a 1 MiB fetch of one-record batches holds ~6,000, so
+    after ``max_batches`` the rest is estimated from the bytes left at the average
+    batch size seen so far: exact for fetches of up to 64 batches, an estimate beyond
+    (only the fetch rate uses it).  A trailing partial batch is not counted.
     """
-    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
-    pos, end, total = 0, len(view), 0
+    view = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
+    pos, end, total, batches = 0, len(view), 0, 0
     while pos + _HEADER_SIZE <= end:
+        if batches == max_batches:
+            return total + int(total * (end - pos) / pos)
         length = _BATCH_LENGTH.unpack_from(view, pos + 8)[0]
         if length < _HEADER_SIZE - _LOG_OVERHEAD or pos + _LOG_OVERHEAD + length > end:
             break
         total += max(0, _RECORDS_COUNT.unpack_from(view, pos + 57)[0])
         pos += _LOG_OVERHEAD + length
+        batches += 1
     return total
 
 

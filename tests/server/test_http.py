@@ -224,3 +224,50 @@ def test_connection_counts_fall_when_clients_leave(workload):
     for t in extra:
         t.close()
     assert wait_for(lambda: metrics_json(workload)["connections"]["text"] == 3)
+
+
+# -- the metrics registry itself (pylog/server/metrics.py) ----------------------------
+def test_count_batch_records_reads_headers_and_ignores_a_partial_tail():
+    from pylog.records import encode_batch
+    from pylog.server.metrics import count_batch_records
+    data = encode_batch([b"a"] * 3) + encode_batch([b"b"] * 2)
+    assert count_batch_records(data) == 5
+    assert count_batch_records(memoryview(data + data[:70])) == 5
+    assert count_batch_records(b"") == 0
+    many = encode_batch([b"x" * 100]) * 1000            # past the 64-batch walk: estimated
+    assert count_batch_records(many) == 1000
+
+
+def test_rate_counter_averages_over_the_window_then_forgets():
+    from pylog.server.metrics import RateCounter
+    now = [1000.0]
+    rate = RateCounter(window=60, clock=lambda: now[0])
+    rate.add(30)
+    now[0] += 10
+    rate.add(30)
+    assert rate.total == 60
+    assert rate.rate(elapsed=10) == 6.0                 # younger than the window
+    assert rate.rate(elapsed=3600) == 1.0               # 60 records / 60 s
+    now[0] += 120
+    assert rate.rate(elapsed=3600) == 0.0 and rate.total == 60
+
+
+def test_records_waiting_counts_from_the_log_start_when_a_group_is_behind_retention():
+    import pylog
+    from pylog.server.metrics import partition_state, queues
+    with pylog.open(None) as log:
+        p = log.create_topic("q", 1).partition(0)
+        p.append_batch([b"v"] * 10)
+        parts, groups = partition_state(log, {"slow": {("q", 0): 2}, "fast": {("q", 0): 9},
+                                              "gone": {("deleted", 0): 1}})
+        assert queues(parts) == {"q-0": 8} and parts["q-0"]["slowest_group"] == "slow"
+        assert groups["fast"]["lag"] == 1 and groups["gone"]["partitions"] == {}
+        r = log.create_topic("r", 1, config={"segment.bytes": 1024, "retention.bytes": 1024})
+        for _ in range(50):
+            r.partition(0).append(b"v" * 100)
+        log.enforce_retention()
+        start = r.partition(0).log_start_offset
+        assert 0 < start < 50
+        parts, groups = partition_state(log, {"behind": {("r", 0): 1}})
+        assert parts["r-0"]["records_waiting"] == 50 - start     # only what is retained
+        assert groups["behind"]["lag"] == 49                      # Kafka's lag: LEO - committed
