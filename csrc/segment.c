@@ -478,27 +478,47 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
 
 /* ---- lookups ------------------------------------------------------------------- */
 
+/* Walk the batch chain from pos (claimed to be a batch start whose baseOffset is
+ * <= offset) to the batch holding offset.  Every header must look like a batch of
+ * this segment (magic 2, offsets chained), so a garbage index entry is caught
+ * here instead of being followed. */
+static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t offset,
+                          uint64_t *out_pos, pl_batch_header *h)
+{
+    int64_t expect = -1;
+    uint64_t next;
+    int rc;
+
+    for (;;) {
+        if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
+            return rc;
+        if (h->magic != PL_MAGIC_V2 || h->last_offset_delta < 0 ||
+            h->base_offset < seg->base_offset || h->base_offset >= seg->next_offset ||
+            (expect < 0 ? h->base_offset > offset : h->base_offset != expect))
+            return PL_EBADOFFSET;
+        if (h->base_offset + h->last_offset_delta >= offset) {
+            *out_pos = pos;
+            return PL_OK;
+        }
+        expect = h->base_offset + h->last_offset_delta + 1;
+        pos = next;
+    }
+}
+
 int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
                     pl_batch_header *h)
 {
     int64_t entry_offset;
-    uint64_t pos, next;
+    uint64_t pos;
     int rc;
 
     if (offset < seg->base_offset || offset >= seg->next_offset)
         return PL_ERANGE;
     pl_index_lookup(&seg->index, seg->base_offset, offset, &entry_offset, &pos);
-    if (pos >= seg->log.size)
-        pos = 0;                            /* stale index: walk from the start */
-    for (;;) {
-        if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
-            return rc;
-        if (h->base_offset + h->last_offset_delta >= offset) {
-            *out_pos = pos;
-            return PL_OK;
-        }
-        pos = next;
-    }
+    rc = pos < seg->log.size ? walk_to_offset(seg, pos, offset, out_pos, h) : PL_ERANGE;
+    if (rc != PL_OK && pos != 0)            /* bad index entry: the log decides */
+        rc = walk_to_offset(seg, 0, offset, out_pos, h);
+    return rc;
 }
 
 int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
