@@ -117,7 +117,7 @@ class PartitionLag(NamedTuple):
 class _Member:
     __slots__ = ("member_id", "group_instance_id", "client_id", "client_host",
                  "session_s", "rebalance_s", "protocols", "assignment", "join_cb",
-                 "sync_cb", "deadline")
+                 "sync_cb", "deadline", "told")
 
     def __init__(self, member_id: str, client_id: str, client_host: str) -> None:
         self.member_id = member_id
@@ -129,6 +129,7 @@ class _Member:
         self.join_cb: Callable | None = None
         self.sync_cb: Callable | None = None
         self.deadline = 0.0
+        self.told = False               # has a JoinGroup answer carried its id yet?
 
     def metadata(self, protocol: str) -> bytes:
         for name, meta in self.protocols:
@@ -270,6 +271,20 @@ class GroupCoordinator:
             self._prepare_rebalance(group, now, new_member=new)
             self._maybe_complete_join(group, now)
 
+    def abandon_join(self, group_id: str, callback: Callable) -> None:
+        """The client of a parked JoinGroup went away (connection lost).  A member that
+        was never told its id can never come back: drop it now rather than let it hold
+        the join phase and then sit in the group until its session expires (the problem
+        Kafka's MEMBER_ID_REQUIRED round trip solves)."""
+        with self._lock:
+            group = self._groups.get(group_id)
+            for m in list(group.members.values()) if group is not None else ():
+                if m.join_cb is callback:
+                    m.join_cb = None
+                    if not m.told:
+                        self._remove_member(group, m, "went away before its join completed")
+                    return
+
     def _protocols_fit(self, group: _Group | None, member_id: str, protocol_type: str,
                        protocols) -> bool:
         if not protocol_type or not protocols:
@@ -330,6 +345,7 @@ class GroupCoordinator:
             m.assignment = b""
             m.deadline = now + m.session_s
             cb, m.join_cb = m.join_cb, None
+            m.told = True
             cb(self._join_result(group, m))
 
     @staticmethod

@@ -156,3 +156,22 @@ def test_parked_join_is_answered_at_shutdown(pylog_server_factory):
         assert time.monotonic() - started < 5
         got, resp = b.recv(JOIN, 5)
         assert got == cid and int(resp.error_code) == 15      # COORDINATOR_NOT_AVAILABLE
+
+
+def test_new_member_whose_connection_drops_while_parked_is_dropped(bootstrap):
+    import time
+    with RawClient(bootstrap) as a:
+        j = join(a, "dropped")
+        sync(a, "dropped", j.generation_id, j.member_id, [(j.member_id, b"")])
+        with RawClient(bootstrap) as b:
+            b.send(JOIN, 5, req(JOIN, 5, group_id="dropped", session_timeout=S6,
+                                rebalance_timeout=S6, member_id="", group_instance_id=None,
+                                protocol_type="consumer", protocols=(
+                                    module(JOIN, 5).JoinGroupRequestProtocol(
+                                        name="range", metadata=b""),)))
+            time.sleep(0.3)
+            assert heartbeat(a, "dropped", j.generation_id, j.member_id) == 27
+        time.sleep(0.3)                  # b's connection is gone, and with it b
+        again = join(a, "dropped", member_id=j.member_id)
+        assert int(again.error_code) == 0 and again.generation_id == j.generation_id + 1
+        assert [m.member_id for m in again.members] == [j.member_id]

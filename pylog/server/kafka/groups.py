@@ -129,8 +129,12 @@ def handle_join_group(ctx, request):
         return _join_response(mod, result)
 
     async def later():
-        r = await _await_parked(ctx, result, G.JoinResult(G.COORDINATOR_NOT_AVAILABLE,
-                                                          member_id=request.member_id))
+        try:
+            r = await _await_parked(ctx, result, G.JoinResult(G.COORDINATOR_NOT_AVAILABLE,
+                                                              member_id=request.member_id))
+        except asyncio.CancelledError:      # the connection is gone
+            _coordinator(ctx).abandon_join(request.group_id, parked)
+            raise
         return _join_response(mod, r)
     return later()
 
