@@ -211,3 +211,32 @@ def test_index_arrays_are_views_of_the_active_segment(log):
     for rel, pos in zip(offsets["relative_offset"], offsets["position"]):
         raw = bytes(p.read_raw(int(rel), 1))
         assert int.from_bytes(raw[:8], "big") <= rel
+
+
+def test_readers_see_a_consistent_prefix_while_a_writer_appends(log):
+    p = log.create_topic("rw", config=SMALL).partition(0)
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set() and i < 3000:
+            p.append_batch([b"%d" % (i + j) for j in range(3)])
+            i += 3
+
+    th = threading.Thread(target=writer)
+    th.start()
+    seen = []
+    try:
+        offset = 0
+        while th.is_alive() or offset < p.log_end_offset:
+            for r in p.read(offset, max_records=50, max_bytes=700):
+                assert r.offset == offset and r.value == b"%d" % offset
+                offset += 1
+                seen.append(r.offset)
+            cols = p.read_columns(max(0, offset - 10), max_records=20)
+            assert list(cols.offsets) == list(range(cols.offsets[0], cols.offsets[0] + len(
+                cols))) if len(cols) else True
+    finally:
+        stop.set()
+        th.join()
+    assert seen == list(range(p.log_end_offset))
