@@ -336,3 +336,33 @@ def test_random_operations_keep_the_group_consistent(coord, ops):
             # every member's assignment came from the leader's sync
             assert all(m.assignment in (b"", m.member_id.encode()) for m in s.members)
     coord.leave(group, [r.member_id for r in known])
+
+
+def test_requests_get_load_in_progress_until_offsets_are_loaded(log):
+    from pylog.broker.groups import GroupCoordinator
+    coord = GroupCoordinator(log, load=False)
+    try:
+        assert join(coord).result.error == G.COORDINATOR_LOAD_IN_PROGRESS
+        assert coord.heartbeat("g", 1, "m") == G.COORDINATOR_LOAD_IN_PROGRESS
+        assert coord.commit_offsets("g", -1, "", [("t", 0, 1, -1, "")]) == \
+            [G.COORDINATOR_LOAD_IN_PROGRESS]
+        assert coord.fetch_offsets("g", None) == (G.COORDINATOR_LOAD_IN_PROGRESS, {})
+        assert coord.list_groups() == (G.COORDINATOR_LOAD_IN_PROGRESS, [])
+        coord._loader.start()
+        assert coord.wait_loaded(10)
+        assert join(coord).result.error == 0
+    finally:
+        coord.close()
+
+
+def test_undecodable_records_in_the_offsets_topic_are_skipped(tmp_path):
+    d = tmp_path / "data"
+    with pylog.open(d) as lg:
+        lg.create_topic("t")
+        lg.groups.wait_loaded(10)
+        lg.groups.commit_offsets("g", -1, "", [("t", 0, 4, -1, "")])
+        p = lg.topic(OFFSETS_TOPIC).partition(0)
+        p.append_batch([b"\x00", b"junk", None], [b"\x00\x01\xff", None, b"\x00"])
+    with pylog.open(d) as lg:
+        assert lg.groups.wait_loaded(10)
+        assert lg.groups.offsets.fetch("g", "t", 0).offset == 4
