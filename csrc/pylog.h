@@ -212,8 +212,8 @@ typedef struct pl_mfile {
 int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
                   uint64_t reserved, uint64_t grow_chunk);
 /* Make sure [0, need) is fallocated (in grow_chunk steps, never past reserved:
- * PL_EFULL; PL_ECLOSED if not writable).  ENOSPC/EFBIG come back as positive errno; nothing is mapped into
- * unallocated blocks. */
+ * PL_EFULL; PL_ECLOSED if not writable).  ENOSPC/EFBIG come back as positive
+ * errno; nothing is mapped into unallocated blocks. */
 int pl_mfile_ensure(pl_mfile *f, uint64_t need);
 /* Barrier: msync(MS_SYNC) the dirty range [synced, size) then fdatasync; on success
  * synced = size.  On failure synced is unchanged and the error returned. */
@@ -250,7 +250,10 @@ int pl_index_check(const pl_mfile *idx, int64_t base_offset, int64_t next_offset
 int pl_index_truncate_entries(pl_mfile *idx, uint64_t entries);
 
 /* Time index: entries (timestamp i64 BE, relativeOffset u32 BE); timestamps strictly
- * increasing.  Lookup: greatest entry with timestamp <= target.                    */
+ * increasing.  Lookup: greatest entry with timestamp <= target (none: timestamp -1,
+ * base_offset).  As in Kafka's LogSegment.append, segment.c adds a time entry only
+ * together with an offset-index entry (max timestamp so far, if it grew), plus a
+ * final one at seal and after recovery.                                             */
 int pl_timeindex_append(pl_mfile *ti, int64_t base_offset, int64_t timestamp,
                         int64_t offset);
 int pl_timeindex_lookup(const pl_mfile *ti, int64_t base_offset, int64_t target,
@@ -314,7 +317,9 @@ typedef struct pl_recover_report {
 } pl_recover_report;
 
 /* Recovery scan (DESIGN section 2): validate every batch from position 0 (length
- * bounds, magic, CRC, baseOffset == expected next offset, starting at base_offset),
+ * >= 49 and inside the file -- max.message.bytes is deliberately not applied, it
+ * may have been lowered since -- magic, CRC, lastOffsetDelta >= recordsCount - 1,
+ * baseOffset == expected next offset, starting at base_offset),
  * rebuild both indexes with the index.interval.bytes rule, stop at the first invalid
  * batch or the zero tail, truncate there (zeroing the dropped tail and syncing).
  * Invalid data is not an error: the report says what was dropped. OUT: rep. */
@@ -343,8 +348,10 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
  * OUT: *out_base (first offset assigned; last = base + count - 1). */
 int pl_segment_append_records(pl_segment *seg, const pl_records_in *r,
                               int64_t *out_base);
-/* Position of the batch containing offset (index floor lookup + header walk).
- * PL_ERANGE if offset < base_offset or >= next_offset. OUT: *out_pos, h. */
+/* Position of the batch containing offset (index floor lookup + header walk; the
+ * walk checks magic and the offset chain, and restarts from position 0 if the
+ * index entry led somewhere wrong).  PL_ERANGE if offset < base_offset or >=
+ * next_offset. OUT: *out_pos, h. */
 int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
                     pl_batch_header *h);
 /* Position of the first batch whose maxTimestamp >= ts (time index + walk).
