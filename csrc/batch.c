@@ -337,7 +337,7 @@ int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header 
         }
         c->offsets[n] = off;
         c->timestamps[n] = log_append ? h->max_timestamp
-                                      : (int64_t)((uint64_t)h->base_timestamp + (uint64_t)r.ts_delta);
+                         : (int64_t)((uint64_t)h->base_timestamp + (uint64_t)r.ts_delta);
         c->key_lens[n] = r.key_len;
         c->key_pos[n] = r.key_len >= 0 ? r.key - origin : 0;
         c->value_lens[n] = r.value_len;
