@@ -32,6 +32,8 @@ Group states, as Kafka's GroupCoordinator names them::
   partition → UNKNOWN_TOPIC_OR_PARTITION.  Until ``__consumer_offsets`` is loaded (a
   background thread at creation) every group request gets COORDINATOR_LOAD_IN_PROGRESS.
 
+The data (members, groups, result tuples, error codes) is in ``group_state.py``.
+
 Callbacks: ``join`` and ``sync`` answer through a callback, called at once or later
 from whichever thread completes the phase (a request thread or the timer thread),
 *with the coordinator lock held*: callbacks must only hand the result over
@@ -43,10 +45,17 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from pylog.errors import PylogError
 
+from .group_state import (COMPLETING, COORDINATOR_LOAD_IN_PROGRESS,
+                          COORDINATOR_NOT_AVAILABLE, EMPTY, ILLEGAL_GENERATION,
+                          INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
+                          INVALID_SESSION_TIMEOUT, NONE, OFFSET_METADATA_TOO_LARGE, PREPARING,
+                          REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID,
+                          UNKNOWN_TOPIC_OR_PARTITION, Group, GroupSummary, JoinResult, Member,
+                          MemberSummary, PartitionLag, SyncResult)
 from .offsets import Committed, OffsetStore
 
 __all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "MemberSummary",
@@ -56,112 +65,6 @@ __all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "Memb
            "INVALID_SESSION_TIMEOUT", "REBALANCE_IN_PROGRESS"]
 
 log = logging.getLogger("pylog.groups")
-
-# Kafka error codes (research/kafka-protocol.md §4).
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_LOAD_IN_PROGRESS = 14
-COORDINATOR_NOT_AVAILABLE = 15
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-
-EMPTY, PREPARING, COMPLETING, STABLE = ("Empty", "PreparingRebalance",
-                                        "CompletingRebalance", "Stable")
-
-
-class JoinResult(NamedTuple):
-    error: int
-    generation: int = -1
-    protocol_name: str = ""
-    leader: str = ""
-    member_id: str = ""
-    members: tuple = ()            # leader only: (member_id, group_instance_id, metadata)
-
-
-class SyncResult(NamedTuple):
-    error: int
-    assignment: bytes = b""
-
-
-class MemberSummary(NamedTuple):
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-class GroupSummary(NamedTuple):
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol: str
-    members: tuple
-
-
-class PartitionLag(NamedTuple):
-    group: str
-    topic: str
-    partition: int
-    committed_offset: int
-    log_end_offset: int
-    lag: int
-
-
-class _Member:
-    __slots__ = ("member_id", "group_instance_id", "client_id", "client_host",
-                 "session_s", "rebalance_s", "protocols", "assignment", "join_cb",
-                 "sync_cb", "deadline", "told")
-
-    def __init__(self, member_id: str, client_id: str, client_host: str) -> None:
-        self.member_id = member_id
-        self.group_instance_id: str | None = None
-        self.client_id, self.client_host = client_id, client_host
-        self.session_s = self.rebalance_s = 10.0
-        self.protocols: list[tuple[str, bytes]] = []
-        self.assignment = b""
-        self.join_cb: Callable | None = None
-        self.sync_cb: Callable | None = None
-        self.deadline = 0.0
-        self.told = False               # has a JoinGroup answer carried its id yet?
-
-    def metadata(self, protocol: str) -> bytes:
-        for name, meta in self.protocols:
-            if name == protocol:
-                return meta
-        return b""
-
-
-class _Group:
-    __slots__ = ("group_id", "state", "generation", "protocol_type", "protocol",
-                 "leader", "members", "join_deadline", "delay_deadline")
-
-    def __init__(self, group_id: str) -> None:
-        self.group_id = group_id
-        self.state = EMPTY
-        self.generation = 0
-        self.protocol_type = ""
-        self.protocol = ""
-        self.leader = ""
-        self.members: dict[str, _Member] = {}
-        self.join_deadline = 0.0        # PreparingRebalance: force completion then
-        self.delay_deadline = 0.0       # initial rebalance delay of an empty group
-
-    def candidates(self, exclude: str | None = None) -> set[str] | None:
-        """Protocols every member (but ``exclude``) supports; None if no such member."""
-        common = None
-        for m in self.members.values():
-            if m.member_id == exclude:
-                continue
-            names = {n for n, _ in m.protocols}
-            common = names if common is None else common & names
-        return common
 
 
 class GroupCoordinator:
@@ -179,7 +82,7 @@ class GroupCoordinator:
                                                           offsets_retention_bytes}
         self.offsets = OffsetStore(log_, **kw)
         self._lock = threading.RLock()
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, Group] = {}
         self._loaded = threading.Event()
         self.load_error: BaseException | None = None
         self._closed = False
@@ -244,12 +147,12 @@ class GroupCoordinator:
                 callback(JoinResult(code, member_id=member_id))
                 return
             if group is None:
-                group = self._groups[group_id] = _Group(group_id)
+                group = self._groups[group_id] = Group(group_id)
             now = time.monotonic()
             new = not member_id
             if new:
                 member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
-                member = group.members[member_id] = _Member(member_id, client_id, client_host)
+                member = group.members[member_id] = Member(member_id, client_id, client_host)
                 if not group.leader:
                     group.leader = member_id
             member = group.members[member_id]
@@ -285,7 +188,7 @@ class GroupCoordinator:
                         self._remove_member(group, m, "went away before its join completed")
                     return
 
-    def _protocols_fit(self, group: _Group | None, member_id: str, protocol_type: str,
+    def _protocols_fit(self, group: Group | None, member_id: str, protocol_type: str,
                        protocols) -> bool:
         if not protocol_type or not protocols:
             return False
@@ -296,7 +199,7 @@ class GroupCoordinator:
         common = group.candidates(exclude=member_id)
         return common is None or bool(common & {n for n, _ in protocols})
 
-    def _prepare_rebalance(self, group: _Group, now: float, new_member: bool = False) -> None:
+    def _prepare_rebalance(self, group: Group, now: float, new_member: bool = False) -> None:
         """Move to PreparingRebalance (a no-op if already there, but for the delay)."""
         if group.state == PREPARING:
             if group.delay_deadline and new_member:      # Kafka's InitialDelayedJoin
@@ -316,7 +219,7 @@ class GroupCoordinator:
         group.state = PREPARING
         self._wake.set()
 
-    def _maybe_complete_join(self, group: _Group, now: float) -> None:
+    def _maybe_complete_join(self, group: Group, now: float) -> None:
         if group.state != PREPARING:
             return
         if group.delay_deadline and now < group.delay_deadline:
@@ -324,7 +227,7 @@ class GroupCoordinator:
         if all(m.join_cb is not None for m in group.members.values()):
             self._complete_join(group, now)
 
-    def _complete_join(self, group: _Group, now: float) -> None:
+    def _complete_join(self, group: Group, now: float) -> None:
         for m in [m for m in group.members.values() if m.join_cb is None]:
             log.info("group %s: member %s did not rejoin in time; removed",
                      group.group_id, m.member_id)
@@ -349,7 +252,7 @@ class GroupCoordinator:
             cb(self._join_result(group, m))
 
     @staticmethod
-    def _select_protocol(group: _Group) -> str:
+    def _select_protocol(group: Group) -> str:
         common = group.candidates() or set()
         votes: dict[str, int] = {}
         for m in group.members.values():
@@ -358,7 +261,7 @@ class GroupCoordinator:
         return max(votes, key=lambda n: votes[n])       # first maximum wins ties
 
     @staticmethod
-    def _join_result(group: _Group, member: _Member) -> JoinResult:
+    def _join_result(group: Group, member: Member) -> JoinResult:
         members = ()
         if member.member_id == group.leader:
             members = tuple((m.member_id, m.group_instance_id, m.metadata(group.protocol))
@@ -367,8 +270,8 @@ class GroupCoordinator:
                           member.member_id, members)
 
     # -- SyncGroup, Heartbeat, LeaveGroup -----------------------------------------------
-    def _member(self, group_id: str, member_id: str) -> tuple[int, _Group | None,
-                                                              _Member | None]:
+    def _member(self, group_id: str, member_id: str) -> tuple[int, Group | None,
+                                                              Member | None]:
         code = self._not_ready()
         if code != NONE:
             return code, None, None
@@ -435,7 +338,7 @@ class GroupCoordinator:
             top = codes[0] if len(codes) == 1 else NONE
             return top, codes
 
-    def _remove_member(self, group: _Group, member: _Member, why: str) -> None:
+    def _remove_member(self, group: Group, member: Member, why: str) -> None:
         log.info("group %s: member %s %s", group.group_id, member.member_id, why)
         del group.members[member.member_id]
         if member.join_cb is not None:
@@ -480,10 +383,10 @@ class GroupCoordinator:
                 log.error("group %s: commit failed: %s", group_id, exc)
                 return [exc.errno if c == NONE else c for c in codes]
             if group is None and accepted and group_id not in self._groups:
-                self._groups[group_id] = _Group(group_id)     # offsets-only group: listed
+                self._groups[group_id] = Group(group_id)     # offsets-only group: listed
             return codes
 
-    def _commit_allowed(self, group: _Group | None, generation: int, member_id: str) -> int:
+    def _commit_allowed(self, group: Group | None, generation: int, member_id: str) -> int:
         if generation < 0 and (group is None or not group.members):
             return NONE                      # a non-member commit to an empty group
         if group is None:

@@ -27,6 +27,8 @@ Keeping the topic small — snapshots plus size-based retention, not compaction:
     end, so it always survives; older segments go, and a load reads at most ~R + one
     segment, whatever the history.  Retention runs on the engine's maintenance tick and
     right after each snapshot.
+The snapshot is written inline by the commit that triggers it: ~6 ms per 1,000 live
+offsets, loading ~30 ms per 1,000 records replayed (measured on the 2-core CI box).
 Why not compaction: the engine has none yet; this needs nothing but retention.bytes.
 
 Thread-safe: one lock around the dict and the appends (commits come from the event

@@ -299,7 +299,8 @@ _OPS = st.lists(st.tuples(st.sampled_from(["join", "rejoin", "sync", "hb", "leav
                           st.integers(0, 3)), max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_OPS)
 def test_random_operations_keep_the_group_consistent(coord, ops):
     group = f"rw{time.monotonic_ns()}"
