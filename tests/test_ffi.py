@@ -297,3 +297,19 @@ def test_map_owner_of_empty_readonly_file(tmp_path):
     owner, view = map_owner(mf)
     assert owner is None and len(view) == 0
     check(lib.pl_mfile_close(mf))
+
+
+def test_c_sources_compile_warning_free():
+    """-O2 -Wall -Wextra clean (the build flags), enforced with -Werror."""
+    import pathlib
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.skip("no C compiler")
+    csrc = pathlib.Path(__file__).resolve().parents[1] / "csrc"
+    for src in sorted(csrc.glob("*.c")):
+        res = subprocess.run([gcc, "-fsyntax-only", "-O2", "-Wall", "-Wextra", "-Werror",
+                              "-std=gnu11", "-I", str(csrc), str(src)],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
