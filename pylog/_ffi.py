@@ -45,7 +45,9 @@ Recipe for the storage layer (pylog/storage/segment.py)
                                out, out + 1)
       # rc == lib.PL_EFULL → seal this segment, roll, retry on the new one;
       # else check(rc, f"{path}", client=True)
+      # LogAppendTime topics: lib.pl_segment_append_at(seg, buf, n, now_ms, out, out+1)
     rb = RecordsIn(values, keys, headers, timestamps, timestamp=now_ms)
+      # (LogAppendTime: attributes=lib.PL_ATTR_TIMESTAMP_TYPE, timestamps=None)
     rc = lib.pl_segment_append_records(seg, rb.ptr, out)    # base offset in out[0]
     pos = ffi.new("uint64_t *"); h = ffi.new("pl_batch_header *")
     check(lib.pl_segment_find(seg, offset, pos, h), f"offset {offset}")
