@@ -313,3 +313,12 @@ def test_c_sources_compile_warning_free():
                               "-std=gnu11", "-I", str(csrc), str(src)],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
+
+
+def test_built_log_append_time_batch_reads_as_such():
+    data = build_batch(RecordsIn([b"a", b"b"], timestamp=4242,
+                                 attributes=lib.PL_ATTR_TIMESTAMP_TYPE))
+    batch = DefaultRecordBatch(data)
+    assert batch.validate_crc() and batch.timestamp_type == 1
+    assert [r.timestamp for r in batch] == [4242, 4242]
+    assert [t for _, t, *_ in decode_all(data)] == [4242, 4242]
