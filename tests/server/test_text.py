@@ -380,3 +380,32 @@ def test_client_leaving_in_the_middle_of_a_produceb_payload_writes_nothing(serve
     assert conn.cmd("PING") == b"PONG"
     assert end_offsets(conn, topic) == [0, 0]
     assert "failed" not in server.log_text()[-2000:]
+
+
+def test_default_text_port_taken_is_skipped_with_a_warning(tmp_path):
+    import subprocess
+    import sys
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 3000))
+        holder.listen()
+    except OSError:
+        pass                                # taken already, by someone else: same case
+    cmd = [sys.executable, "-m", "pylog.server.main", "--data-dir", str(tmp_path / "d"),
+           "--kafka-listener", "127.0.0.1:0", "--http-port", "-1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        while not any(b"kafka listening" in ln for ln in lines):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read().decode()
+            lines.append(line)
+        assert not any(b"text listening" in ln for ln in lines)
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        holder.close()
+    assert b"text listener not started: 127.0.0.1:3000" in err and b"--text-port" in err
