@@ -218,7 +218,19 @@ def _check_checkpoints(data_dir: str, report: Report, topic: str | None,
                                        fix="rewrite-checkpoints"))
                 continue
             first = ps.segments[0].base_offset
-            if off > ps.log_end_offset:
+            if off > ps.log_end_offset and report.live_pid is not None:
+                report.add(Finding(INFO, f"{kind}-ahead-of-snapshot", f"{kind} {off} is "
+                                   f"past the end seen ({ps.log_end_offset}); the writer "
+                                   f"is live", t, p, fname))
+            elif off > ps.log_end_offset:
+                last = ps.segments[-1] if ps.cut is None else None
+                if kind == "recovery-point" and last is not None:
+                    report.add(Finding(ERROR, "log-truncated", f"the log ends at offset "
+                                       f"{ps.log_end_offset} but the recovery point says "
+                                       f"offsets below {off} were synced: bytes of the log "
+                                       f"were lost", t, p, last.log_path, last.valid_end,
+                                       (ps.log_end_offset, off - 1),
+                                       fix="rewrite-checkpoints"))
                 report.add(Finding(ERROR, f"{kind}-beyond-end", f"{kind} checkpoint says "
                                    f"{off} but the valid log ends at {ps.log_end_offset}",
                                    t, p, fname, offsets=(ps.log_end_offset, off - 1),

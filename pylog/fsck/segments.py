@@ -285,6 +285,8 @@ def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
     poss = arr["pos"].astype(np.int64)
     positions = np.frombuffer(seg.positions, dtype=np.int64)
     lasts = np.frombuffer(seg.lasts, dtype=np.int64) - seg.base_offset
+    if sev == ERROR:
+        _past_end(seg, ctx, "offset index", poss >= seg.valid_end, rels)
     bad = _first_bad_index_entry(rels, poss, positions, lasts)
     if bad is not None:
         i, why = bad
@@ -299,6 +301,18 @@ def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
                 f"with index.interval.bytes={interval} gives {len(want)}", name, fix=fix)
         return False
     return True
+
+
+def _past_end(seg: SegmentScan, ctx: _Ctx, what: str, beyond, rels) -> None:
+    """An index naming batches past the valid end means the .log lost bytes that were
+    once there (a truncation or a zeroed tail): say so on the .log, where it happened."""
+    hits = np.flatnonzero(beyond)
+    if len(hits) and not seg.corrupt_tail:
+        ctx.add(ERROR, "log-truncated", f"the log ends at byte {seg.valid_end} (offset "
+                f"{seg.next_offset}) but its {what} names offset "
+                f"{seg.base_offset + int(rels[hits[-1]])}: bytes of the log were lost",
+                os.path.basename(seg.log_path), seg.valid_end, (seg.next_offset, None),
+                fix="rebuild-index")
 
 
 def _first_bad_index_entry(rels, poss, positions, lasts):
@@ -341,6 +355,9 @@ def check_timeindex(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
         return False
     ts = arr["ts"].astype(np.int64)
     rels = arr["rel"].astype(np.int64)
+    if sev == ERROR:
+        _past_end(seg, ctx, "time index", rels + seg.base_offset >= seg.next_offset,
+                  rels)
     why = _timeindex_problem(ts, rels, seg, interval, sealed)
     if why is not None:
         i, msg = why
