@@ -409,3 +409,25 @@ def test_default_text_port_taken_is_skipped_with_a_warning(tmp_path):
         proc.stderr.close()
         holder.close()
     assert b"text listener not started: 127.0.0.1:3000" in err and b"--text-port" in err
+
+
+_COMMAND_WORDS = st.sampled_from([b"PRODUCE", b"CONSUME", b"TOPICS", b"CREATE", b"DELETE",
+                                  b"DESCRIBE", b"COMMIT", b"OFFSET", b"GROUPS", b"GROUP",
+                                  b"ping", b"HELP", b"", b"\xff"])
+_ARGS = st.lists(st.one_of(st.binary(max_size=12), st.sampled_from(
+    [b"0", b"-1", b"99999999999999999999", b"fuzz-nothing", b"..", b"earliest", b"1e3"])),
+    max_size=5)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=_COMMAND_WORDS, args=_ARGS)
+def test_fuzzed_command_lines_never_break_the_connection(conn, word, args):
+    line = b" ".join([word, *args]).replace(b"\n", b" ")
+    if line.lstrip().upper().startswith((b"QUIT", b"PRODUCEB", b"CREATE", b"DELETE")):
+        return                         # these may legitimately close or change state
+    conn.send(line + b"\nPING\n")
+    rows = []
+    while (row := conn.line()) != b"PONG":      # answered, and the connection goes on
+        rows.append(row)
+    assert not any(r.startswith(b"ERR UNKNOWN_SERVER_ERROR") for r in rows), rows
