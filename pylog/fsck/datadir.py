@@ -26,7 +26,8 @@ __all__ = ["check_data_dir", "lock_holder", "read_lock_pid", "QUARANTINE_DIR",
 
 QUARANTINE_DIR = "quarantine"
 _KNOWN_ROOT_FILES = {files.LOCK_FILE, files.CLEAN_SHUTDOWN_FILE, files.METADATA_FILE,
-                     files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_CHECKPOINT}
+                     files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_CHECKPOINT,
+                     "producer-id-high-water"}   # pylog.broker.producers.HIGH_WATER_FILE
 
 
 class NotPylogDirError(Exception):
