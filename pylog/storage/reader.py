@@ -329,7 +329,7 @@ class ColumnReader:
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
                 out.extend(chunk_records(src, cols, i0, i1))
             budget -= end - pos
-            if budget <= 0 or cols.c.count >= cols.capacity:
+            if budget <= 0:
                 break
             offset = seg_next if end >= seg_end else self._base_at(seg, end)
         return out
