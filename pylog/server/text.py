@@ -66,6 +66,7 @@ MAX_CONSUME = 10_000
 CONSUME_MAX_BYTES = 1 << 20     # per CONSUME answer; at least one record is always sent
 MAX_PARTITIONS = 10_000         # CREATE bound: each partition is a directory and open files
 MAX_GROUP_ID = 255
+INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1      # Kafka's partition and offset fields
 
 HELP = [
     "PRODUCE <topic> <partition> <message...>",
@@ -343,7 +344,7 @@ class TextConnection:
 
     def _partition(self, topic: str, partition: str):
         validate_topic_name(topic)
-        index = _int(partition, "partition")
+        index = _int(partition, "partition", 0, INT32_MAX)
         if not self.broker.log.has_topic(topic):
             raise UnknownTopicError(f"unknown topic {topic!r}; CREATE it first")
         return self.broker.partition(topic, index)
@@ -357,7 +358,7 @@ class TextConnection:
         where = args[2] if len(args) > 2 else "earliest"
         offset = {"earliest": start, "latest": end}.get(where.lower())
         if offset is None:
-            offset = _int(where, "offset")
+            offset = _int(where, "offset", 0, INT64_MAX)
         limit = _int(args[3], "max", 1, MAX_CONSUME) if len(args) > 3 else DEFAULT_CONSUME
         if not start <= offset <= end:
             raise OffsetOutOfRangeError(f"offset {offset} is outside {args[0]}-{args[1]}'s "
@@ -435,7 +436,7 @@ class TextConnection:
         args = _tokens(rest)
         _arity(args, 4, 4, "COMMIT <group> <topic> <partition> <offset>")
         self._group_partition(*args[:3])
-        offset = _int(args[3], "offset")
+        offset = _int(args[3], "offset", 0, INT64_MAX)
         self.server.offsets.commit(args[0], args[1], int(args[2]), offset)
         return b"OK\n"
 
