@@ -239,8 +239,10 @@ def _groups(client: TextClient, args) -> int:
             print(row.split(" ", 1)[1])
         return EXIT_OK
     rows = client.listing(f"GROUP {_need(args.name, 'groups describe')}")
+    _, state, members = rows[0].split()
+    print(f"group {args.name}: {state}, {members} member(s)")
     print("topic\tpartition\tcommitted\tlog_end\tlag")
-    for row in rows:
+    for row in rows[1:]:
         print("\t".join(row.split()[1:]))
     return EXIT_OK
 

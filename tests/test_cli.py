@@ -126,7 +126,8 @@ def test_consume_with_a_group_resumes_after_its_commit_and_groups_show_it(pylog,
     r = pylog("groups")
     assert r.returncode == 0 and group.encode() in r.stdout.split()
     r = pylog("groups", "describe", group)
-    assert r.stdout.splitlines() == [b"topic\tpartition\tcommitted\tlog_end\tlag",
+    assert r.stdout.splitlines() == [f"group {group}: Empty, 0 member(s)".encode(),
+                                     b"topic\tpartition\tcommitted\tlog_end\tlag",
                                      f"{topic}\t0\t4\t6\t2".encode()]
     assert pylog("consume", topic, "0", "--group", group).stdout == b"m4\nm5\n"
     assert pylog("consume", topic, "0", "--group", group, "--from", "5").stdout == b"m5\n"

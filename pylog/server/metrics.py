@@ -269,6 +269,12 @@ class CommittedOffsets:
         self._check(code, "*")
         return [group for group, _protocol_type in rows]
 
+    def state(self, group: str) -> tuple[str, int]:
+        """(Kafka group state, number of members); "Dead" for a group never seen."""
+        code, summary = self._coordinator().describe_group(group)
+        self._check(code, group)
+        return summary.state or "Dead", len(summary.members)
+
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         code, found = self._coordinator().fetch_offsets(group, None)
         self._check(code, group)

@@ -15,7 +15,8 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     COMMIT <group> <topic> <partition> <offset> -> OK
     OFFSET <group> <topic> <partition> -> OK <offset>   (-1: none committed)
     GROUPS                      -> GROUP <id> ... END <count>
-    GROUP <id>                  -> COMMITTED <topic> <p> <offset> <log end> <lag> ... END <count>
+    GROUP <id>                  -> STATE <kafka group state> <members>,
+                                   COMMITTED <topic> <p> <offset> <log end> <lag> ... END <count>
     PING -> PONG      HELP -> lines, END      QUIT -> BYE, then the server closes
     any error                   -> ERR <KAFKA_ERROR_NAME> <message>
 
@@ -454,8 +455,9 @@ class TextConnection:
     def _group(self, rest: bytes) -> list[bytes]:
         args = _tokens(rest)
         _arity(args, 1, 1, "GROUP <group>")
+        state, members = self.server.offsets.state(args[0])
         committed = self.server.offsets.committed(args[0])
-        out = []
+        out = [f"STATE {state} {members}\n".encode()]
         for (topic, i), offset in sorted(committed.items()):
             try:
                 end = self.broker.partition(topic, i).log_end_offset
@@ -463,7 +465,7 @@ class TextConnection:
                 continue                     # topic deleted since the commit
             out.append(f"COMMITTED {topic} {i} {offset} {end} {max(0, end - offset)}\n"
                        .encode())
-        return out + [f"END {len(out)}\n".encode()]
+        return out + [f"END {len(out) - 1}\n".encode()]
 
     # -- the rest ---------------------------------------------------------------------
     def _ping(self, rest: bytes) -> bytes:

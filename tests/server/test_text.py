@@ -168,7 +168,9 @@ def test_commit_then_offset_and_group_description(conn, topic):
     assert conn.cmd(f"COMMIT text-group {topic} 0 3") == b"OK"
     assert conn.cmd(f"OFFSET text-group {topic} 0") == b"OK 3"
     assert b"GROUP text-group" in conn.listing("GROUPS")
-    assert conn.listing("GROUP text-group") == [f"COMMITTED {topic} 0 3 5 2".encode(), b"END 1"]
+    assert conn.listing("GROUP text-group") == [b"STATE Empty 0",
+                                                f"COMMITTED {topic} 0 3 5 2".encode(), b"END 1"]
+    assert conn.listing("GROUP never-seen") == [b"STATE Dead 0", b"END 0"]
 
 
 def test_ping_help_crlf_empty_lines_and_quit(server):
@@ -371,6 +373,7 @@ def test_commit_is_refused_while_a_kafka_consumer_group_has_members(server, conn
         assert answer.startswith((b"ERR UNKNOWN_MEMBER_ID ", b"ERR REBALANCE_IN_PROGRESS ",
                                   b"ERR ILLEGAL_GENERATION ")), answer
         assert conn.cmd(f"OFFSET busy-{topic} {topic} 0") == b"OK -1"
+        assert conn.listing(f"GROUP busy-{topic}")[0] == b"STATE Stable 1"
     finally:
         consumer.close()
 
