@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import os
 import random
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from core_segment_util import CoreSegment
 from pylog import errors
-from pylog._ffi import check, ffi, lib
+from pylog._ffi import Columns, check, ffi, lib
 
 HYP = settings(max_examples=40, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -265,3 +266,38 @@ def test_span_returns_whole_batches_and_at_least_one(tmp_path):
     check(lib.pl_segment_span(s.seg, 0, 1 << 30, end))
     assert end[0] == s.size
     assert lib.pl_segment_span(s.seg, s.size, 10, end) == lib.PL_ERANGE
+
+
+def test_reader_thread_sees_whole_batches_while_writer_appends(tmp_path):
+    """cffi drops the GIL around C calls, so this really runs find/decode beside
+    appends: whatever next_offset a reader sees, its bytes are already there."""
+    s = CoreSegment(tmp_path, index_interval_bytes=64, segment_bytes=8 << 20,
+                    index_bytes=1 << 20)
+    done, errors_seen = threading.Event(), []
+
+    def reader():
+        pos, h = ffi.new("uint64_t *"), ffi.new("pl_batch_header *")
+        cols = Columns(64)
+        while not done.is_set():
+            nxt = s.seg.next_offset
+            if nxt == 0:
+                continue
+            rc = lib.pl_segment_find(s.seg, nxt - 1, pos, h)
+            if rc != 0 or not h.base_offset <= nxt - 1 <= h.base_offset + h.last_offset_delta:
+                errors_seen.append(("find", nxt, rc))
+            cols.reset()
+            end = ffi.new("uint64_t *")
+            lib.pl_segment_span(s.seg, pos[0], 1, end)           # one batch
+            rc = lib.pl_segment_decode(s.seg, pos[0], end[0], 0, cols.ptr, end)
+            if rc != 0 or cols.count == 0 or cols.offsets[cols.count - 1] < nxt - 1:
+                errors_seen.append(("decode", nxt, rc))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(1500):
+            s.append_values([b"x" * (i % 50)] * (1 + i % 3), timestamp=i)
+    finally:
+        done.set()
+        t.join()
+    assert errors_seen == []
