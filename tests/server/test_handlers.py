@@ -144,3 +144,50 @@ def test_produce_waits_for_the_barrier_when_the_topic_asks_for_durable_acks(tmp_
         assert log.topic("durable").partition(0).recovery_point >= 2
     finally:
         log.close()
+
+
+_KAFKA_LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def kafka_accepts(name: str) -> bool:
+    """Kafka's Topic.validate, written independently of the server's check."""
+    return 0 < len(name) <= 249 and name not in (".", "..") and set(name) <= _KAFKA_LEGAL
+
+
+def test_auto_created_topic_names_match_kafkas_rule_and_stay_inside_the_data_dir(tmp_path):
+    import os
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    names = st.one_of(
+        st.text(max_size=12),
+        st.text(alphabet="ab./\\_-\x00é", max_size=8),
+        st.sampled_from(["../x", "a/b", "..", ".", "t" * 249, "t" * 250, "/etc/x", "a\\b",
+                         "__consumer_offsets-x", "ok.name_1-2"]),
+        st.integers(247, 251).map(lambda n: "n" * n))
+    root = tmp_path / "root"
+    log = pylog.open(root / "data")
+    broker = BrokerContext(log)
+    mod = module(3, 4)
+    try:
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(name=names)
+        def check(name):
+            resp = call(broker, 3, 4, mod.MetadataRequest(
+                topics=(mod.MetadataRequestTopic(name=name),), allow_auto_topic_creation=True))
+            accepted = resp.topics[0].error_code == 0
+            # Kafka also refuses a name that collides with an existing one ('.' vs '_').
+            collides = any(n != name and n.replace(".", "_") == name.replace(".", "_")
+                           for n in created)
+            assert accepted == (kafka_accepts(name) and not collides), name
+            if accepted:
+                created.add(name)
+            else:
+                assert resp.topics[0].error_code == 17
+        created: set[str] = set()
+        check()
+    finally:
+        log.close()
+    outside = [p for p in root.rglob("*") if not str(p).startswith(str(root / "data"))]
+    assert outside == []
+    for entry in os.listdir(root / "data"):
+        assert (root / "data" / entry).resolve().parent == (root / "data").resolve()
