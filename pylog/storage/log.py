@@ -40,6 +40,7 @@ from pylog.records import Record
 from pylog.storage import files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   retention_victims)
+from pylog.storage.flusher import GroupCommit
 from pylog.storage.segment import Segment, segment_config
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
@@ -52,7 +53,7 @@ _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
 
 
-class PartitionLog:
+class PartitionLog(GroupCommit):
     """One partition's log.  Thread-safe (one lock); see the module doc."""
 
     def __init__(self, topic: str, partition: int, directory: Path, config,
@@ -265,24 +266,6 @@ class PartitionLog:
             self._dirty_since = _monotonic()
         return self._policy_locked(last_offset, want_future) if self._policy else None
 
-    def _policy_locked(self, last_offset: int, want_future: bool = True) -> Future | None:
-        if self._wait_durable:
-            if not want_future:
-                return None          # append_raw(wait=False): durable_future() follows
-            fut = Future()
-            self._add_waiter_locked(last_offset, fut)
-            return fut
-        if self._flush_every:
-            self._unflushed_msgs += 1
-            if self._unflushed_msgs >= self._flush_every:
-                self._unflushed_msgs = 0
-                self._flusher.request(self)
-        return None
-
-    def _await_durable(self, fut: Future) -> None:
-        self._flusher.request(self)
-        fut.result()
-
     def _raise_unwritable_locked(self):
         if self._fenced is not None:
             raise StorageError(f"{self.topic}-{self.partition} is fenced after a failed "
@@ -330,101 +313,6 @@ class PartitionLog:
             self._deferred_close.append(seg)
         else:
             seg.close()
-
-    # ---- durability ----------------------------------------------------------------
-    def durable_future(self, offset: int) -> Future:
-        """A future resolved once every offset <= ``offset`` is behind a barrier."""
-        fut: Future = Future()
-        with self._lock:
-            if not self._wait_durable or offset < self._synced:
-                fut.set_result(None)
-                return fut
-            if self._fenced is not None:
-                fut.set_exception(StorageError(str(self._fenced)))
-                return fut
-            self._add_waiter_locked(offset, fut)
-        self._flusher.request(self)
-        return fut
-
-    def _add_waiter_locked(self, offset: int, fut: Future) -> None:
-        """Keep waiters sorted by offset (appends come in order: the fast path)."""
-        waiters = self._waiters
-        if not waiters or waiters[-1][0] <= offset:
-            waiters.append((offset, fut))
-        else:
-            keys = [w[0] for w in waiters]
-            waiters.insert(bisect.bisect_right(keys, offset), (offset, fut))
-
-    def flush_due_in(self, now: float) -> float | None:
-        """Seconds until flush.ms asks for a barrier (<= 0: now); None if nothing due."""
-        since = self._dirty_since
-        if since is None or self._flush_s is None:
-            return None
-        return since + self._flush_s - now
-
-    def barrier(self) -> None:
-        """msync + fdatasync everything appended so far, then resolve the waiters.
-
-        Called by the flusher thread (and by flush()).  The sync runs outside the lock on
-        a private copy of the active ``pl_mfile``, so appends continue meanwhile.
-        """
-        with self._lock:
-            if self._fenced is not None:
-                self._fail_waiters_locked(self._fenced)
-                return
-            target = self._active.c.next_offset
-            self._dirty_since = None
-            if target <= self._synced or self._closed:
-                self._resolve_waiters_locked()
-                return
-            seg = self._active
-            snap = ffi.new("pl_mfile *")
-            snap[0] = seg.c.log
-            self._barriers += 1
-        rc = lib.pl_mfile_sync(snap)
-        with self._lock:
-            self._barriers -= 1
-            if rc:
-                try:
-                    _ffi.check(rc, f"barrier on {seg.log_path}")
-                except Exception as e:          # noqa: BLE001 - any failure fences
-                    err = e if isinstance(e, StorageError) else StorageError(str(e))
-                self._fence_locked(err)
-            else:
-                if seg.c.log.synced < snap.synced:
-                    seg.c.log.synced = snap.synced
-                self._advance_synced_locked(target)
-            if not self._barriers and self._deferred_close:
-                for s in self._deferred_close:
-                    s.close()
-                self._deferred_close.clear()
-        if rc:
-            raise err
-
-    def _advance_synced_locked(self, offset: int) -> None:
-        if offset > self._synced:
-            self._synced = offset
-        self._resolve_waiters_locked()
-
-    def _resolve_waiters_locked(self) -> None:
-        waiters, synced = self._waiters, self._synced
-        while waiters and waiters[0][0] < synced:
-            waiters.popleft()[1].set_result(None)
-
-    def _fence_locked(self, err: Exception) -> None:
-        if self._fenced is None:
-            self._fenced = err if isinstance(err, StorageError) else StorageError(str(err))
-        self._blocked = True
-        self._fail_waiters_locked(self._fenced)
-
-    def _fail_waiters_locked(self, err: Exception) -> None:
-        while self._waiters:
-            self._waiters.popleft()[1].set_exception(StorageError(str(err)))
-
-    def flush(self) -> None:
-        """Barrier now, in this thread (no-op for an in-memory log)."""
-        if self._flusher is not None:
-            self.barrier()
 
     # ---- reads ---------------------------------------------------------------------
     def _locate_locked(self, offset: int) -> tuple[Segment, int, int] | None:
