@@ -39,7 +39,7 @@ from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
 from pylog.records import Record
 from pylog.storage import files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
-                                  retention_victims)
+                                  check_compressed, retention_victims)
 from pylog.storage.flusher import GroupCommit
 from pylog.storage.segment import Segment, segment_config
 
@@ -51,6 +51,7 @@ _now_ns = time.time_ns
 _monotonic = time.monotonic
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
+PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
 class PartitionLog(GroupCommit):
@@ -107,6 +108,9 @@ class PartitionLog(GroupCommit):
                          else config.flush_ms / 1000.0)
         self._policy = bool(self._wait_durable or self._flush_every)
         self._roll_deadline = self._active.created_ms + self._segment_ms
+        # message.timestamp.type=LogAppendTime: the broker's clock stamps every batch.
+        self._log_append_time = config.message_timestamp_type == "LogAppendTime"
+        self._rin.attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
 
     def update_config(self, config) -> None:
         """Apply a new TopicConfig (segment sizes take effect at the next roll)."""
@@ -149,6 +153,8 @@ class PartitionLog(GroupCommit):
         if headers:
             return self.append_batch([value], None if key is None else [key], [headers],
                                      None if timestamp is None else [timestamp])
+        if self._log_append_time:
+            timestamp = None
         now = _now_ns() // 1_000_000
         rin = self._rin
         with self._lock:
@@ -189,7 +195,7 @@ class PartitionLog(GroupCommit):
         """Append ``values`` as one batch (one CRC); returns the base offset."""
         n = len(values)
         keep, rin = build_records_in(values, keys, headers, timestamps,
-                                     _now_ns() // 1_000_000)
+                                     _now_ns() // 1_000_000, self._log_append_time)
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
@@ -212,19 +218,21 @@ class PartitionLog(GroupCommit):
         """Append whole client-built RecordBatch v2 batches, all or nothing."""
         size = len(data)
         buf = _from_buffer("uint8_t[]", data)
+        check_compressed(data, self.config.max_message_bytes)  # C checks only the CRC there
         now = _now_ns() // 1_000_000
+        lat = now if self._log_append_time else -1
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
             out = self._out
-            rc = lib.pl_segment_append(self._cseg, buf, size, out, out + 1)
+            rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
             if rc:
-                rc = self._roll_for_retry_locked(rc, size)
-                rc = lib.pl_segment_append(self._cseg, buf, size, out, out + 1)
+                rc = self._roll_for_retry_locked(rc, size, client=True)
+                rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
                 if rc:
-                    self._append_error_locked(rc, size)
+                    self._append_error_locked(rc, size, client=True)
             base, last = out[0], out[1]
             fut = self._after_append_locked(last, want_future=wait)
             log_start = self._log_start
@@ -232,7 +240,7 @@ class PartitionLog(GroupCommit):
             fn()
         if fut is not None and wait:
             self._await_durable(fut)
-        return AppendResult(base, last, -1, log_start)
+        return AppendResult(base, last, lat, log_start)
 
     def _retry_records_locked(self, rc: int, rin) -> None:
         """The first attempt failed: roll if the segment is full and try once more."""
@@ -241,23 +249,23 @@ class PartitionLog(GroupCommit):
         if rc:
             self._append_error_locked(rc, 0)
 
-    def _roll_for_retry_locked(self, rc: int, size: int) -> int:
+    def _roll_for_retry_locked(self, rc: int, size: int, client: bool = False) -> int:
         if rc == lib.PL_EFULL and not self._active.is_empty:
             self._roll_locked()
             return 0
         if rc == lib.PL_ECLOSED and not self._active.active:
             self._new_active_locked()      # an earlier roll sealed but could not create
             return 0
-        self._append_error_locked(rc, size)
+        self._append_error_locked(rc, size, client)
         return rc
 
-    def _append_error_locked(self, rc: int, size: int) -> None:
+    def _append_error_locked(self, rc: int, size: int, client: bool = False) -> None:
         where = f"appending to {self.topic}-{self.partition}"
         if rc == lib.PL_EFULL:
             raise RecordListTooLargeError(
                 f"{where}: {size or 'the'} batch bytes do not fit in an empty segment "
                 f"(segment.bytes={self.config.segment_bytes})")
-        _ffi.check(rc, where)
+        _ffi.check(rc, where, client=client)
 
     def _after_append_locked(self, last_offset: int, want_future: bool = True
                              ) -> Future | None:

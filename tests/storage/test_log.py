@@ -240,3 +240,32 @@ def test_readers_see_a_consistent_prefix_while_a_writer_appends(log):
         stop.set()
         th.join()
     assert seen == list(range(p.log_end_offset))
+
+
+def test_log_append_time_topics_stamp_the_broker_clock(log):
+    p = log.create_topic("lat", config={"message.timestamp.type": "LogAppendTime"}
+                         ).partition(0)
+    before = int(time.time() * 1000)
+    res = p.append_raw(encode_batch([b"a", b"b"], timestamps=[5, 6]))
+    p.append(b"c", timestamp=7)
+    p.append_batch([b"d"], timestamps=[8])
+    after = int(time.time() * 1000)
+    assert before <= res.log_append_time <= after
+    stamps = [r.timestamp for r in p.read(0)]
+    assert all(before <= t <= after for t in stamps) and len(stamps) == 4
+    assert all(h.attributes & 0x08 for h in p.iter_batch_headers())
+
+
+def test_malformed_records_inside_a_compressed_batch_are_refused_on_append(log):
+    from pylog.errors import CorruptRecordError, InvalidRecordError
+    from pylog.records import CODEC_GZIP, compress, crc32c
+    p = log.create_topic("c").partition(0)
+    good = bytearray(encode_batch([b"x" * 20, b"y"], compression=CODEC_GZIP))
+    bad = bytearray(good[:61]) + compress(CODEC_GZIP, b"\x10garbage-records")
+    bad[8:12] = (len(bad) - 12).to_bytes(4, "big")
+    bad[17:21] = crc32c(bytes(bad[21:])).to_bytes(4, "big")   # a valid CRC over junk
+    with pytest.raises((InvalidRecordError, CorruptRecordError)):
+        p.append_raw(bytes(good) + bytes(bad))                # all or nothing
+    assert p.log_end_offset == 0
+    p.append_raw(bytes(good))
+    assert [r.value for r in p.read(0)] == [b"x" * 20, b"y"]
