@@ -39,6 +39,7 @@ class Server:
         self.connections: set[KafkaConnection] = set()
         self._listener: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task | None = None
+        self._warmup: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
@@ -55,7 +56,20 @@ class Server:
             self.host, self.port, reuse_address=True, backlog=512)
         self.port = self._listener.sockets[0].getsockname()[1]
         self._sweeper = asyncio.ensure_future(self._sweep())
+        self._warmup = asyncio.ensure_future(self._warm_schemas())
         log.info("kafka listener on %s", self.address)
+
+    async def _warm_schemas(self) -> None:
+        """Load every served version's kio schema modules, one per loop turn, right
+        after the listener opens: startup does not wait for them (about a second), and
+        the first Produce or Fetch does not pay for them either."""
+        from .kafka.dispatch import API_TABLE
+        from .kafka.messages import request_class, response_module
+        for spec in list(API_TABLE.values()):
+            for version in spec.versions:
+                request_class(spec.key, version)
+                response_module(spec.key, version)
+                await asyncio.sleep(0)
 
     async def _sweep(self) -> None:
         """Close idle connections and half-sent requests (every second)."""
@@ -75,8 +89,9 @@ class Server:
         # 1. Stop accepting.
         if self._listener is not None:
             self._listener.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._warmup):
+            if task is not None:
+                task.cancel()
         # 2. Stop reading; answer long polls now.
         for conn in list(self.connections):
             conn.stop_reading()
