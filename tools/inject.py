@@ -314,6 +314,9 @@ def main(argv=None) -> int:
     except NotApplicable as e:
         print(f"inject: not applicable: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:
+        print(f"inject: {e}", file=sys.stderr)
+        return 16
     print(json.dumps(asdict(m)) if args.json else f"{m.kind}: {m.file}: {m.detail}")
     return 0
 
