@@ -348,6 +348,12 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
  * OUT: *out_base (first offset assigned; last = base + count - 1). */
 int pl_segment_append_records(pl_segment *seg, const pl_records_in *r,
                               int64_t *out_base);
+/* One record without headers (value NULL = null value, key NULL = null key):
+ * pl_segment_append_records with count 1 and no struct to fill (the embedded
+ * single-record append's fast path).  OUT: *out_base. */
+int pl_segment_append_one(pl_segment *seg, const void *key, int32_t key_len,
+                          const void *value, int32_t value_len, int64_t timestamp,
+                          int16_t attributes, int64_t *out_base);
 /* Position of the batch containing offset (index floor lookup + header walk; the
  * walk checks magic and the offset chain, and restarts from position 0 if the
  * index entry led somewhere wrong).  PL_ERANGE if offset < base_offset or >=

@@ -476,6 +476,29 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     return PL_OK;
 }
 
+/* One record, no headers: the embedded single append's fast path.  Same as
+ * pl_segment_append_records with count 1, but the arguments are plain pointers and
+ * lengths, so the Python caller fills no struct (cffi passes bytes as const void *). */
+int pl_segment_append_one(pl_segment *seg, const void *key, int32_t key_len,
+                          const void *value, int32_t value_len, int64_t timestamp,
+                          int16_t attributes, int64_t *out_base)
+{
+    pl_records_in r;
+
+    memset(&r, 0, sizeof(r));
+    r.count = 1;
+    r.timestamp = timestamp;
+    r.keys = key;
+    r.key_lens = key != NULL ? &key_len : NULL;
+    r.values = value;
+    r.value_lens = &value_len;
+    r.producer_id = -1;
+    r.producer_epoch = -1;
+    r.base_sequence = -1;
+    r.attributes = attributes;
+    return pl_segment_append_records(seg, &r, out_base);
+}
+
 /* ---- lookups ------------------------------------------------------------------- */
 
 /* Walk the batch chain from pos (claimed to be a batch start whose baseOffset is

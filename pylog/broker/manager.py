@@ -52,6 +52,7 @@ from pylog.storage.segment import segment_config
 __all__ = ["Log", "Topic", "open_log"]
 
 _log = logging.getLogger("pylog.manager")
+_tuple_new = tuple.__new__       # RecordMetadata without its Python-level __new__
 METADATA_VERSION = 1
 
 
@@ -89,11 +90,18 @@ class Topic:
     def append(self, value, key=None, headers=None, timestamp=None,
                partition: int | None = None) -> RecordMetadata:
         """Append one record, routed by key unless ``partition`` is given."""
-        i = self.partition_for(key) if partition is None else partition
-        p = self.partition(i)
+        if partition is None:
+            parts = self._partitions
+            i = (self._null_key.partition(len(parts)) if key is None
+                 else partition_for_key(key, len(parts)))
+            p = parts[i]
+        else:
+            i, p = partition, self.partition(partition)
         ts = time.time_ns() // 1_000_000 if timestamp is None else timestamp
         offset = p.append(value, key, headers, ts)
-        return RecordMetadata(self.name, i, offset, ts)
+        if p._log_append_time:
+            ts = p.read(offset, 1)[0].timestamp        # the broker's clock, as stored
+        return _tuple_new(RecordMetadata, (self.name, i, offset, ts))
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, partitions={len(self._partitions)})"

@@ -51,6 +51,7 @@ _now_ns = time.time_ns
 _monotonic = time.monotonic
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
+_append_one = lib.pl_segment_append_one
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
@@ -76,7 +77,6 @@ class PartitionLog(GroupCommit):
         self._fenced: StorageError | None = None
         self._closed = False
         self._blocked = False                  # fenced or closed: appends refused
-        self._key_set = False
         self._cseg = self._active.c
         self._listeners: tuple = ()
         self._dirty_since: float | None = None
@@ -84,14 +84,7 @@ class PartitionLog(GroupCommit):
         self._barriers = 0                     # barriers running outside the lock
         self._deferred_close: list[Segment] = []
         self._reader = ColumnReader(self)
-        self._rin = ffi.new("pl_records_in *")
-        self._klen = ffi.new("int32_t[1]")
-        self._vlen = ffi.new("int32_t[1]")
-        self._out = ffi.new("int64_t[2]")
-        rin = self._rin
-        rin.producer_id, rin.producer_epoch, rin.base_sequence, rin.attributes = -1, -1, -1, 0
-        rin.value_lens = self._vlen
-        rin.count = 1
+        self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
         self._apply_config_locked(config)
         if self._flusher is not None:
             self._flusher.register(self)
@@ -110,7 +103,7 @@ class PartitionLog(GroupCommit):
         self._roll_deadline = self._active.created_ms + self._segment_ms
         # message.timestamp.type=LogAppendTime: the broker's clock stamps every batch.
         self._log_append_time = config.message_timestamp_type == "LogAppendTime"
-        self._rin.attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
+        self._attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
 
     def update_config(self, config) -> None:
         """Apply a new TopicConfig (segment sizes take effect at the next roll)."""
@@ -153,34 +146,37 @@ class PartitionLog(GroupCommit):
         if headers:
             return self.append_batch([value], None if key is None else [key], [headers],
                                      None if timestamp is None else [timestamp])
-        if self._log_append_time:
-            timestamp = None
         now = _now_ns() // 1_000_000
-        rin = self._rin
+        if timestamp is None or self._log_append_time:
+            timestamp = now
+        if value is None:
+            value, vlen = _NULL, -1
+        else:
+            vlen = len(value)
+        if key is None:
+            key, klen = _NULL, -1
+        else:
+            klen = len(key)
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
-            rin.timestamp = now if timestamp is None else timestamp
-            if value is None:
-                self._vlen[0] = -1
-                rin.values = _NULL
-            else:
-                self._vlen[0] = len(value)
-                rin.values = _from_buffer("uint8_t[]", value)
-            if key is not None:
-                self._klen[0] = len(key)
-                rin.keys = _from_buffer("uint8_t[]", key)
-                rin.key_lens = self._klen
-                self._key_set = True
-            elif self._key_set:
-                rin.key_lens = _NULL
-                self._key_set = False
             out = self._out
-            rc = lib.pl_segment_append_records(self._cseg, rin, out)
+            try:
+                rc = _append_one(self._cseg, key, klen, value, vlen, timestamp,
+                                 self._attributes, out)
+            except TypeError:                     # not bytes: a buffer, or not bytes-like
+                key = key if key is _NULL else _from_buffer("uint8_t[]", key)
+                value = value if value is _NULL else _from_buffer("uint8_t[]", value)
+                rc = _append_one(self._cseg, key, klen, value, vlen, timestamp,
+                                 self._attributes, out)
             if rc:
-                self._retry_records_locked(rc, rin)
+                self._roll_for_retry_locked(rc, 0)
+                rc = _append_one(self._cseg, key, klen, value, vlen, timestamp,
+                                 self._attributes, out)
+                if rc:
+                    self._append_error_locked(rc, 0)
             offset = out[0]
             if self._dirty_since is None:
                 self._dirty_since = _monotonic()
