@@ -74,7 +74,11 @@ def produce_throughput(bootstrap: str, topic: str, n: int, size: int) -> dict:
 def consume_throughput(bootstrap: str, topic: str, n: int, size: int) -> dict:
     c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-unused",
                      "enable.auto.commit": False, "fetch.max.bytes": 50 << 20,
-                     "max.partition.fetch.bytes": 8 << 20})
+                     "max.partition.fetch.bytes": 8 << 20,
+                     # librdkafka stops fetching for fetch.queue.backoff.ms (1 s) whenever
+                     # queued.min.messages (100,000) are waiting: with 100 B records that,
+                     # not the broker, would set the pace.
+                     "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 10})
     c.assign([ck.TopicPartition(topic, 0, 0)])
     got = 0
     started = time.perf_counter()
