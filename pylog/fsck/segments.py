@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from array import array
 
 import numpy as np
@@ -101,87 +102,97 @@ def scan_segment_log(path: str, seg: SegmentScan, ctx: _Ctx, *, deep: bool,
     _tail_findings(seg, ctx, name, is_last=is_last, sealed=sealed, live=live)
 
 
+_HEADER = struct.Struct(">qiibIhiqqqhii")          # the 61-byte header (FORMAT.md 3.1)
+
+
 def _walk(mm, size: int, seg: SegmentScan, ctx: _Ctx, name: str,
           deep: bool) -> tuple[int, str]:
     """The batch loop: validate, chain offsets, collect per-batch facts.
 
-    Returns (status, detail) of the batch it stopped at, (0, "") at the end.
+    Returns (status, detail) of the batch it stopped at, (0, "") at the end.  Hot:
+    one C call (length, magic, CRC) and one struct unpack per batch; anything odd
+    drops to _odd_batch.
     """
     buf = ffi.from_buffer("uint8_t[]", mm)
-    h = ffi.new("pl_batch_header *")
-    validate = lib.pl_batch_validate
-    positions, lasts, sizes, max_ts = seg.positions, seg.lasts, seg.sizes, seg.max_ts
-    base = seg.base_offset
-    expected = base
+    validate, null, hdr = lib.pl_batch_validate, ffi.NULL, _HEADER.unpack_from
+    pa, la, sa, ma = (seg.positions.append, seg.lasts.append, seg.sizes.append,
+                      seg.max_ts.append)
+    limit = seg.base_offset + _INT32_MAX
+    expected = seg.base_offset
     pos = records = 0
-    ts_warn = deep_bad = 0
     status, detail = 0, ""
+    odd = {"ts": 0}
     try:
         while pos < size:
-            rc = validate(buf + pos, size - pos, 0, 0, h)
+            rc = validate(buf + pos, size - pos, 0, 0, null)
             if rc != 0:
                 status, detail = rc, f"batch at byte {pos}: {_ffi.strerror(rc)}"
                 break
-            if h.base_offset != expected:
+            (bo, blen, epoch, _, _, attrs, lod, bts, mts, _, _, _, cnt) = hdr(mm, pos)
+            if bo != expected:
                 status = lib.PL_EBADOFFSET
-                detail = (f"batch at byte {pos} has baseOffset {h.base_offset}, expected "
+                detail = (f"batch at byte {pos} has baseOffset {bo}, expected "
                           f"{expected}" + (" (the segment's name)" if pos == 0 else ""))
                 break
-            last = h.base_offset + h.last_offset_delta
-            if last - base > _INT32_MAX:
+            last = bo + lod
+            if last > limit:
                 status = lib.PL_EBADOFFSET
                 detail = f"batch at byte {pos}: last offset {last} does not fit the index"
                 break
-            n = 12 + h.batch_length
-            if h.max_timestamp < -1 or (not h.attributes & 0x08
-                                        and h.max_timestamp < h.base_timestamp):
-                ts_warn += 1
-                if ts_warn == 1:
-                    ctx.add(WARNING, "timestamps", f"batch has maxTimestamp "
-                            f"{h.max_timestamp} and baseTimestamp {h.base_timestamp}",
-                            name, pos, (h.base_offset, last))
-            if h.partition_leader_epoch != 0:
-                seg.bad_epochs.append(pos)
-                if len(seg.bad_epochs) == 1:
-                    ctx.add(WARNING, "leader-epoch", f"partitionLeaderEpoch is "
-                            f"{h.partition_leader_epoch}; pylog stamps 0 (a flipped bit "
-                            f"outside the CRC?)", name, pos, (h.base_offset, last),
-                            fix="restamp")
-            if deep and not _deep_ok(mm, buf, pos, size, h, ctx, name, last):
-                deep_bad += 1
-            positions.append(pos)
-            lasts.append(last)
-            sizes.append(n)
-            max_ts.append(h.max_timestamp)
-            records += h.records_count
+            if epoch or mts < -1 or (mts < bts and not attrs & 0x08):
+                _odd_batch(seg, ctx, name, pos, bo, last, epoch, bts, mts, attrs, odd)
+            if deep:
+                _deep_ok(mm, buf, pos, size, attrs, blen, ctx, name, bo, last)
+            pa(pos)
+            la(last)
+            sa(12 + blen)
+            ma(mts)
+            records += cnt
             expected = last + 1
-            pos += n
+            pos += 12 + blen
     finally:
         ffi.release(buf)
     if len(seg.bad_epochs) > 1:
         ctx.add(WARNING, "leader-epoch", f"{len(seg.bad_epochs)} batches in all have a "
                 f"partitionLeaderEpoch other than 0", name, fix="restamp")
-    if ts_warn > 1:
-        ctx.add(WARNING, "timestamps", f"{ts_warn} batches in all have odd timestamps",
+    if odd["ts"] > 1:
+        ctx.add(WARNING, "timestamps", f"{odd['ts']} batches in all have odd timestamps",
                 name)
     seg.valid_end, seg.next_offset, seg.records = pos, expected, records
     return status, detail
 
 
-def _deep_ok(mm, buf, pos, size, h, ctx: _Ctx, name: str, last: int) -> bool:
+def _odd_batch(seg, ctx, name, pos, bo, last, epoch, bts, mts, attrs, odd) -> None:
+    """Warnings a valid batch can still earn: a leader epoch pylog never writes, or
+    timestamps a client sent that contradict each other."""
+    if epoch:
+        seg.bad_epochs.append(pos)
+        if len(seg.bad_epochs) == 1:
+            ctx.add(WARNING, "leader-epoch", f"partitionLeaderEpoch is {epoch}; pylog "
+                    f"stamps 0 (a flipped bit outside the CRC?)", name, pos, (bo, last),
+                    fix="restamp")
+    if mts < -1 or (mts < bts and not attrs & 0x08):
+        odd["ts"] += 1
+        if odd["ts"] == 1:
+            ctx.add(WARNING, "timestamps", f"batch has maxTimestamp {mts} and "
+                    f"baseTimestamp {bts}", name, pos, (bo, last))
+
+
+def _deep_ok(mm, buf, pos, size, attrs, blen, ctx: _Ctx, name: str, bo: int,
+             last: int) -> bool:
     """--deep: decode every record (C walk, or the Python decoder if compressed)."""
-    if h.attributes & 0x07 == 0:
+    if attrs & 0x07 == 0:
         rc = lib.pl_batch_validate(buf + pos, size - pos, 0, 1, ffi.NULL)
         if rc == 0:
             return True
         msg = f"records of the batch do not parse: {_ffi.strerror(rc)}"
     else:
         try:
-            validate_batch(memoryview(mm)[pos:pos + 12 + h.batch_length], 0, deep=True)
+            validate_batch(memoryview(mm)[pos:pos + 12 + blen], 0, deep=True)
             return True
         except CorruptRecordError as e:
             msg = f"records of the compressed batch do not decode: {e}"
-    ctx.add(ERROR, "bad-records", msg, name, pos, (h.base_offset, last))
+    ctx.add(ERROR, "bad-records", msg, name, pos, (bo, last))
     return False
 
 
