@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from kafka_raw import RawClient, module, req
+from kafka_raw import RawClient, module
 
 from pylog.records import encode_batch
 

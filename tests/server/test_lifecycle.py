@@ -8,8 +8,7 @@ import sys
 import threading
 import time
 
-import pytest
-from kafka_raw import RawClient, module, req
+from kafka_raw import RawClient, module
 
 import pylog
 from pylog.records import encode_batch
