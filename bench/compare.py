@@ -25,8 +25,16 @@ from pathlib import Path
 
 from bench import plan, report
 from bench._job import run_job
-from bench.servers import (NotAvailable, ServerPool, ensure_python_packages, ensure_tools,
-                           proc_rss_mib, start_nats, start_pylog_server, start_redis)
+from bench.servers import (
+    NotAvailable,
+    ServerPool,
+    ensure_python_packages,
+    ensure_tools,
+    proc_rss_mib,
+    start_nats,
+    start_pylog_server,
+    start_redis,
+)
 
 PY_MODULES = {"numpy": "numpy", "matplotlib": "matplotlib", "lmdb": "lmdb", "redis": "redis",
               "nats": "nats-py", "confluent_kafka": "confluent-kafka"}

@@ -190,7 +190,8 @@ def durability_groups(p: dict) -> list[Group]:
     rb = dict(port="{port}", stream="{topic}", size=100, count=n * 2, clients=8, pipeline=100)
     c = "bench.clients_peers:"
     return [
-        Group("durability.embedded", "durability: 8 threads × append_batch(100 × 100 B), embedded",
+        Group("durability.embedded",
+              "durability: 8 threads × append_batch(100 × 100 B), embedded",
               100, n, [
             Case("pylog", "bench.embedded:pylog_concurrent", dict(emb, config={"flush.ms": 1000}),
                  "flush.ms=1000"),

@@ -49,7 +49,9 @@ def summarize_row(case, runs: list[dict], g) -> dict:
                seconds=MED([r["seconds"] for r in ok]),
                cpu_client_s=MED([r["cpu_client"] for r in ok]),
                cpu_server_s=MED([r["cpu_server"] for r in ok]) if "cpu_server" in ok[0] else None,
-               rounds=[round(x, 1) for x in rates])
+               per_round=[None if "n/a" in r else r["rate"] for r in runs],
+               per_round_mb=[None if "n/a" in r else r["bytes"] / r["seconds"] / 1e6
+                             for r in runs])
     if "latency_ms" in ok[0]:
         row["latency_ms"] = {k: MED([r["latency_ms"][k] for r in ok])
                              for k in ok[0]["latency_ms"]}
@@ -60,6 +62,15 @@ def summarize_row(case, runs: list[dict], g) -> dict:
     return row
 
 
+def paired_ratio(a: dict, b: dict, key: str = "per_round") -> float | None:
+    """Median over rounds of a's rate / b's rate in the same round.
+
+    Pairing by round cancels most of the machine's drift (other jobs, page-cache state),
+    which on a shared machine moves medians far more than the contenders differ."""
+    pairs = [x / y for x, y in zip(a.get(key, []), b.get(key, [])) if x and y]
+    return MED(pairs) if pairs else None
+
+
 def add_ratios(g, rows: list[dict]) -> None:
     """pylog_ratio per row against the first ok pylog row of the same role (rate groups only)."""
     if g.key == "machine" or g.unit == "seconds" or ".e2e." in g.key:
@@ -68,8 +79,10 @@ def add_ratios(g, rows: list[dict]) -> None:
         ref = next((r for r in rows if r["role"] == role and r["status"] == "ok"
                     and r["name"].startswith("pylog")), None)
         for r in rows:
-            if r["role"] == role and r["status"] == "ok" and ref and r["records_per_s"]:
-                r["pylog_ratio"] = ref["records_per_s"] / r["records_per_s"]
+            if r["role"] == role and r["status"] == "ok" and ref:
+                ratio = paired_ratio(ref, r)
+                if ratio is not None:
+                    r["pylog_ratio"] = ratio
 
 
 def server_facts(servers: dict) -> dict:
@@ -134,7 +147,9 @@ def _ratio_check(figure, target, a, b, value_of="records_per_s"):
         why = "; ".join(f"{r['name']}: {r.get('reason', 'n/a')}" for r in (a, b)
                         if r and r["status"] != "ok") or "not measured in this run"
         return dict(figure=figure, target=target, measured=f"n/a ({why})", met=None)
-    ratio = a[value_of] / b[value_of]
+    ratio = paired_ratio(a, b, "per_round_mb" if value_of == "mb_per_s" else "per_round")
+    if ratio is None:
+        ratio = a[value_of] / b[value_of]
     return dict(figure=figure, target=target, value=ratio, measured=f"{ratio:.2f}×",
                 met=ratio >= target)
 
@@ -240,8 +255,8 @@ def table(results) -> str:
              f"machine: {mc['cpu']}, {mc['cores']} cores, {mc['memory_gib']} GiB, Linux "
              f"{mc['kernel']}, Python {mc['python']}, data on {mc['data_fs']}, "
              f"load {mc['load_avg'][0]:.2f}",
-             "medians over rounds; spread = (max - min) / 2 / median; pylog× = pylog's rate / "
-             "this row's rate (same group, same role)", "",
+             "medians over rounds; spread = (max - min) / 2 / median; pylog× = median over rounds "
+             "of pylog's rate / this row's rate in the same round (same group and role)", "",
              f"  {'contender':40} {'policy':22} {'records/s':>14} {'±':>6} {'MB/s':>9} "
              f"{'CPU cli':>7} {'CPU srv':>7} {'pylog×':>7}"]
     for g in results["groups"]:

@@ -83,7 +83,8 @@ def ensure_tools(binaries: dict[str, str], install: bool) -> dict[str, str]:
         try:
             subprocess.run(sudo + ["apt-get", "update", "-qq"], env=env, check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-            subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", *sorted(set(missing.values()))],
+            pkgs = sorted(set(missing.values()))
+            subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", *pkgs],
                            env=env, check=False, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=600)
         except (OSError, subprocess.TimeoutExpired):
