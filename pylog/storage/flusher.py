@@ -216,42 +216,52 @@ class GroupCommit:
         return since + self._flush_s - now
 
     def barrier(self) -> None:
-        """msync + fdatasync everything appended so far, then resolve the waiters.
+        """Seal rolled segments, msync + fdatasync the active one, resolve the waiters.
 
-        Called by the flusher thread (and by flush()).  The sync runs outside the lock on
-        a private copy of the active ``pl_mfile``, so appends continue meanwhile.
+        Called by the flusher thread (and by flush()).  The I/O runs outside the
+        partition lock (on segments no appender touches, and on a private copy of the
+        active ``pl_mfile``), so appends continue meanwhile.  Barriers of one partition
+        are serialized (``_barrier_lock``): the synced offset may only advance past a
+        rolled segment once that segment is sealed.
         """
-        with self._lock:
-            if self._fenced is not None:
-                self._fail_waiters_locked(self._fenced)
-                return
-            target = self._active.c.next_offset
-            self._dirty_since = None
-            if target <= self._synced or self._closed:
-                self._resolve_waiters_locked()
-                return
-            seg = self._active
-            snap = ffi.new("pl_mfile *")
-            snap[0] = seg.c.log
-            self._barriers += 1
-        rc = lib.pl_mfile_sync(snap)
-        with self._lock:
-            self._barriers -= 1
-            if rc:
-                try:
+        with self._barrier_lock:
+            with self._lock:
+                if self._fenced is not None:
+                    self._fail_waiters_locked(self._fenced)
+                    return
+                target = self._active.c.next_offset
+                self._dirty_since = None
+                to_seal, self._unsealed = self._unsealed, []
+                if (target <= self._synced or self._closed) and not to_seal:
+                    self._resolve_waiters_locked()
+                    return
+                seg = self._active
+                snap = ffi.new("pl_mfile *")
+                snap[0] = seg.c.log
+                self._barriers += 1
+            err = None
+            try:
+                for old in to_seal:
+                    old.seal()                    # final time entry, trim, fsync
+                rc = lib.pl_mfile_sync(snap)
+                if rc:
                     _ffi.check(rc, f"barrier on {seg.log_path}")
-                except Exception as e:          # noqa: BLE001 - any failure fences
-                    err = e if isinstance(e, StorageError) else StorageError(str(e))
-                self._fence_locked(err)
-            else:
-                if seg.c.log.synced < snap.synced:
-                    seg.c.log.synced = snap.synced
-                self._advance_synced_locked(target)
-            if not self._barriers and self._deferred_close:
-                for s in self._deferred_close:
-                    s.close()
-                self._deferred_close.clear()
-        if rc:
+            except Exception as e:                # noqa: BLE001 - any failure fences
+                err = e if isinstance(e, StorageError) else StorageError(str(e))
+            with self._lock:
+                self._barriers -= 1
+                if err is not None:
+                    self._fence_locked(err)
+                else:
+                    if seg.c.log.synced < snap.synced:
+                        seg.c.log.synced = snap.synced
+                    self._advance_synced_locked(target)
+                self._deferred_close.extend(to_seal)
+                if not self._barriers:
+                    for s in self._deferred_close:
+                        s.close()
+                    self._deferred_close.clear()
+        if err is not None:
             raise err
 
     def _advance_synced_locked(self, offset: int) -> None:

@@ -83,6 +83,8 @@ class PartitionLog(GroupCommit):
         self._unflushed_msgs = 0
         self._barriers = 0                     # barriers running outside the lock
         self._deferred_close: list[Segment] = []
+        self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
+        self._barrier_lock = threading.Lock()  # one barrier at a time per partition
         self._reader = ColumnReader(self)
         self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
         self._apply_config_locked(config)
@@ -290,16 +292,17 @@ class PartitionLog(GroupCommit):
                 self._roll_locked()
 
     def _roll_locked(self) -> None:
+        """Start a new active segment at the LEO.  The old one is sealed (final time
+        entry, trim, fsync) by the next barrier, in the flusher thread, so an appender
+        never waits for that fsync; without a flusher (in memory) it is sealed here."""
         old = self._active
-        try:
-            old.seal()                        # final timeindex entry, trim, fsync
-        except StorageError as e:
-            self._fence_locked(e)
-            raise
-        # Everything below the new base is now synced (sealed segments are fsynced).
-        self._advance_synced_locked(old.next_offset)
-        self._close_segment_locked(old)
         self._new_active_locked()
+        if self._flusher is None:
+            old.seal()
+            self._close_segment_locked(old)
+        else:
+            self._unsealed.append(old)
+            self._flusher.request(self)
 
     def _new_active_locked(self) -> None:
         base = self._active.next_offset
@@ -424,6 +427,7 @@ class PartitionLog(GroupCommit):
             del self._segments[:n]
             del self._bases[:n]
             self._log_start = max(self._log_start, self._segments[0].base_offset)
+            self._unsealed = [s for s in self._unsealed if s not in doomed]  # no seal
             for seg in doomed:
                 if self._barriers:
                     self._deferred_close.append(seg)

@@ -269,3 +269,15 @@ def test_malformed_records_inside_a_compressed_batch_are_refused_on_append(log):
     assert p.log_end_offset == 0
     p.append_raw(bytes(good))
     assert [r.value for r in p.read(0)] == [b"x" * 20, b"y"]
+
+
+def test_rolled_segments_are_sealed_by_the_next_barrier(log):
+    p = log.create_topic("s", config={"flush.ms": None, "segment.bytes": 4096}).partition(0)
+    for i in range(200):
+        p.append(b"w" * 40)
+    p.flush()
+    segs = p.segments
+    assert len(segs) > 2 and p.recovery_point == p.log_end_offset
+    for s in segs[:-1]:
+        assert not s.active and s.log_path.stat().st_size == s.size   # trimmed
+        assert s.index_path.stat().st_size % 8 == 0
