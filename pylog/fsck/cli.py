@@ -89,7 +89,7 @@ def run(data_dir: str, *, topic: str | None = None, repair: bool = False,
                                     probe_lock=lock_fd is None)
         except NotPylogDirError as e:
             raise FsckError(str(e)) from None
-        if repair and not report.operational:
+        if repair and not report.operational and any(f.fix for f in report.findings):
             _repair(data_dir, report)
             after = check_data_dir(data_dir, topic=topic, deep=deep, probe_lock=False)
             for f in after.findings:
@@ -97,6 +97,7 @@ def run(data_dir: str, *, topic: str | None = None, repair: bool = False,
                     f.message = f"still wrong after repair: {f.message}"
                     report.add(f)
             report.operational.extend(after.operational)
+        report.repaired = repair
         return report
     finally:
         if lock_fd is not None:

@@ -99,9 +99,14 @@ def _one(templates, work, rng, stats) -> None:
     lost = {}
     if m.first_lost_offset is not None:
         lost[(m.topic, m.partition)] = m.first_lost_offset
-    counts = check_lookups(d, expected, lost, full={(m.topic, m.partition)}, rng=rng)
+    # Every offset and timestamp of the damaged partition on every 5th mutation, a
+    # random sample otherwise (a read is ~0.5 ms; this keeps the CI tier short).
+    every = stats["mutations"] % 5 == 0
+    counts = check_lookups(d, expected, lost, full={(m.topic, m.partition)} if every
+                           else set(), sample=25, rng=rng)
     stats["lookups"] += counts["offsets"] + counts["timestamps"]
-    assert run(str(d)).exit_code() == EXIT_CLEAN, m
+    if every:                                   # the engine's recovery + close agree
+        assert run(str(d)).exit_code() == EXIT_CLEAN, m
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
