@@ -127,7 +127,7 @@ class Log:
         try:
             self._open(retention_check_interval_ms / 1000.0)
         except BaseException:
-            self._release_lock()
+            self._abort_open()
             raise
 
     # ---- open ------------------------------------------------------------------------
@@ -149,6 +149,20 @@ class Log:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+
+    def _abort_open(self) -> None:
+        """Undo a failed open: stop the flusher, close what was loaded, unlock."""
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None:
+            flusher.stop()
+        for p in self._all_partitions():
+            try:
+                p.close()
+            except Exception:                   # noqa: BLE001 - already failing
+                pass
+        self._release_lock()
+        if self._memory:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def _release_lock(self) -> None:
         if self._lock_fd >= 0:
