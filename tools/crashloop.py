@@ -18,12 +18,18 @@ pylog-fsck, which must exit 0.  A failed open is a *failed restart*.
 Power loss (--power-loss; only ``durable`` is written): after the kill, each of
 --states copies of the directory is damaged the way a power cut can damage it
 (research/reliability.md §4 and §7 T2) *outside what is known durable*.  What is
-known durable is derived from the journal only: the end of the batch holding the
-highest acknowledged offset (an ack implies a barrier covered it; earlier segments
-were fsynced when sealed).  Past that mark, per 4 KiB page: keep, zero, garble
-512-byte sectors, or cut the file short; later segments (created after the last
-ack) may vanish; the active segment's indexes (synced only at seal) may be
-garbage, short or zero; checkpoints may roll back.  Every state must recover with
+known durable comes from the C core, not from the acks: after each acknowledged
+append the writer journals the active segment's ``pl_mfile.synced`` (which
+pl_mfile_sync advances only after msync and fdatasync both returned 0) *before*
+the ack line; the mark is the largest value journaled for the last segment (0 if
+none), and segments before the last were fsynced when sealed.  So an engine that
+acked before its barrier leaves acked batches above the mark, the cut destroys
+them, and the run fails: ``--unsafe-acks`` is that negative control (the durable
+topic without flush.messages=1) and must report losses.  Past the mark, per 4 KiB
+page: keep, zero, garble 512-byte sectors, or cut the file short; a last segment
+with nothing synced may vanish (created after the last directory fsync); the
+active segment's indexes (synced only at seal) may be garbage, short or zero;
+checkpoints may roll back.  Every state must recover with
 0 acknowledged records lost and 0 corrupt records served.  The loop continues
 from the last state.
 
@@ -49,11 +55,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pylog  # noqa: E402
-from pylog.fsck import run as fsck_run  # noqa: E402
-from pylog.records import validate_batch  # noqa: E402
-from pylog.errors import CorruptRecordError  # noqa: E402
-from pylog.storage import files  # noqa: E402
+import pylog
+from pylog.errors import CorruptRecordError
+from pylog.fsck import run as fsck_run
+from pylog.records import validate_batch
+from pylog.storage import files
 
 TOPICS = {"durable": {"flush.messages": 1}, "interval": {"flush.ms": 50},
           "lazy": {}}
@@ -70,11 +76,14 @@ def value_for(seed: int, seq: int, i: int) -> bytes:
 # ---- the writer (runs in a forked child until SIGKILL) ----------------------------
 
 def writer_main(data: str, journal: str, seed: int, topics: list[str], seq0: int,
-                max_batches: int) -> None:
+                max_batches: int, unsafe: bool = False) -> None:
     log = pylog.open(data)
     for name in topics:
         if not log.has_topic(name):
-            log.create_topic(name, 2, dict(COMMON, **TOPICS[name]))
+            # unsafe: the negative control -- "durable" without any flush policy, so
+            # acks come before barriers; the power-loss check must catch it.
+            cfg = {} if unsafe else TOPICS[name]
+            log.create_topic(name, 2, dict(COMMON, **cfg))
     jfd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     jlock = threading.Lock()
     seqs = iter(range(seq0, 1 << 62, 1))
@@ -91,7 +100,9 @@ def writer_main(data: str, journal: str, seed: int, topics: list[str], seq0: int
             vals = [value_for(seed, seq, i) for i in range(n)]
             p = log.topic(name).partition(part)
             base = p.append(vals[0]) if n == 1 else p.append_batch(vals)
-            line = f"{name} {part} {base} {seq} {n}\n".encode()   # after the ack
+            # After the ack: what the C core has recorded as synced (pl_mfile.synced
+            # moves only after msync + fdatasync returned 0), then the ack itself.
+            line = _synced_line(p) + f"{name} {part} {base} {seq} {n}\n".encode()
             with jlock:
                 os.write(jfd, line)
             time.sleep(rng.random() * 0.0005)     # spread the appends over the window
@@ -102,6 +113,17 @@ def writer_main(data: str, journal: str, seed: int, topics: list[str], seq0: int
         t.join()
     os.write(jfd, b"# done\n")                   # killed while idle, not mid-write
     time.sleep(3600)                              # wait to be killed, still open
+
+
+def _synced_line(p) -> bytes:
+    """``S topic partition segment-base synced-bytes`` of the active segment, read
+    from the C struct (test-only peek into the storage engine; b"" if it moved)."""
+    try:
+        seg = p._active
+        return f"S {p.topic} {p.partition} {seg.base_offset} {int(seg.c.log.synced)}\n" \
+            .encode()
+    except AttributeError:
+        return b""
 
 
 def _fork(fn, *args) -> int:
@@ -128,7 +150,7 @@ def read_journal(path: str) -> dict[tuple[str, int], dict[int, tuple[int, int]]]
     except FileNotFoundError:
         return acked
     for line in text.splitlines():
-        if line.startswith("#"):
+        if line.startswith(("#", "S ")):
             continue
         t, p, base, seq, n = line.split()
         d = acked.setdefault((t, int(p)), {})
@@ -246,18 +268,40 @@ def _valid_batches(path: Path) -> list[tuple[int, object]]:
     return out
 
 
-def durable_mark(pdir: Path, max_acked: int | None) -> tuple[int, int]:
-    """(base of the segment, byte position) below which the journal proves the log
-    durable: the end of the batch holding the highest acknowledged offset.  Sealed
-    segments before the last one were fsynced when they were sealed."""
+def read_synced(path: str) -> dict[tuple[str, int, int], int]:
+    """{(topic, partition, segment base): most bytes the C core reported synced}."""
+    out: dict = {}
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("S "):
+            _, t, p, base, n = line.split()
+            key = (t, int(p), int(base))
+            out[key] = max(out.get(key, 0), int(n))
+    return out
+
+
+def durable_mark(pdir: Path, max_acked: int | None,
+                 synced: dict | None = None) -> tuple[int, int, str]:
+    """(base of the last segment, byte position, source) below which bytes are known
+    durable.  Source "c-synced": the largest ``pl_mfile.synced`` the writer journaled
+    for that segment (0 if none) -- an engine that acked before its barrier would
+    leave acked batches above it, and the cut would destroy them.  Fallback
+    "acked": the end of the batch holding the highest acknowledged offset.  Segments
+    before the last one were fsynced when they were sealed."""
     bases = sorted(b for b, s in filter(None, (files.parse_base_offset(p.name)
                                               for p in pdir.iterdir())) if s == ".log")
     last = bases[-1]
+    topic, part = files.parse_partition_dir(pdir.name)
+    if synced is not None and any(k[:2] == (topic, part) for k in synced):
+        return last, synced.get((topic, part, last), 0), "c-synced"
     if max_acked is None or max_acked < last:
-        return last, 0
+        return last, 0, "acked"
     for pos, h in _valid_batches(files.log_file(pdir, last)):
         if h.base_offset <= max_acked <= h.last_offset:
-            return last, pos + h.size
+            return last, pos + h.size, "acked"
     raise AssertionError(f"{pdir}: acked offset {max_acked} is not in the last segment")
 
 
@@ -301,15 +345,17 @@ def _garble_index(path: Path, rng: random.Random) -> None:
     path.write_bytes(bytes(buf))
 
 
-def power_cut(data: Path, acked: dict, rng: random.Random, topic: str = "durable") -> dict:
-    """Damage ``data`` as a power cut may, past what the journal proves durable."""
+def power_cut(data: Path, acked: dict, rng: random.Random, topic: str = "durable",
+              synced: dict | None = None) -> dict:
+    """Damage ``data`` as a power cut may, past what is known durable."""
     info = {}
     for d in sorted(data.iterdir()):
         parsed = files.parse_partition_dir(d.name)
         if not parsed or parsed[0] != topic or not d.is_dir():
             continue
         offs = acked.get(parsed, {})
-        base, mark = durable_mark(d, max(offs) if offs else None)
+        base, mark, source = durable_mark(d, max(offs) if offs else None, synced)
+        info.setdefault("_sources", set()).add(source)
         log = files.log_file(d, base)
         if mark == 0 and base > 0 and rng.random() < 0.15:
             for f in (log, files.index_file(d, base), files.timeindex_file(d, base)):
@@ -343,7 +389,7 @@ VIOLATIONS = ("lost", "inconsistent", "corrupt_served", "gaps", "failed_restart"
 
 def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int = 1,
                seed: int = 1, kill_ms=(30, 250), max_batches: int = 400,
-               log=print) -> dict:
+               unsafe_acks: bool = False, log=print) -> dict:
     """Run the loop; returns totals (VIOLATIONS must all be 0)."""
     rng = random.Random(seed)
     data = Path(data)
@@ -356,7 +402,7 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
     problems: list[str] = []
     for cycle in range(cycles):
         pid = _fork(writer_main, str(data), journal, seed, topics, (cycle + 1) * 10**7,
-                    max_batches)
+                    max_batches, unsafe_acks)
         time.sleep(rng.uniform(*kill_ms) / 1000)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
@@ -364,18 +410,22 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
             tot["writer_errors"] += 1
             problems.append(f"cycle {cycle}: writer exited with status {status}")
         tot["cycles"] += 1
-        with open(journal, "rb") as jf:
-            jf.seek(max(0, os.path.getsize(journal) - 7))
-            tot["idle_kills"] += jf.read() == b"# done\n"
+        if os.path.exists(journal):
+            with open(journal, "rb") as jf:
+                jf.seek(max(0, os.path.getsize(journal) - 7))
+                tot["idle_kills"] += jf.read() == b"# done\n"
         if power_loss:
             acked = read_journal(journal)
+            synced = read_synced(journal)
             base_copy = data.parent / (data.name + ".crashed")
             shutil.rmtree(base_copy, ignore_errors=True)
             shutil.copytree(data, base_copy)
             for s in range(states):
                 shutil.rmtree(data, ignore_errors=True)
                 shutil.copytree(base_copy, data)
-                power_cut(data, acked, rng)
+                info = power_cut(data, acked, rng, synced=synced)
+                for src in info.get("_sources", ()):
+                    tot[f"mark_{src}"] = tot.get(f"mark_{src}", 0) + 1
                 _add(tot, problems, _verify_in_child(str(data), journal, seed, check_lost),
                      f"cycle {cycle} state {s}")
             shutil.rmtree(base_copy, ignore_errors=True)
@@ -416,6 +466,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kill-ms", default="30:250", help="kill after MIN:MAX ms")
     ap.add_argument("--max-batches", type=int, default=400, help="batches per writer "
                     "thread per cycle (bounds the log the verifier re-reads each cycle)")
+    ap.add_argument("--unsafe-acks", action="store_true", help="negative control for "
+                    "--power-loss: write 'durable' without flush.messages=1; the run "
+                    "must then report lost acknowledged records")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     lo, hi = (int(x) for x in args.kill_ms.split(":"))
@@ -427,6 +480,7 @@ def main(argv=None) -> int:
         tot = crash_loop(base / "data", cycles=args.cycles, power_loss=args.power_loss,
                          states=args.states if args.power_loss else 1, seed=args.seed,
                          kill_ms=(lo, hi), max_batches=args.max_batches,
+                         unsafe_acks=args.unsafe_acks,
                          log=None if args.json else print)
     finally:
         if not args.dir:

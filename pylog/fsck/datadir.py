@@ -21,8 +21,14 @@ from pylog.fsck.partition import TEMP_SUFFIXES, scan_partition
 from pylog.storage import files
 from pylog.storage.checkpoint import read_offset_checkpoint
 
-__all__ = ["check_data_dir", "lock_holder", "read_lock_pid", "QUARANTINE_DIR",
-           "NotPylogDirError", "load_metadata"]
+__all__ = [
+    "QUARANTINE_DIR",
+    "NotPylogDirError",
+    "check_data_dir",
+    "load_metadata",
+    "lock_holder",
+    "read_lock_pid",
+]
 
 QUARANTINE_DIR = "quarantine"
 _KNOWN_ROOT_FILES = {files.LOCK_FILE, files.CLEAN_SHUTDOWN_FILE, files.METADATA_FILE,
@@ -67,7 +73,6 @@ def load_metadata(data_dir: str, report: Report | None):
     def bad(msg):
         if report is not None:
             report.add(Finding(ERROR, "metadata", msg, file=files.METADATA_FILE))
-        return None
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -143,7 +148,7 @@ def check_data_dir(data_dir: str, *, topic: str | None = None, deep: bool = Fals
                            f"topic configs and partition counts are unknown",
                            file=files.METADATA_FILE))
     part_dirs = _root_entries(data_dir, names, report, topic)
-    if topic is not None and meta is not None and topic not in meta and not part_dirs:
+    if topic is not None and not part_dirs and (meta is None or topic not in meta):
         raise NotPylogDirError(f"topic {topic!r} is not in {data_dir}")
     for dir_name, t, p in part_dirs:
         if meta is not None and t not in meta:
