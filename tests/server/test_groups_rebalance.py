@@ -1,12 +1,13 @@
 """Members of one group, each a real client in its own process, split a 4-partition
-topic with no overlap: one, then two, then three (confluent-kafka, kafka-python,
-aiokafka); a member killed with SIGKILL has its partitions moved to the others once
+topic with no overlap: one, two, three, then four (confluent-kafka, kafka-python,
+aiokafka, kcat -G); a member killed with SIGKILL has its partitions moved to the others once
 its session (6 s) expires; a member that leaves (SIGTERM: close → LeaveGroup) at once."""
 from __future__ import annotations
 
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +49,30 @@ class Member:
                 self.proc.kill()
                 self.proc.wait()
         self.assigned = []
+
+
+class KcatMember(Member):
+    """``kcat -G`` as a member: its rebalance lines on stderr give the assignment."""
+
+    _EVENT = re.compile(r"rebalanced \(memberid [^)]*\): (assigned|revoked): ?(.*)")
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        self.client = "kcat"
+        self.proc = subprocess.Popen(
+            ["kcat", "-b", bootstrap, "-G", group, "-f", "", "-X",
+             f"session.timeout.ms={SESSION_MS}", "-X", "heartbeat.interval.ms=1000", topic],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.assigned = []
+        self.updates = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:
+            m = self._EVENT.search(raw.decode(errors="replace"))
+            if m:
+                parts = [int(x) for x in re.findall(r"\[(\d+)\]", m.group(2))]
+                self.assigned = sorted(parts) if m.group(1) == "assigned" else []
+                self.updates.put(self.assigned)
 
 
 def wait_for_split(members: list[Member], timeout: float, settle: float = 1.0) -> float:
@@ -93,13 +118,16 @@ def test_members_split_partitions_and_take_over_from_killed_and_leaving_ones(
     c = Member("aiokafka", bootstrap, group, topic)
     members.append(c)
     wait_for_split([a, b, c], 30)
+    d = KcatMember(bootstrap, group, topic)
+    members.append(d)
+    wait_for_split([a, b, c, d], 30)              # one partition each
 
     b.stop(signal.SIGKILL)                        # no LeaveGroup: the session must expire
-    moved = wait_for_split([a, c], SESSION_MS / 1000 + 15)
+    moved = wait_for_split([a, c, d], SESSION_MS / 1000 + 15)
     print(f"killed member partitions moved after {moved:.2f} s")
     assert moved >= SESSION_MS / 1000 - 1.5       # not before the session timeout ...
     assert moved <= SESSION_MS / 1000 + 6         # ... and soon after it
 
     c.stop(signal.SIGTERM)                        # close(): LeaveGroup, no waiting
-    left = wait_for_split([a], 10, settle=0.2)
+    left = wait_for_split([a, d], 10)
     assert left < SESSION_MS / 1000
