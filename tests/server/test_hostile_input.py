@@ -160,3 +160,30 @@ def test_random_garbage_streams_never_stop_the_server(bootstrap, calm):
         s.close()
     with RawClient(bootstrap) as c:
         assert metadata_v1(c).brokers[0].port == int(bootstrap.rsplit(":", 1)[1])
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_thousands_of_bad_frames_do_not_grow_memory(server):
+    sizes = [-1, 0, 104_857_601, 2**31 - 1]
+    for size in sizes * 25:                                   # warm up allocator pools
+        s = connect(server.bootstrap)
+        s.sendall(struct.pack(">i", size))
+        s.close()
+    before = rss_kib(server.process.pid)
+    for i in range(2000):
+        s = connect(server.bootstrap)
+        if i % 5 == 4:                  # a truncated frame announcing 50 MB, then gone
+            s.sendall(struct.pack(">i", 50_000_000) + b"\0" * 1000)
+        else:
+            s.sendall(struct.pack(">i", sizes[i % 4]) + b"\0" * 8)
+        s.close()
+    with RawClient(server.bootstrap) as c:
+        metadata_v1(c)
+    assert rss_kib(server.process.pid) - before < 10 * 1024
