@@ -148,6 +148,14 @@ def test_produce_acks_0_sends_no_response(client):
     assert latest(client, "p-acks0") == 1
 
 
+def test_failed_acks_0_produce_closes_the_connection(client):
+    metadata(client, ["p-acks0-bad"])
+    bad = bytearray(batch(["x"]))
+    bad[-1] ^= 1
+    client.send(PRODUCE, 8, produce_req("p-acks0-bad", bytes(bad), acks=0))
+    assert client.is_closed_by_server()
+
+
 def test_produce_invalid_acks_is_refused(client):
     r = produce(client, "p-badacks", batch(["x"]), acks=2)
     assert r.error_code == 21

@@ -25,7 +25,8 @@ from pylog.errors import ProtocolError
 
 from .messages import RequestHeader, decode_body, decode_header, request_class
 
-__all__ = ["ApiSpec", "Request", "UnsupportedRequestError", "decode_request", "register",
+__all__ = ["ApiSpec", "Request", "UnsupportedRequestError", "CloseConnection",
+           "decode_request", "register",
            "API_TABLE", "API_VERSIONS_KEY"]
 
 API_VERSIONS_KEY = 18
@@ -33,6 +34,11 @@ API_VERSIONS_KEY = 18
 
 class UnsupportedRequestError(ProtocolError):
     """An API key or version pylog does not serve; Kafka closes the connection."""
+
+
+class CloseConnection(Exception):
+    """Raised by a handler whose only way to report an error is closing the connection
+    (Kafka does this for a failed acks=0 Produce: there is no response to carry it)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ interleaved with another.  Durability is never waited for on the loop thread:
 ``append_raw(wait=False)`` returns at once and, when the topic's flush policy
 needs a barrier (flush.messages=1), the response is a coroutine awaiting
 ``durable_future(last_offset)`` — the flusher thread's group commit.  acks=0
-returns None: no response at all (§2.6).
+returns None: no response at all (§2.6); when such a request fails, the connection
+is closed instead, as Kafka does, since there is no response to carry the error.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pylog.broker.producers import next_sequence
 from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
                           StorageError)
 
-from .dispatch import ApiSpec, register
+from .dispatch import ApiSpec, CloseConnection, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 API_KEY = 0
@@ -138,6 +139,10 @@ def handle_produce(ctx, request):
             outcomes.append(outcome)
         results.append((topic_data.name, outcomes))
     if acks == 0:
+        failed = [(name, o.index, o.code) for name, outs in results for o in outs if o.code]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed for (topic, partition, error) "
+                                  f"{failed[:5]}")
         return None
     if pending:
         return _respond_when_durable(ctx, results)

@@ -25,7 +25,7 @@ from collections import deque
 from pylog.errors import ProtocolError
 
 from .context import BrokerContext, RequestContext
-from .dispatch import UnsupportedRequestError, decode_request
+from .dispatch import CloseConnection, UnsupportedRequestError, decode_request
 from .framing import FrameDecoder, FrameError
 from .messages import encode_response
 
@@ -139,6 +139,9 @@ class KafkaConnection(asyncio.Protocol):
         ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
         try:
             result = request.spec.handler(ctx, request.body)
+        except CloseConnection as exc:
+            self.close(str(exc))
+            return
         except Exception:       # noqa: BLE001 -- a handler bug closes one connection only
             log.exception("%s v%d from %s failed", request.spec.name, header.api_version,
                           self.peer)
