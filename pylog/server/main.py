@@ -9,7 +9,10 @@ A second instance on the same data directory exits 1 with the holder's pid.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -30,9 +33,17 @@ def _install_uvloop() -> str:
     return "uvloop"
 
 
+def _cluster_id(data_dir: str) -> str:
+    """A cluster id that stays the same across restarts of one data directory (Kafka
+    keeps its own in meta.properties); derived from the directory's real path."""
+    digest = hashlib.sha256(os.path.realpath(data_dir).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
 def _settings(config: ServerConfig):
     from .kafka.context import BrokerSettings
-    return BrokerSettings(advertised_host=config.advertised_host,
+    return BrokerSettings(cluster_id=_cluster_id(config.data_dir),
+                          advertised_host=config.advertised_host,
                           advertised_port=config.advertised_port,
                           auto_create_topics=config.auto_create_topics,
                           num_partitions=config.num_partitions,

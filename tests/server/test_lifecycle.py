@@ -39,6 +39,19 @@ def test_startup_prints_the_listener_and_sigterm_exits_0_with_a_clean_marker(tmp
     assert "stopped cleanly" in srv.log_text()
 
 
+def test_cluster_id_is_stable_across_restarts(tmp_path):
+    srv = PylogServer(tmp_path / "data").start()
+    mod = module(METADATA, 2)
+    try:
+        with RawClient(srv.bootstrap) as c:
+            first = c.call(METADATA, 2, mod.MetadataRequest(topics=())).cluster_id
+        srv.restart()
+        with RawClient(srv.bootstrap) as c:
+            assert c.call(METADATA, 2, mod.MetadataRequest(topics=())).cluster_id == first
+    finally:
+        assert srv.stop() == 0
+
+
 def test_sigterm_finishes_an_in_flight_long_poll(tmp_path):
     srv = PylogServer(tmp_path / "data").start()
     import confluent_kafka as ck
