@@ -20,7 +20,7 @@ Keeping the topic small — snapshots plus size-based retention, not compaction:
     that contains the start of a complete snapshot yields exactly the current map;
   * when the bytes appended since the last snapshot exceed ``retention.bytes / 4``, the
     store appends a snapshot: every live entry again, as ordinary records;
-  * the topic is created with ``retention.bytes`` = R (16 MiB by default; raised to
+  * the topic is created with ``retention.bytes`` = R (4 MiB by default; raised to
     8 × the snapshot size if the live set ever outgrows R / 8), ``segment.bytes`` = R / 8
     and ``retention.ms`` = -1.  Retention only deletes a whole oldest segment when the
     rest still holds ≥ R bytes, and the last snapshot starts fewer than R bytes from the
@@ -28,7 +28,7 @@ Keeping the topic small — snapshots plus size-based retention, not compaction:
     segment, whatever the history.  Retention runs on the engine's maintenance tick and
     right after each snapshot.
 The snapshot is written inline by the commit that triggers it: ~6 ms per 1,000 live
-offsets, loading ~30 ms per 1,000 records replayed (measured on the 2-core CI box).
+offsets; loading ~15-30 ms per 1,000 records replayed (measured on the 2-core box).
 Why not compaction: the engine has none yet; this needs nothing but retention.bytes.
 
 Thread-safe: one lock around the dict and the appends (commits come from the event
@@ -50,7 +50,7 @@ __all__ = ["OFFSETS_TOPIC", "Committed", "OffsetStore", "encode_key", "encode_va
 OFFSETS_TOPIC = "__consumer_offsets"
 KEY_VERSION = 1
 VALUE_VERSION = 3
-DEFAULT_RETENTION_BYTES = 16 << 20
+DEFAULT_RETENTION_BYTES = 4 << 20      # replay ≤ ~4.5 MiB (~50k records, < 1 s)
 # Per-record on-disk overhead beyond key + value bytes (varint lengths, deltas,
 # attributes: ≤ 20) and per-batch overhead (61-byte header), counted generously so
 # the byte estimate behind the snapshot trigger never undercounts.
