@@ -188,7 +188,8 @@ def server_groups(p: dict, quick: bool) -> list[Group]:
 def durability_groups(p: dict) -> list[Group]:
     n = p["durable"]
     emb = dict(dir="{dir}", size=100, count=n, producers=8, batch=100)
-    kcat = dict(bootstrap="{bootstrap}", topic="{topic}", size=100, count=n * 2, producers=8)
+    kcat = dict(bootstrap="{bootstrap}", topic="{topic}", size=100, count=n * 2, producers=8,
+                batch_bytes=16384)
     rb = dict(port="{port}", stream="{topic}", size=100, count=n * 2, clients=8, pipeline=100)
     c = "bench.clients_peers:"
     return [
@@ -200,7 +201,8 @@ def durability_groups(p: dict) -> list[Group]:
             Case("pylog", "bench.embedded:pylog_concurrent",
                  dict(emb, config={"flush.messages": 1}), "flush.messages=1"),
         ]),
-        Group("durability.server", "durability: 8 concurrent producers, 100 B, acks=all",
+        Group("durability.server", "durability: 8 concurrent producers, 100 B, acks=all, "
+              "batch.size 16 KiB",
               100, n * 2, [
             Case("pylog-server ← 8 × kcat -P", "bench.clients_kafka:kcat_produce",
                  dict(kcat, acks="all", config={"flush.ms": 1000}), "flush.ms=1000", "pylog"),
