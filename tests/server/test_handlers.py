@@ -191,3 +191,32 @@ def test_auto_created_topic_names_match_kafkas_rule_and_stay_inside_the_data_dir
     assert outside == []
     for entry in os.listdir(root / "data"):
         assert (root / "data" / entry).resolve().parent == (root / "data").resolve()
+
+
+def test_producer_state_of_a_large_partition_is_rebuilt_off_the_loop_after_restart(tmp_path):
+    log = pylog.open(tmp_path / "data")
+    try:
+        p = BrokerContext(log).create_topic("big-idem", 1, {}).partition(0)
+        for seq in range(0, 12_000, 40):                     # ~1.3 MiB of idempotent batches
+            p.append_raw(encode_batch([b"x" * 100] * 40, producer_id=7, producer_epoch=0,
+                                      base_sequence=seq))
+        assert p.size_bytes >= 1 << 20
+        broker = BrokerContext(log)                          # a restarted server: no state
+        mod = module(0, 8)
+        retry = encode_batch([b"x" * 100] * 40, producer_id=7, producer_epoch=0,
+                             base_sequence=11_960)
+        body = mod.ProduceRequest(transactional_id=None, acks=-1, timeout=1000 * MS,
+                                  topic_data=(mod.TopicProduceData(name="big-idem", partition_data=(
+                                      mod.PartitionProduceData(index=0, records=retry),)),))
+        ctx = RequestContext(broker, RequestHeader(0, 8, 1, "t", 0))
+
+        async def run():
+            result = API_TABLE[0].handler(ctx, body)
+            assert asyncio.iscoroutine(result)               # waits for the worker thread
+            return await result
+        part = asyncio.run(run()).responses[0].partition_responses[0]
+        assert (part.error_code, part.base_offset) == (0, 11_960)
+        assert p.log_end_offset == 12_000                    # the retry was not written
+        assert broker.producers.has_state(p)
+    finally:
+        log.close()

@@ -25,7 +25,7 @@ import datetime
 import logging
 import struct
 
-from pylog.broker.producers import next_sequence
+from pylog.broker.producers import PartitionProducerState, next_sequence
 from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
                           StorageError)
 
@@ -43,6 +43,9 @@ _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
 _VALID_ACKS = (-1, 0, 1)
 NONE, INVALID_REQUIRED_ACKS, STORAGE_ERROR, UNKNOWN = 0, 21, 56, -1
+# Producer state of a partition smaller than this is rebuilt inline (a few ms at most);
+# a larger one in a worker thread while the request waits (see _rebuilds_to_await).
+INLINE_REBUILD_BYTES = 1 << 20
 
 
 class _Outcome:
@@ -120,7 +123,58 @@ def _append(broker, topic: str, index: int, records: bytes | None, acks: int) ->
     return out
 
 
+def _rebuilds_to_await(broker, request) -> list:
+    """Producer-state rebuilds this request must wait for: idempotent batches for large
+    partitions whose state is not loaded yet (the first ones after a restart)."""
+    waits = []
+    for td in request.topic_data:
+        for pd in td.partition_data:
+            rec = pd.records
+            if not rec or len(rec) < BATCH_HEADER_BYTES:
+                continue
+            if _BATCH_HEADER.unpack_from(rec)[9] < 0:          # producerId: not idempotent
+                continue
+            try:
+                p = broker.partition(td.name, pd.index)
+            except PylogError:
+                continue
+            if not broker.producers.has_state(p) and p.size_bytes >= INLINE_REBUILD_BYTES:
+                waits.append(_rebuild_future(broker, p))
+    return waits
+
+
+def _rebuild_future(broker, p):
+    """One worker-thread rebuild per partition, installed on the loop when done."""
+    producers, key = broker.producers, (p.topic, p.partition)
+    fut = producers.rebuilding.get(key)
+    if fut is None:
+        fut = asyncio.get_running_loop().run_in_executor(None, PartitionProducerState.rebuild, p)
+        producers.rebuilding[key] = fut
+
+        def installed(f):          # registered first: runs before any waiter resumes
+            producers.rebuilding.pop(key, None)
+            if not f.cancelled() and f.exception() is None:
+                producers.install(p, f.result())
+            elif not f.cancelled():
+                log.error("producer state of %s-%d not rebuilt: %s", *key, f.exception())
+        fut.add_done_callback(installed)
+    return fut
+
+
+async def _produce_after(ctx, request, waits):
+    await asyncio.gather(*waits, return_exceptions=True)
+    result = _produce_now(ctx, request)
+    return await result if asyncio.iscoroutine(result) else result
+
+
 def handle_produce(ctx, request):
+    waits = _rebuilds_to_await(ctx.broker, request) if request.acks in _VALID_ACKS else []
+    if waits:
+        return _produce_after(ctx, request, waits)
+    return _produce_now(ctx, request)
+
+
+def _produce_now(ctx, request):
     broker, acks = ctx.broker, request.acks
     results: list[tuple[str, list[_Outcome]]] = []
     pending = False

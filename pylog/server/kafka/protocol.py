@@ -170,6 +170,9 @@ class KafkaConnection(asyncio.Protocol):
                         item = await item
                     except asyncio.CancelledError:
                         raise
+                    except CloseConnection as exc:
+                        self.close(str(exc))
+                        return
                     except Exception:      # noqa: BLE001 -- as in _handle
                         log.exception("%s from %s failed", name, self.peer)
                         self.close("internal error")
@@ -178,7 +181,8 @@ class KafkaConnection(asyncio.Protocol):
                 if self.transport.is_closing():
                     return
                 self._queue.popleft()
-                self._write(cid, name, item)
+                if item is not None:                 # None: acks=0, nothing to send
+                    self._write(cid, name, item)
                 if len(self._queue) < MAX_QUEUED // 2:
                     self.flow.resume("queue")
         finally:
