@@ -121,7 +121,7 @@ def run(rounds: int) -> dict:
     finally:
         srv.stop()
     import confluent_kafka as ck
-    return {"client": f"confluent-kafka {ck.version()[0]} / librdkafka {ck.libversion()[0]}",
+    return {"client": f"confluent-kafka {ck.__version__} / librdkafka {ck.libversion()[0]}",
             "initial_rebalance_delay_ms": 0,
             "cold": _summary(cold), "resume": _summary(resume), "second": _summary(second)}
 
