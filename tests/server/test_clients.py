@@ -215,3 +215,18 @@ def test_clients_read_each_others_records(bootstrap):
     values = [m.value for m in consumer][:5]
     consumer.close()
     assert values == [b"b%d" % i for i in range(5, 10)]
+
+
+def test_kcat_idempotent_producers_with_each_codec(bootstrap):
+    topic = "kcat-codecs"
+    expected = []
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        lines = [f"{codec}-{i}" for i in range(300)]
+        code, _, err = kcat("-b", bootstrap, "-P", "-t", topic, "-z", codec,
+                            "-X", "enable.idempotence=true", input="\n".join(lines).encode())
+        assert code == 0, err
+        expected += lines
+    code, out, err = kcat("-b", bootstrap, "-C", "-t", topic, "-e", "-o", "beginning",
+                          "-f", "%s\n")
+    assert code == 0, err
+    assert out.splitlines() == expected
