@@ -9,8 +9,10 @@ offset to assign; also the high watermark: there are no replicas).  ``recovery_p
 the synced offset: every offset below it is behind a successful barrier.
 
 Writes: one C call builds or copies the batch straight into the active mapping.  When the
-segment (or one of its indexes) is full the C core says PL_EFULL and we roll: seal the old
-segment (final time-index entry, trim, fsync) and create the next one at the LEO.
+segment (or one of its indexes) is full the C core says PL_EFULL and we roll: create the
+next segment at the LEO; the old one is sealed (final time-index entry, trim, fsync) by the
+flusher's next barrier, so the appender never waits for that fsync.  segment.ms rolls a
+non-empty segment that old (counted from its first batch when it was loaded from disk).
 Durability (DESIGN section 3) is the flusher's job: ``flush.messages=1`` makes appends wait
 for a barrier shared with every concurrent append (group commit); ``flush.messages=N`` and
 ``flush.ms`` request barriers without waiting.  A failed barrier fences the partition: the
