@@ -75,6 +75,7 @@ class _Cols:
 
 
 _scratch = threading.local()
+_SLACK = 2048
 
 
 def _scratch_cols(n: int) -> _Cols:
@@ -82,9 +83,9 @@ def _scratch_cols(n: int) -> _Cols:
     returns, so the arrays can be reused (saves 8 allocations per read)."""
     cols = getattr(_scratch, "cols", None)
     if cols is None or len(cols.offsets) < n:
-        if n > 65536:
+        if n > 65536 + _SLACK:
             return _Cols(n)                   # don't pin big arrays per thread
-        cols = _scratch.cols = _Cols(max(n, 1024))
+        cols = _scratch.cols = _Cols(max(n, 1024 + _SLACK))
     return cols.reuse(n)
 
 
@@ -108,7 +109,9 @@ def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple
             _decode_records(data, h, min_offset, cols, chunks, seg.log_path, pos)
             pos = nxt
         elif rc == lib.PL_ENOSPACE_CAP:
-            nxt = seg.batch_at(pos, h)
+            if cols.c.count >= cols.capacity:
+                break                             # full: the caller asked for no more
+            nxt = seg.batch_at(pos, h)            # this batch alone is bigger than the room
             tmp = _Cols(h.records_count)
             rc = lib.pl_segment_decode(seg.c, pos, nxt, min_offset, tmp.c, out)
             if rc:
@@ -325,8 +328,14 @@ class ColumnReader:
             seg, pos, seg_end, seg_next = loc
             # clamp to the end seen under the lock: seg_next must describe [pos, end)
             end = min(seg.span(pos, budget), seg_end)
-            cols = _scratch_cols(min(max_records - len(out), seg_next - offset))
+            want = min(max_records - len(out), seg_next - offset)
+            # Room for a few more rows than wanted, so a batch straddling the limit is
+            # decoded in place (then cut) instead of into a temporary array.
+            cols = _scratch_cols(min(want + _SLACK, seg_next - offset))
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
+                i1 = min(i1, want)
+                if i0 >= i1:
+                    break
                 out.extend(chunk_records(src, cols, i0, i1))
             budget -= end - pos
             if budget <= 0:
