@@ -76,7 +76,7 @@ def value_for(seed: int, seq: int, i: int) -> bytes:
 # ---- the writer (runs in a forked child until SIGKILL) ----------------------------
 
 def writer_main(data: str, journal: str, seed: int, topics: list[str], seq0: int,
-                max_batches: int, unsafe: bool = False) -> None:
+                max_batches: int, unsafe: bool = False, pace: float = 0.002) -> None:
     log = pylog.open(data)
     for name in topics:
         if not log.has_topic(name):
@@ -105,7 +105,7 @@ def writer_main(data: str, journal: str, seed: int, topics: list[str], seq0: int
             line = _synced_line(p) + f"{name} {part} {base} {seq} {n}\n".encode()
             with jlock:
                 os.write(jfd, line)
-            time.sleep(rng.random() * 0.0005)     # spread the appends over the window
+            time.sleep(rng.random() * pace)        # spread the appends over the window
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     for t in threads:
         t.start()
@@ -389,7 +389,7 @@ VIOLATIONS = ("lost", "inconsistent", "corrupt_served", "gaps", "failed_restart"
 
 def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int = 1,
                seed: int = 1, kill_ms=(30, 250), max_batches: int = 400,
-               unsafe_acks: bool = False, log=print) -> dict:
+               unsafe_acks: bool = False, pace_ms: float = 2.0, log=print) -> dict:
     """Run the loop; returns totals (VIOLATIONS must all be 0)."""
     rng = random.Random(seed)
     data = Path(data)
@@ -402,7 +402,7 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
     problems: list[str] = []
     for cycle in range(cycles):
         pid = _fork(writer_main, str(data), journal, seed, topics, (cycle + 1) * 10**7,
-                    max_batches, unsafe_acks)
+                    max_batches, unsafe_acks, pace_ms / 1000)
         time.sleep(rng.uniform(*kill_ms) / 1000)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
@@ -466,6 +466,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kill-ms", default="30:250", help="kill after MIN:MAX ms")
     ap.add_argument("--max-batches", type=int, default=400, help="batches per writer "
                     "thread per cycle (bounds the log the verifier re-reads each cycle)")
+    ap.add_argument("--pace-ms", type=float, default=2.0, help="each writer thread "
+                    "sleeps up to this long between appends, so kills land mid-write")
     ap.add_argument("--unsafe-acks", action="store_true", help="negative control for "
                     "--power-loss: write 'durable' without flush.messages=1; the run "
                     "must then report lost acknowledged records")
@@ -480,7 +482,7 @@ def main(argv=None) -> int:
         tot = crash_loop(base / "data", cycles=args.cycles, power_loss=args.power_loss,
                          states=args.states if args.power_loss else 1, seed=args.seed,
                          kill_ms=(lo, hi), max_batches=args.max_batches,
-                         unsafe_acks=args.unsafe_acks,
+                         unsafe_acks=args.unsafe_acks, pace_ms=args.pace_ms,
                          log=None if args.json else print)
     finally:
         if not args.dir:
