@@ -27,6 +27,7 @@ class RawClient:
     def __init__(self, bootstrap: str, timeout: float = 10.0):
         host, port = bootstrap.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as Kafka clients
         self.correlation_id = 0
 
     def close(self):
