@@ -17,7 +17,7 @@ import inject
 import pylog
 from pylog.fsck import EXIT_CLEAN, EXIT_CORRECTED, EXIT_UNCORRECTED, run
 from pylog.records import encode_batch
-from verify import check_lookups, snapshot
+from rel_verify import check_lookups, snapshot
 
 MUTATIONS = int(os.environ.get("PYLOG_MUTATIONS", "1000"))
 SHARDS = 10
