@@ -15,6 +15,25 @@ Starts a real pylog-server (``pylog.testing.PylogServer``, temporary data dir,
 Each result states the flush policy.  The machine is shared: read the numbers
 as orders of magnitude and ratios (bench/compare.py runs the peer comparison).
 Writes bench/results/server.json.
+
+Measured 2026-11-22 on the project machine (2 cores shared with ~6 engineers, load
+average 4-5 during the runs; confluent-kafka 2.16.1 / librdkafka 2.16.0, uvloop):
+
+    flush.ms=1000 (default)   produce              consume
+      100 B x 1,000,000       297,503 rec/s  29.8 MB/s   447,249 rec/s  44.7 MB/s
+      1 KiB x   200,000       133,010 rec/s 136.2 MB/s   306,593 rec/s 314.0 MB/s
+      latency, 1000/s, acks=all: p50 0.31 ms  p99 6.11 ms  p99.9 32.7 ms
+    flush.messages=1 (durable acks, group commit)
+      100 B x 1,000,000       296,901 rec/s  29.7 MB/s   556,583 rec/s  55.7 MB/s
+      1 KiB x   200,000       132,907 rec/s 136.1 MB/s   446,218 rec/s 456.9 MB/s
+      latency, 1000/s, acks=all: p50 14.7 ms  p99 379 ms  p99.9 434 ms
+
+Throughput is bound by the Python client (one produce()/Message object per record:
+kcat reads the same 100 B topic at ~0.8 M rec/s); durable throughput equals no-flush
+throughput because concurrent appends share barriers.  Durable latency is the barrier
+(msync + fdatasync) under a continuous stream on this VM's disk: the server-side wait
+for durable_future measured p50 27 ms / p99 143 ms in the same conditions, against
+p50 1.7 ms for an isolated barrier; the numbers move by 2-10x with the machine's load.
 """
 from __future__ import annotations
 
