@@ -77,9 +77,13 @@ def test_second_server_on_the_same_data_dir_is_refused(tmp_path):
         assert srv.stop() == 0
 
 
-def test_log_json_writes_one_json_object_per_line(tmp_path):
+def test_log_json_writes_one_json_object_per_line_and_sigint_stops_cleanly(tmp_path):
+    import signal
     srv = PylogServer(tmp_path / "data", args=["--log-json"]).start()
-    assert srv.stop() == 0
+    srv.process.send_signal(signal.SIGINT)
+    assert srv.process.wait(15) == 0
+    srv.process.stdout.close()
+    assert (tmp_path / "data" / ".kafka_cleanshutdown").exists()
     lines = [json.loads(line) for line in srv.log_text().splitlines() if line.strip()]
     assert any(rec["msg"].startswith("kafka listener on") for rec in lines)
     assert {"ts", "level", "logger", "msg"} <= set(lines[0])
