@@ -12,6 +12,29 @@ offset range.  --repair (refused while another process holds ``<data>/.lock``)
 truncates torn or corrupt tails into ``<data>/quarantine/``, rebuilds indexes and
 rewrites checkpoints, then checks again; see pylog/fsck/repair.py.
 
+Finding kinds (severity, what --repair does):
+
+    torn-batch bad-length bad-magic bad-crc bad-offset   error  the log's valid prefix
+        ends at a batch that fails FORMAT.md V1-V8 and non-zero bytes follow: truncate
+        there (bytes to quarantine/), later segments to quarantine/
+    gap overlap after-corruption                          error  same cut, at the segment
+    log-truncated             error  an index or the recovery point names data the .log
+                              no longer has: rebuild indexes / rewrite checkpoints
+    untrimmed                 error (warning on the last segment): zero tail of a sealed
+                              segment: trim
+    index-* timeindex-*       error  missing, wrong length, an entry that is not a batch
+                              of the log, or not what a rebuild gives: rebuild both
+    bad-records               error  --deep: records inside a CRC-valid batch do not
+                              parse: reported only (cutting would drop valid data)
+    recovery-point-beyond-end log-start-* checkpoint-malformed
+                              error  rewrite both checkpoints, clamped to the logs
+    metadata metadata-missing error  reported only (configs cannot be guessed)
+    orphan-index              error  quarantine
+    leader-epoch              warning  partitionLeaderEpoch != 0 (outside the CRC): 0
+    temp-file                 warning  quarantine;   stray-file, unknown-topic,
+    timestamps, empty-segment warning  reported (empty-segment: removed)
+    preallocated-tail live tail-in-progress partition-dir-missing   info
+
 Exit codes (fsck(8)): 0 clean, 1 errors corrected, 4 errors left uncorrected,
 8 operational error (missing or unreadable path, not a pylog directory, locked for
 --repair), 16 usage error.  Layout of this package: model.py (findings, report),
