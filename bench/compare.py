@@ -201,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             for key, s in sorted(servers.items()):
                 print(f"server {key}: " + (f"n/a: {s}" if isinstance(s, NotAvailable) else
                                            f"pid {s.pid} port {s.port} up in {s.startup_s:.2f} s"))
+            print(f"-- servers started ({time.perf_counter() - t0:.1f} s)")
             runs = run_rounds(groups, servers, root, rounds)
             server_facts = report.server_facts(servers)
+            print(f"-- rounds done ({time.perf_counter() - t0:.1f} s)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(f"-- servers stopped ({time.perf_counter() - t0:.1f} s)")
     results = dict(meta=report.meta(profile, rounds, args, time.perf_counter() - t0, root,
                                     missing_py, missing_tools),
                    servers=server_facts, groups=summarize(groups, runs))
