@@ -226,22 +226,46 @@ def _tail_findings(seg: SegmentScan, ctx: _Ctx, name: str, *, is_last: bool,
 
 # ---- indexes ---------------------------------------------------------------------
 
+def _running_max(seg: SegmentScan):
+    """Per batch: the running max of maxTimestamp (-1 before any) and the last offset
+    of the first batch that reached it (track_batch's "if mts > run_max")."""
+    mts = np.frombuffer(seg.max_ts, dtype=np.int64)
+    lasts = np.frombuffer(seg.lasts, dtype=np.int64)
+    run = np.maximum.accumulate(np.maximum(mts, -1)) if len(mts) else mts
+    prev = np.concatenate(([-1], run[:-1])) if len(run) else run
+    rose = run > prev
+    at = np.maximum.accumulate(np.where(rose, np.arange(len(run)), -1)) if len(run) \
+        else np.zeros(0, np.int64)
+    off = np.where(at >= 0, lasts[np.maximum(at, 0)], -1) if len(run) else at
+    return run, off, rose
+
+
 def expected_index(seg: SegmentScan, interval: int) -> tuple[list, list]:
     """(offset index, time index) entries the index.interval.bytes rule gives for the
-    segment's valid batches (csrc/segment.c track_batch), without the seal entry."""
-    idx, tidx = [], []
+    segment's valid batches (csrc/segment.c track_batch), without the seal entry.
+
+    The rule: batch i gets an entry when the bytes appended since the last entry
+    (counted from the start of the batch that got it) exceed ``interval``; so from a
+    reset at batch r the next entry is the first i with start[i] - start[r] >
+    interval: a binary search per entry, not a Python step per batch."""
+    n = len(seg.positions)
+    if n == 0:
+        return [], []
+    pos = np.frombuffer(seg.positions, dtype=np.int64)
+    lasts = np.frombuffer(seg.lasts, dtype=np.int64)
+    run, off, _ = _running_max(seg)
     base = seg.base_offset
-    run_max, run_off, since, last_t = -1, -1, 0, -1
-    for pos, last, size, mts in zip(seg.positions, seg.lasts, seg.sizes, seg.max_ts):
-        if mts > run_max:
-            run_max, run_off = mts, last
-        if since > interval:
-            idx.append((last - base, pos))
-            if run_max > last_t:
-                tidx.append((run_max, run_off - base))
-                last_t = run_max
-            since = 0
-        since += size
+    idx, tidx = [], []
+    r, last_t = 0, -1
+    while True:
+        j = int(np.searchsorted(pos, pos[r] + interval, side="right"))
+        if j >= n:
+            break
+        idx.append((int(lasts[j]) - base, int(pos[j])))
+        if run[j] > last_t:
+            tidx.append((int(run[j]), int(off[j]) - base))
+            last_t = int(run[j])
+        r = j
     return idx, tidx
 
 
@@ -389,14 +413,9 @@ def _timeindex_problem(ts, rels, seg: SegmentScan, interval: int, sealed: bool):
             return i, (f"time index entry {i} (timestamp {ts[i]}) does not increase "
                        f"(FORMAT.md section 6 rule 1)")
     # Running max timestamp and the last offset of the batch that set it.
-    lasts = np.frombuffer(seg.lasts, dtype=np.int64)
     mts = np.frombuffer(seg.max_ts, dtype=np.int64)
-    pairs = set()
-    run = -1
-    for last, m in zip(lasts.tolist(), mts.tolist()):
-        if m > run:
-            run = m
-            pairs.add((m, last - seg.base_offset))
+    run, off, rose = _running_max(seg)
+    pairs = set(zip(run[rose].tolist(), (off[rose] - seg.base_offset).tolist()))
     for i in range(n):
         if (int(ts[i]), int(rels[i])) not in pairs:
             return i, (f"time index entry {i} (timestamp {ts[i]}, relativeOffset "
