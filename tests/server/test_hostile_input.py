@@ -187,3 +187,42 @@ def test_thousands_of_bad_frames_do_not_grow_memory(server):
     with RawClient(server.bootstrap) as c:
         metadata_v1(c)
     assert rss_kib(server.process.pid) - before < 10 * 1024
+
+
+def test_a_client_that_never_reads_its_responses_is_held_back(server):
+    """Reading stops once the socket's write buffer is full: 300 pipelined 1 MiB Fetches
+    from a client that never reads cost the server a bounded amount of memory."""
+    import datetime
+    with RawClient(server.bootstrap) as c:
+        metadata_v1(c, ["greedy"])
+        mod = module(PRODUCE, 8)
+        for _ in range(4):
+            pd = mod.PartitionProduceData(index=0, records=encode_batch([b"g" * 500_000]))
+            r = c.call(PRODUCE, 8, mod.ProduceRequest(
+                transactional_id=None, acks=1, timeout=datetime.timedelta(seconds=5),
+                topic_data=(mod.TopicProduceData(name="greedy", partition_data=(pd,)),)))
+            assert r.responses[0].partition_responses[0].error_code == 0
+    before = rss_kib(server.process.pid)
+    fmod = module(1, 11)
+    fetch = fmod.FetchRequest(
+        replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1, max_bytes=4 << 20,
+        isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=(),
+        rack_id="", topics=(fmod.FetchTopic(topic="greedy", partitions=(fmod.FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, log_start_offset=-1,
+            partition_max_bytes=4 << 20),)),))
+    greedy = RawClient(server.bootstrap)
+    greedy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    greedy.sock.settimeout(0.2)
+    try:
+        for _ in range(300):
+            try:
+                greedy.send(1, 11, fetch)
+            except socket.timeout:
+                break                      # the server stopped reading us: held back
+        time.sleep(1.0)
+        grown = rss_kib(server.process.pid) - before
+        with RawClient(server.bootstrap) as other:
+            assert metadata_v1(other).brokers[0].node_id == 0
+    finally:
+        greedy.close()
+    assert grown < 32 * 1024, f"RSS grew {grown} KiB"   # 300 answers would be 600 MiB
