@@ -61,6 +61,14 @@ def consume_confluent(bootstrap, group, topic, n, timeout=30.0, **conf):
     return got
 
 
+# kafka-python 3.0.12 bug: if a poll() times out between the JoinGroup and the SyncGroup
+# responses, the member clears its "rejoin needed" flag without ever completing the
+# join (no assignment, heartbeats left disabled) and stays stuck while the broker
+# expires its session.  Long poll timeouts make that window rare; poll() still returns
+# as soon as records arrive.
+KP_POLL_MS = 1000
+
+
 def consume_kafka_python(bootstrap, group, topic, n, timeout=30.0):
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
@@ -71,7 +79,7 @@ def consume_kafka_python(bootstrap, group, topic, n, timeout=30.0):
     got, deadline = [], time.monotonic() + timeout
     try:
         while len(got) < n and time.monotonic() < deadline:
-            for recs in c.poll(timeout_ms=200, max_records=n - len(got)).values():
+            for recs in c.poll(timeout_ms=KP_POLL_MS, max_records=n - len(got)).values():
                 got += [(r.partition, r.offset, r.value) for r in recs]
         if got:
             c.commit({TopicPartition(topic, p): OffsetAndMetadata(off, "kp", -1)
@@ -157,7 +165,7 @@ def main(client: str, bootstrap: str, group: str, topic: str) -> None:
                           session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
                           fetch_max_wait_ms=100)
         while not stop:
-            c.poll(timeout_ms=100)
+            c.poll(timeout_ms=KP_POLL_MS)
             report([tp.partition for tp in c.assignment()])
     c.close()
 
