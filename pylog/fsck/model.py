@@ -91,6 +91,7 @@ class SegmentScan:
     index_ok: bool = True
     timeindex_ok: bool = True
     unreadable: bool = False
+    _expected: tuple | None = field(default=None, repr=False)   # segments.expected_index
 
     @property
     def batches(self) -> int:
