@@ -15,6 +15,10 @@ not exited within 10 s).  ``pylog_server_factory`` starts more servers or
 servers with options (``factory(data_dir=..., args=["--num-partitions", "3"])``)
 and returns ``PylogServer`` handles with ``stop()``, ``kill()`` and ``restart()``.
 Outside pytest, ``start_server()`` does the same.
+
+On Linux the server gets SIGTERM when the process that started it dies (a crashed
+or killed test run leaves no broker behind).  The kernel ties this to the starting
+*thread*, so start servers from a thread that outlives them (pytest's main thread).
 """
 from __future__ import annotations
 
@@ -31,6 +35,16 @@ __all__ = ["PylogServer", "start_server", "pylog_server", "pylog_server_factory"
 
 _LISTENING = re.compile(r"kafka listening on (\S+):(\d+)")
 _OTHER_LISTENER = re.compile(r"(text|http) listening on (\S+):(\d+)")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM it when the test process dies, so a
+    crashed or killed test run leaves no server behind."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class PylogServer:
@@ -63,8 +77,10 @@ class PylogServer:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log_path, "ab")
         try:
-            self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file,
-                                            env=env, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log_file, env=env,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         finally:
             log_file.close()
         deadline = time.monotonic() + self.startup_timeout
