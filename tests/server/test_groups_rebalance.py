@@ -131,3 +131,37 @@ def test_members_split_partitions_and_take_over_from_killed_and_leaving_ones(
     c.stop(signal.SIGTERM)                        # close(): LeaveGroup, no waiting
     left = wait_for_split([a, d], 10)
     assert left < SESSION_MS / 1000
+
+
+def test_cooperative_sticky_members_split_and_take_back_partitions(bootstrap):
+    """librdkafka's incremental (cooperative) rebalancing runs over the same classic
+    protocol: the broker only sees more JoinGroup/SyncGroup rounds."""
+    import confluent_kafka as ck
+    topic = group = "coop"
+    create_topic(bootstrap, topic)
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": 500}
+    a, b = ck.Consumer(conf), ck.Consumer(conf)
+
+    def until(cond, consumers, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for c in consumers:
+                c.poll(0.05)
+            parts = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+            if cond(parts):
+                return parts
+        raise AssertionError(f"assignments never settled: {parts}")
+
+    try:
+        a.subscribe([topic])
+        until(lambda ps: ps[0] == ALL, [a])
+        b.subscribe([topic])
+        pa, pb = until(lambda ps: all(ps) and sorted(ps[0] + ps[1]) == ALL, [a, b])
+        assert not set(pa) & set(pb)
+        b.close()
+        until(lambda ps: ps[0] == ALL, [a])
+    finally:
+        a.close()
+        b.close()
