@@ -84,8 +84,11 @@ async def _await_parked(ctx, future: asyncio.Future, unavailable):
         if ctx.broker.closing:
             return unavailable
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({future, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
+        try:
+            done, _ = await asyncio.wait({future, stopper},
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
         return future.result() if future in done else unavailable
     finally:
         waiters.discard(stop)
