@@ -242,3 +242,10 @@ def test_crash_during_repair_is_finished_by_the_next_repair(tmp_path, kill_in):
         a = list(log.topic("orders").partition(0).iter(0))
         b = list(log2.topic("orders").partition(0).iter(0))
     assert a == b and 0 < len(a) < len(want[0]) and a == want[0][:len(a)]
+
+
+def test_fresh_directory_without_topics_is_clean(tmp_path):
+    """pylog.open then close with no topic leaves no topic-metadata.json: not an error
+    (a crash loop that kills the first writer before it creates a topic found this)."""
+    pylog.open(str(tmp_path / "d")).close()
+    assert run(str(tmp_path / "d")).exit_code() == 0

@@ -422,11 +422,12 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
     check_lost = {"durable"} if power_loss else set(TOPICS)
     tot = {k: 0 for k in VIOLATIONS}
     tot.update(cycles=0, states=0, records=0, acked=0, recovery_dropped_bytes=0,
-               idle_kills=0)
+               idle_kills=0, startup_kills=0)
     problems: list[str] = []
     verified: dict = {}                   # log end offsets after the last clean verify
     for cycle in range(cycles):
         since = None if cycle % full_every == 0 else verified
+        jsize = os.path.getsize(journal) if os.path.exists(journal) else 0
         pid = _fork(writer_main, str(data), journal, seed, topics, (cycle + 1) * 10**7,
                     max_batches, unsafe_acks, pace_ms / 1000)
         time.sleep(rng.uniform(*kill_ms) / 1000)
@@ -436,6 +437,8 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
             tot["writer_errors"] += 1
             problems.append(f"cycle {cycle}: writer exited with status {status}")
         tot["cycles"] += 1
+        jnow = os.path.getsize(journal) if os.path.exists(journal) else 0
+        tot["startup_kills"] += jnow == jsize     # killed in open/recovery: no ack yet
         if os.path.exists(journal):
             with open(journal, "rb") as jf:
                 jf.seek(max(0, os.path.getsize(journal) - 7))

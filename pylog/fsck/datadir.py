@@ -143,11 +143,14 @@ def check_data_dir(data_dir: str, *, topic: str | None = None, deep: bool = Fals
                            f"a snapshot of files that may be changing", file=files.LOCK_FILE))
     clean = files.CLEAN_SHUTDOWN_FILE in names
     meta = load_metadata(data_dir, report)
-    if meta is None and files.METADATA_FILE not in names:
+    part_dirs = _root_entries(data_dir, names, report, topic)
+    # No metadata file is normal until the first topic is created (FORMAT.md §9).
+    if meta is None and files.METADATA_FILE not in names and any(
+            files.parse_partition_dir(n) and os.path.isdir(os.path.join(data_dir, n))
+            for n in names):
         report.add(Finding(ERROR, "metadata-missing", f"{files.METADATA_FILE} is missing: "
                            f"topic configs and partition counts are unknown",
                            file=files.METADATA_FILE))
-    part_dirs = _root_entries(data_dir, names, report, topic)
     if topic is not None and not part_dirs and (meta is None or topic not in meta):
         raise NotPylogDirError(f"topic {topic!r} is not in {data_dir}")
     for dir_name, t, p in part_dirs:

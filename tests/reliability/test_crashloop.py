@@ -26,7 +26,7 @@ POWER_KILLS = int(os.environ.get("PYLOG_POWER_KILLS", "50"))
 
 def _loop(*args) -> dict:
     p = subprocess.run([sys.executable, str(ROOT / "tools" / "crashloop.py"), "--json",
-                        "--max-batches", "300", "--pace-ms", "2", "--kill-ms", "20:150",
+                        "--max-batches", "300", "--pace-ms", "2", "--kill-ms", "5:150",
                         *args],
                        capture_output=True, text=True, timeout=900)
     assert p.stdout.strip(), p.stderr[-3000:]
