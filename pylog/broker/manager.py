@@ -47,7 +47,7 @@ from pylog.storage import checkpoint, files
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
 from pylog.storage.log import PartitionLog
-from pylog.storage.segment import segment_config
+from pylog.storage.segment import GROW_CHUNK, MEMORY_GROW_CHUNK, segment_config
 
 __all__ = ["Log", "Topic", "open_log"]
 
@@ -192,15 +192,17 @@ class Log:
     def _load_partition(self, topic: str, i: int, config: TopicConfig, clean: bool,
                         rps: dict, starts: dict) -> PartitionLog:
         directory = files.partition_dir(self._dir, topic, i)
+        chunk = MEMORY_GROW_CHUNK if self._memory else GROW_CHUNK
         segs, start, rp, report = load_segments(
-            directory, topic, i, segment_config(config), clean=clean,
+            directory, topic, i, segment_config(config, chunk), clean=clean,
             recovery_point=rps.get((topic, i)), log_start_offset=starts.get((topic, i)))
         self.recovery_reports.append(report)
         if report.lost_data:
             _log.warning("recovery of %s-%d dropped data: %s", topic, i, report)
         return PartitionLog(topic, i, directory, config, segs, start, rp,
                             flusher=self._flusher, durable=not self._memory,
-                            on_checkpoint=self._write_log_start_checkpoint)
+                            on_checkpoint=self._write_log_start_checkpoint,
+                            grow_chunk=chunk)
 
     def _read_metadata(self) -> dict:
         path = self._dir / files.METADATA_FILE

@@ -43,7 +43,7 @@ from pylog.storage import files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
 from pylog.storage.flusher import GroupCommit
-from pylog.storage.segment import Segment, segment_config
+from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
 
@@ -63,10 +63,12 @@ class PartitionLog(GroupCommit):
     def __init__(self, topic: str, partition: int, directory: Path, config,
                  segments: list[Segment], log_start_offset: int, recovery_point: int,
                  flusher=None, durable: bool = True,
-                 on_checkpoint: Callable[[], None] | None = None):
+                 on_checkpoint: Callable[[], None] | None = None,
+                 grow_chunk: int = GROW_CHUNK):
         self.topic = topic
         self.partition = partition
         self.directory = Path(directory)
+        self._grow_chunk = grow_chunk
         self._lock = threading.Lock()
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
@@ -96,7 +98,7 @@ class PartitionLog(GroupCommit):
     # ---- configuration -------------------------------------------------------------
     def _apply_config_locked(self, config) -> None:
         self.config = config
-        self._scfg = segment_config(config)
+        self._scfg = segment_config(config, self._grow_chunk)
         self._segment_ms = config.segment_ms
         fm = config.flush_messages
         self._wait_durable = self._flusher is not None and fm == 1

@@ -27,21 +27,23 @@ from pylog._ffi import ffi, lib
 from pylog.records import BatchHeader
 from pylog.storage import files
 
-__all__ = ["Segment", "segment_config", "header_tuple"]
+__all__ = ["Segment", "segment_config", "header_tuple", "GROW_CHUNK", "MEMORY_GROW_CHUNK"]
 
 # fallocate step for .log files: large enough that growth is rare, small enough that an
 # idle partition does not pin a whole segment.bytes of disk (DESIGN section 2, rule 2).
 GROW_CHUNK = 16 << 20
+# In-memory logs (tmpfs): RAM, not disk, so grow in small steps.
+MEMORY_GROW_CHUNK = 1 << 20
 
 
-def segment_config(cfg) -> "ffi.CData":
+def segment_config(cfg, grow_chunk: int = GROW_CHUNK) -> "ffi.CData":
     """A ``pl_segment_config`` from a TopicConfig."""
     c = ffi.new("pl_segment_config *")
     c.segment_bytes = cfg.segment_bytes
     c.index_bytes = cfg.segment_index_bytes
     c.index_interval_bytes = cfg.index_interval_bytes
     c.max_batch_bytes = cfg.max_message_bytes
-    c.grow_chunk = min(GROW_CHUNK, max(cfg.segment_bytes, 4096))
+    c.grow_chunk = min(grow_chunk, max(cfg.segment_bytes, 4096))
     return c
 
 
