@@ -249,3 +249,16 @@ def test_fresh_directory_without_topics_is_clean(tmp_path):
     (a crash loop that kills the first writer before it creates a topic found this)."""
     pylog.open(str(tmp_path / "d")).close()
     assert run(str(tmp_path / "d")).exit_code() == 0
+
+
+def test_repair_of_one_topic_keeps_the_other_topics_checkpoint_entries(tmp_path):
+    d = tmp_path / "d"
+    _fill(d)
+    ck = d / files.RECOVERY_POINT_CHECKPOINT
+    lines = ck.read_text().splitlines()
+    lines = [ln if not ln.startswith("orders 0 ") else "orders 0 999999" for ln in lines]
+    ck.write_text("\n".join(lines) + "\n")
+    assert run(str(d), topic="orders", repair=True).exit_code() == 1
+    text = ck.read_text()
+    assert "audit 0 2" in text and "orders 0 999999" not in text
+    assert run(str(d)).exit_code() == 0
