@@ -112,9 +112,15 @@ class PartitionLog(GroupCommit):
         self._attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
 
     def update_config(self, config) -> None:
-        """Apply a new TopicConfig (segment sizes take effect at the next roll)."""
+        """Apply a new TopicConfig.  Limits apply to the active segment at once (the C
+        core reads them per append; a larger segment.bytes is capped by the active
+        segment's mapping, which then fills up and rolls); index sizes at the next roll."""
         with self._lock:
             self._apply_config_locked(config)
+            cfg = self._active.c.cfg
+            cfg.max_batch_bytes = self._scfg.max_batch_bytes
+            cfg.index_interval_bytes = self._scfg.index_interval_bytes
+            cfg.segment_bytes = self._scfg.segment_bytes
 
     # ---- properties ----------------------------------------------------------------
     @property

@@ -106,3 +106,17 @@ def test_many_partitions_reopen_cleanly(tmp_path):
         assert [p.log_end_offset for p in t.partitions] == ends and sum(ends) == 64
         assert all(r.mode == "clean" for r in log.recovery_reports)
         assert len(log.recovery_reports) == 16
+
+
+def test_altered_limits_apply_to_the_active_segment_at_once(tmp_path):
+    from pylog.errors import RecordTooLargeError
+    with pylog.open(tmp_path) as log:
+        p = log.create_topic("t").partition(0)
+        p.append(b"x" * 5000)
+        log.alter_topic_config("t", {"max.message.bytes": 2000})
+        with pytest.raises(RecordTooLargeError):
+            p.append(b"x" * 5000)
+        log.alter_topic_config("t", {"segment.bytes": 1 << 14})
+        for _ in range(30):
+            p.append(b"y" * 1000)
+        assert len(p.segments) > 1 and all(s.size <= 1 << 14 for s in p.segments[1:])
