@@ -451,6 +451,24 @@ class PartitionLog(GroupCommit):
             self._on_checkpoint()
         return n
 
+    def delete_records(self, offset: int) -> int:
+        """Kafka's DeleteRecords: move the log start offset up to ``offset`` (records
+        below it become unreadable at once) and delete the segments wholly below it.
+        Returns the new log start offset."""
+        with self._lock:
+            leo = self._active.c.next_offset
+            if not self._log_start <= offset <= leo:
+                if offset < self._log_start:
+                    return self._log_start
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records of {self.topic}-{self.partition} up to "
+                    f"{offset}: the log ends at {leo}")
+            self._log_start = offset
+        self.enforce_retention()
+        if self._on_checkpoint is not None:
+            self._on_checkpoint()
+        return self._log_start
+
     # ---- shutdown ------------------------------------------------------------------
     def close(self) -> None:
         """Barrier, seal the active segment, close every fd.  Idempotent."""

@@ -281,3 +281,22 @@ def test_rolled_segments_are_sealed_by_the_next_barrier(log):
     for s in segs[:-1]:
         assert not s.active and s.log_path.stat().st_size == s.size   # trimmed
         assert s.index_path.stat().st_size % 8 == 0
+
+
+def test_delete_records_moves_the_log_start_and_drops_whole_segments(log, tmp_path):
+    p = log.create_topic("dr", config=SMALL).partition(0)
+    for i in range(200):
+        p.append(b"d%03d" % i)
+    before = len(p.segments)
+    assert p.delete_records(150) == 150
+    assert len(p.segments) < before and p.segments[0].base_offset <= 150
+    with pytest.raises(OffsetOutOfRangeError):
+        p.read(149)
+    assert [r.offset for r in p.iter()] == list(range(150, 200))
+    assert p.delete_records(10) == 150                  # never moves backwards
+    with pytest.raises(OffsetOutOfRangeError):
+        p.delete_records(201)
+    log.close()
+    with pylog.open(tmp_path) as lg:
+        q = lg.topic("dr").partition(0)
+        assert q.log_start_offset == 150 and q.read(150, 1)[0].value == b"d150"
