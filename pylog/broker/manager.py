@@ -180,6 +180,7 @@ class Log:
         starts, warn2 = checkpoint.read_offset_checkpoint(
             self._dir / files.LOG_START_CHECKPOINT)
         self.warnings += [w for w in (warn1, warn2) if w]
+        self._open_warnings = list(self.warnings)     # also in each partition's report
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
         for name, entry in self._read_metadata().items():
@@ -188,6 +189,7 @@ class Log:
                      for i in range(int(entry["partitions"]))]
             self._topics[name] = Topic(name, config, parts)
         self._note_stray_dirs()
+        self._open_warnings = []
 
     def _load_partition(self, topic: str, i: int, config: TopicConfig, clean: bool,
                         rps: dict, starts: dict) -> PartitionLog:
@@ -196,6 +198,7 @@ class Log:
         segs, start, rp, report = load_segments(
             directory, topic, i, segment_config(config, chunk), clean=clean,
             recovery_point=rps.get((topic, i)), log_start_offset=starts.get((topic, i)))
+        report.warnings[:0] = getattr(self, "_open_warnings", [])
         self.recovery_reports.append(report)
         if report.lost_data:
             _log.warning("recovery of %s-%d dropped data: %s", topic, i, report)

@@ -283,6 +283,7 @@ def test_garbage_checkpoints_are_treated_as_absent_with_a_warning(tmp_path):
     (tmp_path / files.LOG_START_CHECKPOINT).write_bytes(b"\xff\xfe")
     with pylog.open(tmp_path) as log:
         assert len(log.warnings) == 2 and "treated as absent" in log.warnings[0]
+        assert log.recovery_reports[0].warnings[:2] == log.warnings
         assert _values(log.topic("t").partition(0)) == [b"a", b"b"]
 
 
