@@ -262,3 +262,22 @@ def test_repair_of_one_topic_keeps_the_other_topics_checkpoint_entries(tmp_path)
     text = ck.read_text()
     assert "audit 0 2" in text and "orders 0 999999" not in text
     assert run(str(d)).exit_code() == 0
+
+
+def test_altered_index_interval_is_a_warning_not_corruption(tmp_path):
+    """index.interval.bytes may change while a segment is written: its index is then
+    valid but not what one rebuild rule gives.  Read-only: exit 0 with a warning;
+    --repair rebuilds it with the current value."""
+    d = tmp_path / "d"
+    with pylog.open(str(d)) as log:
+        p = log.create_topic("t", 1, {"index.interval.bytes": 100}).partition(0)
+        for i in range(60):
+            p.append(b"x" * 50)
+        log.alter_topic_config("t", {"index.interval.bytes": 700})
+        for i in range(60):
+            p.append(b"y" * 50)
+    r = run(str(d))
+    assert r.exit_code() == 0
+    assert any(f.kind == "index-mismatch" and f.severity == "warning" for f in r.findings)
+    assert run(str(d), repair=True).exit_code() == 1
+    assert run(str(d)).exit_code() == 0 and not run(str(d)).findings

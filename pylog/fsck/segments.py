@@ -378,8 +378,13 @@ def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
     want, _ = expected_index(seg, interval)
     if len(want) != len(arr) or any(w != (int(r), int(p))
                                     for w, r, p in zip(want, rels, poss)):
-        ctx.add(sev, "index-mismatch", f"offset index has {len(arr)} entries, a rebuild "
-                f"with index.interval.bytes={interval} gives {len(want)}", name, fix=fix)
+        # Every entry is right, only the spacing differs: lookups still work (they
+        # walk a little further).  index.interval.bytes may have been altered while
+        # this segment was written, so this is a warning, not corruption.
+        ctx.add(INFO if sev == INFO else WARNING, "index-mismatch", f"offset index has "
+                f"{len(arr)} valid entries, a rebuild with index.interval.bytes="
+                f"{interval} gives {len(want)} (config changed, or entries lost)", name,
+                fix=fix)
         return False
     return True
 
@@ -442,6 +447,8 @@ def check_timeindex(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
     why = _timeindex_problem(ts, rels, seg, interval, sealed)
     if why is not None:
         i, msg = why
+        if i is None and msg.startswith("time index lacks") and sev == ERROR:
+            sev = WARNING                     # valid entries, other spacing: see above
         ctx.add(sev, "timeindex-entry" if i is not None else "timeindex-mismatch",
                 msg, name, None if i is None else i * 12,
                 None if i is None or i >= len(rels) else
