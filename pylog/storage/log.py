@@ -89,6 +89,7 @@ class PartitionLog(GroupCommit):
         self._deferred_close: list[Segment] = []
         self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
         self._barrier_lock = threading.Lock()  # one barrier at a time per partition
+        self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
         self._reader = ColumnReader(self)
         self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
         self._apply_config_locked(config)
