@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import pylog
 from pylog.errors import OffsetOutOfRangeError, StorageError
@@ -300,3 +301,40 @@ def test_delete_records_moves_the_log_start_and_drops_whole_segments(log, tmp_pa
     with pylog.open(tmp_path) as lg:
         q = lg.topic("dr").partition(0)
         assert q.log_start_offset == 150 and q.read(150, 1)[0].value == b"d150"
+
+
+@pytest.fixture(scope="module")
+def fuzz_partition():
+    lg = pylog.open(None)
+    yield lg.create_topic("fuzz", config={"max.message.bytes": 4096}).partition(0)
+    lg.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_append_raw_of_hostile_bytes_raises_only_our_errors_and_appends_nothing(
+        fuzz_partition, data):
+    from pylog.errors import PylogError
+    from pylog.records import CODEC_GZIP, CODEC_NONE
+    p = fuzz_partition
+    valid = encode_batch([b"v%d" % i for i in range(data.draw(st.integers(1, 5)))],
+                         compression=data.draw(st.sampled_from([CODEC_NONE, CODEC_GZIP])))
+    kind = data.draw(st.sampled_from(["random", "flip", "truncate"]))
+    if kind == "random":
+        buf = data.draw(st.binary(max_size=300))
+    elif kind == "flip":
+        buf = bytearray(valid)
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(buf) - 1))
+            buf[i] ^= 1 << data.draw(st.integers(0, 7))
+        buf = bytes(buf)
+    else:
+        buf = valid[:data.draw(st.integers(0, len(valid) - 1))]
+    leo = p.log_end_offset
+    try:
+        res = p.append_raw(buf)
+    except PylogError:
+        assert p.log_end_offset == leo
+    else:
+        assert res.base_offset == leo and p.log_end_offset == res.last_offset + 1
+        p.read(leo)                                   # what was accepted reads back
