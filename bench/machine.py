@@ -86,3 +86,22 @@ def memcpy_bandwidth(mib: int) -> dict:
         if best is None or t.seconds < best.seconds:
             best = t
     return dict(records=mib, bytes=mib * CHUNK, seconds=best.seconds, cpu_client=best.cpu)
+
+
+def raw_append(dir: str, size: int, count: int, batch: int = 1000) -> dict:
+    """The filesystem's own limit for an append-only log, at the same volume and in the same
+    round as the embedded contenders: one os.write of a prebuilt `batch` x `size` buffer per
+    batch into a new file (fresh page-cache pages, no fsync, no per-record work at all)."""
+    path = Path(dir) / "raw.log"
+    buf = os.urandom(size * batch)
+    full, rest = divmod(count, batch)
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY | os.O_APPEND, 0o644)
+    try:
+        with Timer() as t:
+            for _ in range(full):
+                os.write(fd, buf)
+            if rest:
+                os.write(fd, buf[:rest * size])
+    finally:
+        os.close(fd)
+    return dict(records=count, bytes=count * size, seconds=t.seconds, cpu_client=t.cpu)

@@ -73,6 +73,7 @@ def _embedded(kind: str, size: int, count: int) -> list[Case]:
             Case("SQLite WAL executemany", e + "sqlite_batched", dict(a, synchronous="NORMAL"),
                  "synchronous=NORMAL"),
             Case("LMDB putmulti", e + "lmdb_batched", a, "sync=False"),
+            Case("raw os.write of prebuilt batches", "bench.machine:raw_append", a, "no fsync"),
         ]
     if kind == "single":
         return [
