@@ -22,13 +22,15 @@ def main(argv: list[str]) -> int:
     path = argv[0] if argv else "bench/results/micro.json"
     data = json.load(open(path))
     print(f"{data.get('datetime', '')}  {data['machine_info'].get('cpu', {}).get('brand_raw', '')}")
-    print(f"{'benchmark':34} {'median':>12} {'rate':>16}  DESIGN §7")
+    print(f"{'benchmark':34} {'median':>12} {'rate':>16}  DESIGN §7 (whole command for fsck)")
     for b in data["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
         if "records_per_s" in info:
             rate = f"{info['records_per_call'] / stats['median']:,.0f}/s"
         elif "gib_per_s" in info:
             rate = f"{info['log_bytes'] / stats['median'] / 2**30:.2f} GiB/s"
+            if info.get("scan_gib_per_s"):
+                rate += f" (scan {info['scan_gib_per_s']:.2f})"
         elif "mb_per_s" in info:
             rate = f"{info['mb_per_s']:,.0f} MB/s"
         else:
