@@ -71,7 +71,7 @@ def start_servers(pool: ServerPool, wanted: set[str], missing_tools: dict) -> di
 
 
 def _fill(args: dict, ctx: dict) -> dict:
-    """Replace the "{dir}", "{topic}", "{bootstrap}", "{port}" placeholders of a case."""
+    """Replace the "{dir}", "{shared}", "{topic}", "{bootstrap}", "{port}" placeholders."""
     filled = {}
     for k, v in args.items():
         if isinstance(v, str) and v.startswith("{") and v.endswith("}") and v[1:-1] in ctx:
@@ -118,7 +118,9 @@ def run_rounds(groups: list[plan.Group], servers: dict, root: Path, rounds: int,
                 case = g.cases[ci]
                 topic = re.sub(r"[^a-zA-Z0-9_-]", "_", f"{g.key}-c{ci}-r{r}")
                 run_dir = Path(tempfile.mkdtemp(prefix=f"{topic}-", dir=root))
-                ctx = {"dir": str(run_dir), "topic": topic}
+                shared = root / f"shared-{g.key}"
+                shared.mkdir(exist_ok=True)
+                ctx = {"dir": str(run_dir), "topic": topic, "shared": str(shared)}
                 chain = [case] + ([case.then] if case.then else [])
                 for c in chain:
                     t0 = time.perf_counter()
