@@ -338,3 +338,46 @@ def test_append_raw_of_hostile_bytes_raises_only_our_errors_and_appends_nothing(
     else:
         assert res.base_offset == leo and p.log_end_offset == res.last_offset + 1
         p.read(leo)                                   # what was accepted reads back
+
+
+def test_rolls_barriers_retention_and_readers_race_safely(log):
+    cfg = {"segment.bytes": 4096, "flush.messages": 1, "retention.bytes": 20_000}
+    p = log.create_topic("race", config=cfg).partition(0)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def guard(fn):
+        def run():
+            try:
+                while not stop.is_set():
+                    fn()
+            except BaseException as e:            # noqa: BLE001 - reported below
+                errors.append(e)
+        return run
+
+    def write():
+        p.append(b"w" * 100)
+
+    def trim():
+        p.enforce_retention()
+
+    def read():
+        start = p.log_start_offset
+        try:
+            recs = p.read(start, max_records=50)
+        except OffsetOutOfRangeError:
+            return                                  # retention moved the start
+        offs = [r.offset for r in recs]
+        assert offs == list(range(offs[0], offs[0] + len(offs))) if offs else True
+
+    threads = [threading.Thread(target=guard(f)) for f in (write, write, write, trim,
+                                                            read, p.flush)]
+    for th in threads:
+        th.start()
+    time.sleep(2.0)
+    stop.set()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+    assert not p.fenced and p.recovery_point == p.log_end_offset
+    assert p.log_start_offset > 0 and p.size_bytes < 20_000 + 2 * 4096
