@@ -122,7 +122,10 @@ class Log:
         self.recovery_reports: list[RecoveryReport] = []
         self.warnings: list[str] = []
         self._groups = None                    # GroupCoordinator, created on first use
-        self._dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create data directory {self._dir}: {e}") from e
         self._take_lock()
         try:
             self._open(retention_check_interval_ms / 1000.0)

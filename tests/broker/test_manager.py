@@ -120,3 +120,9 @@ def test_altered_limits_apply_to_the_active_segment_at_once(tmp_path):
         for _ in range(30):
             p.append(b"y" * 1000)
         assert len(p.segments) > 1 and all(s.size <= 1 << 14 for s in p.segments[1:])
+
+
+def test_a_data_dir_that_is_a_file_is_a_storage_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StorageError, match="data directory"):
+        pylog.open(tmp_path / "f")
