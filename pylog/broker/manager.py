@@ -26,8 +26,10 @@ reads go straight to the partition (its own lock).
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
+import functools
 import gc
 import json
 import logging
@@ -126,6 +128,10 @@ class Log:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StorageError(f"cannot create data directory {self._dir}: {e}") from e
+        self._cleanup = None
+        if self._memory:             # removed on close, or at exit if never closed
+            self._cleanup = functools.partial(shutil.rmtree, self._dir, ignore_errors=True)
+            atexit.register(self._cleanup)
         self._take_lock()
         try:
             self._open(retention_check_interval_ms / 1000.0)
@@ -164,8 +170,9 @@ class Log:
             except Exception:                   # noqa: BLE001 - already failing
                 pass
         self._release_lock()
-        if self._memory:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._cleanup is not None:
+            atexit.unregister(self._cleanup)
+            self._cleanup()
 
     def _release_lock(self) -> None:
         if self._lock_fd >= 0:
@@ -438,8 +445,9 @@ class Log:
                                        b'{"version":0,"brokerEpoch":0}\n')
         finally:
             self._release_lock()
-            if self._memory:
-                shutil.rmtree(self._dir, ignore_errors=True)
+            if self._cleanup is not None:
+                atexit.unregister(self._cleanup)
+                self._cleanup()
         if errors:
             raise errors[0]
 
