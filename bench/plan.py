@@ -4,8 +4,9 @@ A `Group` is one comparison (same record size, count and shape); its first pylog
 reference its peers' ratios are taken against.  A `Case` names the workload function that runs
 in its own process (bench/_job.py) and its arguments; the placeholders "{dir}", "{topic}",
 "{bootstrap}" and "{port}" are filled in per run; "{shared}" is one directory per group that
-every round sees (for data that is expensive to build and only read).  A case with `then` runs that follow-up right
-after itself on the same topic/stream (produce, then consume what was produced).
+every round sees (for data that is expensive to build and only read).  A case with `then`
+runs that follow-up right after itself on the same topic/stream (produce, then consume what
+was produced).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ PROFILES = {
                  durable=400_000, mib=256, segments=1000, machine_mib=512, sizes=(100, KIB)),
     "quick": dict(rounds=2, batched=200_000, single=20_000, read=200_000, kib_factor=5,
                   native=200_000, python=15_000, e2e_rate=5_000, e2e_s=1.0,
-                  durable=30_000, mib=128, segments=1000, machine_mib=128, sizes=(100, KIB)),
+                  durable=30_000, mib=128, segments=400, machine_mib=128, sizes=(100, KIB)),
     "tiny": dict(rounds=1, batched=3_000, single=1_000, read=3_000, kib_factor=2,
                  native=2_000, python=1_000, e2e_rate=500, e2e_s=0.5,
                  durable=1_600, mib=4, segments=20, machine_mib=8, sizes=(100, KIB)),
