@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.table(results)
     print(text)
     report.write(results, text, out)
-    print(f"wrote {out / 'results.json'}, {out / 'results.png'}, {out / 'results.txt'} "
+    print(f"wrote results.json, results.txt, results.md, results.png into {out} "
           f"({time.perf_counter() - t0:.0f} s)")
     return 0
 

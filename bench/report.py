@@ -1,5 +1,5 @@
-"""Turn the runs of bench.compare into medians, ratios, DESIGN section 7 checks, a table,
-results.json and a chart.
+"""Turn the runs of bench.compare into medians, ratios, DESIGN section 7 checks, a table
+(text and Markdown) and results.json; bench/chart.py draws the PNG.
 
 A row dict holds: name, policy, role ("produce" for a case, "consume" for its follow-up),
 status ("ok" or "n/a"), reason, runs, failed, records_per_s (median), min/max, spread_pct
@@ -289,83 +289,49 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
-def _panel(ax, g) -> None:
-    """One group as horizontal bars from zero: median with min..max whiskers."""
-    rows = g["rows"]
-    if ".e2e." in g["key"]:
-        _latency_panel(ax, g)
-        return
-    if g["unit"] == "seconds":
-        vals, unit = [r.get("seconds", 0) for r in rows], "seconds (lower is better)"
-        lo = hi = vals
-    elif g["unit"] == "MiB":
-        rows = [r for r in rows if "latency_ms" not in r]
-        vals, unit = [r.get("mb_per_s", 0) for r in rows], "MB/s"
-        lo = hi = vals
-    else:
-        vals, unit = [r.get("records_per_s", 0) for r in rows], "records/s"
-        lo, hi = [r.get("min", 0) for r in rows], [r.get("max", 0) for r in rows]
-    colors = ["tab:orange" if r["name"].startswith("pylog") else "tab:blue" for r in rows]
-    err = [[max(0, v - a) for v, a in zip(vals, lo)], [max(0, b - v) for v, b in zip(vals, hi)]]
-    ax.barh(range(len(rows)), vals, xerr=err, color=colors, capsize=3)
-    ax.set_yticks(range(len(rows)), [f"{r['name'][:38]} [{r['policy'][:20]}]" for r in rows],
-                  fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel(unit, fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
-    for i, r in enumerate(rows):
-        if r["status"] != "ok":
-            ax.text(0.01, i, "n/a: " + r["reason"][:70], fontsize=6, va="center",
-                    transform=ax.get_yaxis_transform())
-        elif "pylog_ratio" in r and not r["name"].startswith("pylog"):
-            ax.text(vals[i], i, f"  pylog {r['pylog_ratio']:.2f}×", fontsize=6, va="center")
-
-
-def _latency_panel(ax, g) -> None:
-    rows = g["rows"]
-    keys = ("p50", "p99", "p999")
-    width = 0.25
-    for j, k in enumerate(keys):
-        vals = [r.get("latency_ms", {}).get(k, 0) for r in rows]
-        ax.barh([i + (j - 1) * width for i in range(len(rows))], vals, height=width,
-                label=k.replace("p999", "p99.9"))
-    ax.set_yticks(range(len(rows)), [f"{r['name'][:38]} [{r['policy'][:20]}]" for r in rows],
-                  fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("end-to-end latency, ms (lower is better)", fontsize=8)
-    ax.legend(fontsize=7)
-    for i, r in enumerate(rows):
-        if r["status"] != "ok":
-            ax.text(0.01, i, "n/a: " + r["reason"][:70], fontsize=6, va="center",
-                    transform=ax.get_yaxis_transform())
-
-
-def chart(results, path: Path) -> None:
-    """One panel per group (machine limits first), pylog in orange, peers in blue."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    groups = [g for g in results["groups"] if g["rows"]]
-    ncols = 2
-    nrows = max(1, (len(groups) + 1) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(18, 2.8 * nrows), squeeze=False,
-                             layout="constrained")
-    for ax, g in zip(axes.flat, groups):
-        _panel(ax, g)
-        ax.set_title(g["title"][:95], fontsize=9)
-    for ax in list(axes.flat)[len(groups):]:
-        ax.axis("off")
-    m = results["meta"]
-    fig.suptitle(f"pylog vs peers and machine limits -- {m['date']} ({m['command']}, "
-                 f"{m['rounds']} rounds, medians, whiskers min..max)", fontsize=11)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def markdown(results) -> str:
+    """The table as Markdown (for the README's Performance section): one row per contender."""
+    m, mc = results["meta"], results["meta"]["machine"]
+    lines = [f"Measured {m['date']} with `{m['command']}` ({m['rounds']} rounds, medians; "
+             f"commit {m['git_commit']}) on {mc['cpu']}, {mc['cores']} cores, "
+             f"{mc['memory_gib']} GiB, Linux {mc['kernel']}, Python {mc['python']}, "
+             f"data on {mc['data_fs']} (load average {mc['load_avg'][0]:.1f}).", "",
+             "| group | contender | policy | records/s | ± | MB/s | CPU client s | "
+             "CPU server s | pylog× |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
+    for g in results["groups"]:
+        for i, r in enumerate(g["rows"]):
+            cells = [g["title"] if i == 0 else "", r["name"], r["policy"] or "–"]
+            if r["status"] != "ok":
+                cells += [f"n/a: {r['reason'][:90]}", "", "", "", "", ""]
+            else:
+                if g["unit"] == "seconds":
+                    main = f"{r['seconds']:.3f} s"
+                elif "latency_ms" in r:
+                    lat = r["latency_ms"]
+                    main = " / ".join(f"{k.replace('p999', 'p99.9')} {v:.2f}"
+                                      for k, v in lat.items()) + " ms"
+                elif g["unit"] == "MiB":
+                    main = ""
+                else:
+                    main = f"{r['records_per_s']:,.0f}"
+                srv = "" if r["cpu_server_s"] is None else f"{r['cpu_server_s']:.2f}"
+                ratio = f"{r['pylog_ratio']:.2f}" if "pylog_ratio" in r else ""
+                cells += [main, f"{r['spread_pct']:.0f}%", f"{r['mb_per_s']:,.1f}",
+                          f"{r['cpu_client_s']:.2f}", srv, ratio]
+            lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    lines += ["", "DESIGN §7 figures:", ""]
+    for c in results["checks"]:
+        mark = {True: "met", False: "**not met**", None: "n/a"}[c["met"]]
+        lines.append(f"- {mark}: {c['figure']} -- {c['measured']} (target {c['target']:g})")
+    return "\n".join(lines)
 
 
 def write(results, text: str, out: Path) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / "results.txt").write_text(text + "\n")
+    (out / "results.md").write_text(markdown(results) + "\n")
     try:
+        from bench.chart import chart
         chart(results, out / "results.png")
     except ImportError as e:
         print(f"no chart: {e}")
