@@ -60,6 +60,9 @@ def test_power_loss_with_durable_acks_loses_no_acked_record():
     assert tot["states"] >= 4 * POWER_KILLS >= 200 or POWER_KILLS < 50
     # The simulated cuts did damage something every run: recovery dropped bytes.
     assert tot["recovery_dropped_bytes"] > 0
+    # Every state's durable mark came from the C core's synced extent, never from the
+    # weaker ack-derived fallback (which could not catch an ack before a barrier).
+    assert tot.get("mark_c-synced", 0) > 0 and tot.get("mark_acked", 0) == 0, tot
 
 
 @pytest.mark.slow
