@@ -320,7 +320,9 @@ def durable_mark(pdir: Path, max_acked: int | None,
     topic, part = files.parse_partition_dir(pdir.name)
     if synced is not None and any(k[:2] == (topic, part) for k in synced):
         return last, synced.get((topic, part, last), 0), "c-synced"
-    if max_acked is None or max_acked < last:
+    if max_acked is None:
+        return last, 0, "nothing-acked"
+    if max_acked < last:
         return last, 0, "acked"
     for pos, h in _valid_batches(files.log_file(pdir, last)):
         if h.base_offset <= max_acked <= h.last_offset:
