@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pylog.records import MIN_BATCH_LENGTH, read_header, validate_batch  # noqa: E402
+from pylog.records import validate_batch  # noqa: E402
 from pylog.errors import CorruptRecordError  # noqa: E402
 from pylog.storage import files  # noqa: E402
 
