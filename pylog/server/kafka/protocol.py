@@ -63,6 +63,11 @@ class FlowControl:
         if not self._reasons and not self._transport.is_closing():
             self._transport.resume_reading()
 
+    @property
+    def can_write(self) -> bool:
+        """False while the transport's write buffer is over its high-water mark."""
+        return self._writable.is_set()
+
     async def writable(self) -> None:
         await self._writable.wait()
 
@@ -151,9 +156,13 @@ class KafkaConnection(asyncio.Protocol):
             return                           # acks=0: no response at all
         if asyncio.iscoroutine(result):
             result = asyncio.ensure_future(result)
-        if not self._queue and not isinstance(result, asyncio.Future):
+        if (not self._queue and not isinstance(result, asyncio.Future)
+                and self.flow.can_write):
             self._write(header.correlation_id, request.spec.name, result)
             return
+        # Queued: written in order by _drain once earlier answers are out and the client
+        # reads again, so a client that never reads holds at most MAX_QUEUED answers
+        # (encoded only when written) instead of one encoded copy per pipelined request.
         self._queue.append((header.correlation_id, request.spec.name, result))
         if len(self._queue) >= MAX_QUEUED:
             self.flow.pause("queue")
