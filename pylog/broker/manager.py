@@ -411,6 +411,17 @@ class Log:
                 self._groups = GroupCoordinator(self)
             return self._groups
 
+    def start_groups(self, **options):
+        """Create the group coordinator now with ``options`` (GroupCoordinator keyword
+        arguments, e.g. ``initial_rebalance_delay_ms``); the server calls this at startup
+        so loading committed offsets starts before the first JoinGroup."""
+        with self._lock:
+            self._check_open()
+            if self._groups is None:
+                from pylog.broker.groups import GroupCoordinator
+                self._groups = GroupCoordinator(self, **options)
+            return self._groups
+
     def consumer(self, group: str, topics, **options):
         """An embedded consumer in ``group`` (see pylog/broker/consumer.py)."""
         from pylog.broker.consumer import Consumer

@@ -50,7 +50,8 @@ class Server:
         self.broker.loop = loop
         # Start loading committed offsets now (the coordinator's background thread), so
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
-        getattr(self.log, "groups", None)
+        self.log.start_groups(initial_rebalance_delay_ms=self.broker.settings
+                              .group_initial_rebalance_delay_ms)
         self._listener = await loop.create_server(
             lambda: KafkaConnection(self.broker, self.connections),
             self.host, self.port, reuse_address=True, backlog=512)

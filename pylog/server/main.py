@@ -47,7 +47,9 @@ def _settings(config: ServerConfig):
                           advertised_port=config.advertised_port,
                           auto_create_topics=config.auto_create_topics,
                           num_partitions=config.num_partitions,
-                          max_request_bytes=config.max_request_bytes)
+                          max_request_bytes=config.max_request_bytes,
+                          group_initial_rebalance_delay_ms=(
+                              config.group_initial_rebalance_delay_ms))
 
 
 def _report_recovery(plog) -> None:

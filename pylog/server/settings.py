@@ -56,6 +56,7 @@ class ServerConfig:
     advertised_port: int | None = None
     num_partitions: int = 1                     # num.partitions
     auto_create_topics: bool = True             # auto.create.topics.enable
+    group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
     idle_ms: int = 600_000                      # connections.max.idle.ms
     request_timeout_ms: int = 30_000            # partial request read deadline
@@ -83,6 +84,9 @@ _HELP = {
     "num_partitions": "partitions of auto-created topics (Kafka: num.partitions)",
     "auto_create_topics": "create unknown topics on Metadata requests "
                           "(Kafka: auto.create.topics.enable)",
+    "group_initial_rebalance_delay_ms": "how long a new group waits for more members before "
+                                        "its first rebalance "
+                                        "(Kafka: group.initial.rebalance.delay.ms)",
     "max_request_bytes": "largest request accepted (Kafka: socket.request.max.bytes)",
     "idle_ms": "close connections idle this long (Kafka: connections.max.idle.ms)",
     "request_timeout_ms": "close a connection that leaves a request half-sent this long",

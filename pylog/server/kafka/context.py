@@ -49,6 +49,7 @@ class BrokerSettings:
     auto_create_topics: bool = True         # auto.create.topics.enable
     num_partitions: int = 1                 # num.partitions
     max_request_bytes: int = 104_857_600    # socket.request.max.bytes
+    group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     topic_defaults: dict[str, Any] = field(default_factory=dict)   # log.* → topic config
 
@@ -59,6 +60,7 @@ class BrokerSettings:
             "auto.create.topics.enable": str(self.auto_create_topics).lower(),
             "num.partitions": str(self.num_partitions),
             "socket.request.max.bytes": str(self.max_request_bytes),
+            "group.initial.rebalance.delay.ms": str(self.group_initial_rebalance_delay_ms),
             "default.replication.factor": "1",
         }
 
