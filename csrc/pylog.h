@@ -54,6 +54,7 @@
 #define PL_ECLOSED     -13   /* segment is sealed/read-only or closed                 */
 #define PL_ENOSPACE_CAP -14  /* output arrays are full (decode)                       */
 #define PL_ECONTROL    -15   /* a client sent a control batch (Kafka: INVALID_RECORD)  */
+#define PL_EROLL       -16   /* segment.ms deadline passed: roll, then append         */
 
 const char *pl_strerror(int code);
 
@@ -354,6 +355,20 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r,
 int pl_segment_append_one(pl_segment *seg, const void *key, int32_t key_len,
                           const void *value, int32_t value_len, int64_t timestamp,
                           int16_t attributes, int64_t *out_base);
+/* IN/OUT of pl_segment_append_now; the caller keeps one per partition. */
+typedef struct pl_append_now {
+    int64_t roll_deadline_ms;   /* IN: clock past it: PL_EROLL, nothing appended       */
+    int16_t attributes;         /* IN: 0, or PL_ATTR_TIMESTAMP_TYPE (LogAppendTime)    */
+    int64_t offset;             /* OUT: the record's offset                            */
+    int64_t timestamp;          /* OUT: the clock read (ms since the epoch), set even
+                                   when the append fails, for the caller's retry      */
+} pl_append_now;
+/* pl_segment_append_one stamped with the wall clock read here (CLOCK_REALTIME in
+ * ms, as Python's time.time_ns() // 10**6): the embedded append(value, key) path in
+ * one C call.  PL_EROLL when that time is past io->roll_deadline_ms (segment.ms):
+ * the caller rolls and appends with pl_segment_append_one(io->timestamp). */
+int pl_segment_append_now(pl_segment *seg, const void *key, int32_t key_len,
+                          const void *value, int32_t value_len, pl_append_now *io);
 /* Position of the batch containing offset (index floor lookup + header walk; the
  * walk checks magic and the offset chain, and restarts from position 0 if the
  * index entry led somewhere wrong).  PL_ERANGE if offset < base_offset or >=

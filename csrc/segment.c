@@ -18,6 +18,8 @@
  * segment.bytes, an index is full, or the offset delta would pass INT32_MAX; an
  * empty segment takes one batch up to its reservation, or says PL_ETOOLARGE.
  */
+#include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pl_internal.h"
@@ -43,6 +45,7 @@ const char *pl_strerror(int code)
     case PL_ECLOSED:      return "segment sealed or closed";
     case PL_ENOSPACE_CAP: return "output columns full";
     case PL_ECONTROL:     return "control batch from a client";
+    case PL_EROLL:        return "segment.ms elapsed: roll before appending";
     default:              return code > 0 ? "system error (errno)" : "unknown status";
     }
 }
@@ -476,27 +479,95 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     return PL_OK;
 }
 
-/* One record, no headers: the embedded single append's fast path.  Same as
- * pl_segment_append_records with count 1, but the arguments are plain pointers and
- * lengths, so the Python caller fills no struct (cffi passes bytes as const void *). */
+/* One record, no headers, built straight into the mapping: the embedded single
+ * append's fast path.  The bytes are exactly pl_batch_build's for a count of 1
+ * (key NULL = null key whatever key_len says; value NULL with value_len -1 = null
+ * value), but without a pl_records_in, the two size passes and the header re-read. */
+static int append_single(pl_segment *seg, const uint8_t *key, int32_t key_len,
+                         const uint8_t *value, int32_t value_len, int64_t timestamp,
+                         int16_t attributes, int64_t *out_base)
+{
+    uint64_t body, total, at;
+    uint8_t *b, *q;
+    int rc;
+
+    if (key == NULL)
+        key_len = -1;
+    if (key_len < -1 || value_len < -1 || (value == NULL && value_len > 0) ||
+        (attributes & PL_ATTR_COMPRESSION_MASK))
+        return PL_EINVAL;
+    /* attributes, timestampDelta 0, offsetDelta 0, key, value, headerCount 0 */
+    body = 1 + 1 + 1 + pl_varint_size(key_len) + (key_len > 0 ? (uint64_t)key_len : 0) +
+           pl_varint_size(value_len) + (value_len > 0 ? (uint64_t)value_len : 0) + 1;
+    total = PL_BATCH_HEADER_SIZE + pl_uvarint_size(body << 1) + body;
+    if (total - PL_LOG_OVERHEAD > INT32_MAX)
+        return PL_EINVAL;
+    if (seg->cfg.max_batch_bytes && total > seg->cfg.max_batch_bytes)
+        return PL_ETOOLARGE;
+    rc = reserve_append(seg, total, 1, seg->bytes_since_index > seg->cfg.index_interval_bytes);
+    if (rc != PL_OK)
+        return rc;
+    at = seg->log.size;
+    b = seg->log.map + at;
+    q = pl_put_varint(b + PL_BATCH_HEADER_SIZE, (int64_t)body);
+    *q++ = 0;                                    /* record attributes */
+    *q++ = 0;                                    /* timestampDelta    */
+    *q++ = 0;                                    /* offsetDelta       */
+    q = pl_put_varint(q, key_len);
+    if (key_len > 0) {
+        memcpy(q, key, (size_t)key_len);
+        q += key_len;
+    }
+    q = pl_put_varint(q, value_len);
+    if (value_len > 0) {
+        memcpy(q, value, (size_t)value_len);
+        q += value_len;
+    }
+    *q = 0;                                      /* headerCount       */
+    pl_put_be64(b + PL_OFF_BASE_OFFSET, (uint64_t)seg->next_offset);
+    pl_put_be32(b + PL_OFF_BATCH_LENGTH, (uint32_t)(total - PL_LOG_OVERHEAD));
+    pl_put_be32(b + PL_OFF_LEADER_EPOCH, 0);
+    b[PL_OFF_MAGIC] = PL_MAGIC_V2;
+    pl_put_be16(b + PL_OFF_ATTRIBUTES, (uint16_t)attributes);
+    pl_put_be32(b + PL_OFF_LAST_OFFSET_DELTA, 0);
+    pl_put_be64(b + PL_OFF_BASE_TIMESTAMP, (uint64_t)timestamp);
+    pl_put_be64(b + PL_OFF_MAX_TIMESTAMP, (uint64_t)timestamp);
+    pl_put_be64(b + PL_OFF_PRODUCER_ID, UINT64_MAX);            /* -1 */
+    pl_put_be16(b + PL_OFF_PRODUCER_EPOCH, UINT16_MAX);         /* -1 */
+    pl_put_be32(b + PL_OFF_BASE_SEQUENCE, UINT32_MAX);          /* -1 */
+    pl_put_be32(b + PL_OFF_RECORDS_COUNT, 1);
+    pl_put_be32(b + PL_OFF_CRC,
+                pl_crc32c(0, b + PL_OFF_ATTRIBUTES, (size_t)total - PL_OFF_ATTRIBUTES));
+    track_batch(seg, at, seg->next_offset, timestamp, total);
+    *out_base = seg->next_offset;
+    publish(seg, at + total, seg->next_offset + 1);
+    return PL_OK;
+}
+
 int pl_segment_append_one(pl_segment *seg, const void *key, int32_t key_len,
                           const void *value, int32_t value_len, int64_t timestamp,
                           int16_t attributes, int64_t *out_base)
 {
-    pl_records_in r;
+    if (seg == NULL || out_base == NULL)
+        return PL_EINVAL;
+    return append_single(seg, key, key_len, value, value_len, timestamp, attributes,
+                         out_base);
+}
 
-    memset(&r, 0, sizeof(r));
-    r.count = 1;
-    r.timestamp = timestamp;
-    r.keys = key;
-    r.key_lens = key != NULL ? &key_len : NULL;
-    r.values = value;
-    r.value_lens = &value_len;
-    r.producer_id = -1;
-    r.producer_epoch = -1;
-    r.base_sequence = -1;
-    r.attributes = attributes;
-    return pl_segment_append_records(seg, &r, out_base);
+int pl_segment_append_now(pl_segment *seg, const void *key, int32_t key_len,
+                          const void *value, int32_t value_len, pl_append_now *io)
+{
+    struct timespec now;
+
+    if (seg == NULL || io == NULL)
+        return PL_EINVAL;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return errno;
+    io->timestamp = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (io->timestamp > io->roll_deadline_ms)
+        return PL_EROLL;
+    return append_single(seg, key, key_len, value, value_len, io->timestamp,
+                         io->attributes, &io->offset);
 }
 
 /* ---- lookups ------------------------------------------------------------------- */

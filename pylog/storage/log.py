@@ -54,6 +54,8 @@ _monotonic = time.monotonic
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
 _append_one = lib.pl_segment_append_one
+_append_now = lib.pl_segment_append_now
+PL_EROLL = lib.PL_EROLL
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
@@ -92,6 +94,7 @@ class PartitionLog(GroupCommit):
         self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
         self._reader = ColumnReader(self)
         self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
+        self._now_io = ffi.new("pl_append_now *")  # IN/OUT of append()'s C call (ditto)
         self._apply_config_locked(config)
         if self._flusher is not None:
             self._flusher.register(self)
@@ -107,10 +110,17 @@ class PartitionLog(GroupCommit):
         self._flush_s = (None if self._flusher is None or config.flush_ms is None
                          else config.flush_ms / 1000.0)
         self._policy = bool(self._wait_durable or self._flush_every)
-        self._roll_deadline = self._active.created_ms + self._segment_ms
+        self._set_roll_deadline_locked(self._active.created_ms + self._segment_ms)
         # message.timestamp.type=LogAppendTime: the broker's clock stamps every batch.
         self._log_append_time = config.message_timestamp_type == "LogAppendTime"
         self._attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
+        self._now_io.attributes = self._attributes
+
+    def _set_roll_deadline_locked(self, deadline_ms: int) -> None:
+        """segment.ms: appends at a wall-clock time past this roll first (the C
+        fast path of append() checks its own copy)."""
+        self._roll_deadline = deadline_ms
+        self._now_io.roll_deadline_ms = min(deadline_ms, (1 << 63) - 1)
 
     def update_config(self, config) -> None:
         """Apply a new TopicConfig.  Limits apply to the active segment at once (the C
@@ -156,11 +166,65 @@ class PartitionLog(GroupCommit):
     # ---- appends -------------------------------------------------------------------
     def append(self, value, key=None, headers=None, timestamp=None) -> int:
         """Append one record; returns its offset (waits for a barrier if flush.messages=1)."""
+        if headers or timestamp is not None:
+            return self._append_given(value, key, headers, timestamp)
+        # The hot path: one C call stamps the record with the C clock and checks the
+        # segment.ms deadline (PL_EROLL) too, so nothing here reads the time.
+        vlen = -1 if value is None else len(value)
+        klen = -1 if key is None else len(key)
+        lock = self._lock
+        lock.acquire()              # `with` costs two bound methods and a tuple more
+        try:
+            if self._blocked:
+                self._raise_unwritable_locked()
+            io = self._now_io
+            try:
+                rc = _append_now(self._cseg, _NULL if key is None else key, klen,
+                                 _NULL if value is None else value, vlen, io)
+            except TypeError:                     # not bytes: a buffer, or not bytes-like
+                key = _NULL if key is None else _from_buffer("uint8_t[]", key)
+                value = _NULL if value is None else _from_buffer("uint8_t[]", value)
+                rc = _append_now(self._cseg, key, klen, value, vlen, io)
+            if rc:
+                self._retry_one_locked(rc, key, klen, value, vlen)
+            offset = io.offset
+            if self._dirty_since is None:
+                self._dirty_since = _monotonic()
+            fut = self._policy_locked(offset) if self._policy else None
+        finally:
+            lock.release()
+        for fn in self._listeners:
+            fn()
+        if fut is not None:
+            self._await_durable(fut)
+        return offset
+
+    def _retry_one_locked(self, rc: int, key, klen: int, value, vlen: int) -> None:
+        """append_now appended nothing: roll (segment.ms passed, or the segment is
+        full) and append once more with the time that first call read."""
+        io = self._now_io
+        now = io.timestamp
+        key = _NULL if key is None else key
+        value = _NULL if value is None else value
+        if rc == PL_EROLL:
+            self._maybe_time_roll_locked(now)
+            rc = _append_one(self._cseg, key, klen, value, vlen, now, self._attributes,
+                             self._out)
+        if rc:
+            self._roll_for_retry_locked(rc, 0)
+            rc = _append_one(self._cseg, key, klen, value, vlen, now, self._attributes,
+                             self._out)
+            if rc:
+                self._append_error_locked(rc, 0)
+        io.offset = self._out[0]
+
+    def _append_given(self, value, key, headers, timestamp) -> int:
+        """append() with headers or an explicit timestamp (the Python clock path)."""
         if headers:
             return self.append_batch([value], None if key is None else [key], [headers],
                                      None if timestamp is None else [timestamp])
         now = _now_ns() // 1_000_000
-        if timestamp is None or self._log_append_time:
+        if self._log_append_time:
             timestamp = now
         if value is None:
             value, vlen = _NULL, -1
@@ -191,9 +255,7 @@ class PartitionLog(GroupCommit):
                 if rc:
                     self._append_error_locked(rc, 0)
             offset = out[0]
-            if self._dirty_since is None:
-                self._dirty_since = _monotonic()
-            fut = self._policy_locked(offset) if self._policy else None
+            fut = self._after_append_locked(offset)
         for fn in self._listeners:
             fn()
         if fut is not None:
@@ -292,7 +354,7 @@ class PartitionLog(GroupCommit):
     # ---- rolling -------------------------------------------------------------------
     def _maybe_time_roll_locked(self, now_ms: int) -> None:
         if self._active.is_empty:
-            self._roll_deadline = now_ms + self._segment_ms
+            self._set_roll_deadline_locked(now_ms + self._segment_ms)
         else:
             self._roll_locked()
 
@@ -323,7 +385,7 @@ class PartitionLog(GroupCommit):
         self._bases.append(base)
         self._active = seg
         self._cseg = seg.c
-        self._roll_deadline = seg.created_ms + self._segment_ms
+        self._set_roll_deadline_locked(seg.created_ms + self._segment_ms)
 
     def _close_segment_locked(self, seg: Segment) -> None:
         """Close a sealed segment's fds now, or after the barrier that may use them."""
