@@ -126,6 +126,23 @@ int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes
 /* Set baseOffset and partitionLeaderEpoch in place (outside the CRC). */
 void pl_batch_stamp(uint8_t *buf, int64_t base_offset, int32_t leader_epoch);
 
+/* Validate consecutive batches of buf[0, size) from `start` (pl_batch_validate, not
+ * deep), recording each valid batch's start position in positions (cap entries)
+ * and, unless headers is NULL, a copy of its 61-byte header in headers (cap * 61
+ * bytes) (scan.c).  Stops at the end (PL_OK), at the first invalid batch (its
+ * status), or when cap batches are recorded (PL_ENOSPACE_CAP).
+ * OUT: *out_count = batches recorded, *out_pos = where the scan stopped. */
+int pl_batch_scan(const uint8_t *buf, uint64_t size, uint64_t start,
+                  int64_t *positions, uint8_t *headers, uint64_t cap,
+                  uint64_t *out_count, uint64_t *out_pos);
+/* The index.interval.bytes rule over batch start positions (increasing, n of them):
+ * batch i gets an index entry when positions[i] - positions[r] > interval, r being
+ * the last batch that got one (0 at first: the first batch never does).  Writes the
+ * chosen batch numbers to selected (n entries suffice) (scan.c).
+ * OUT: *out_count = entries chosen. */
+int pl_index_rule(const int64_t *positions, uint64_t n, uint32_t interval,
+                  int64_t *selected, uint64_t *out_count);
+
 /* Switch the whole batch at buf (len = 12 + batchLength, else PL_EINVAL) to
  * LogAppendTime as Kafka's broker does: set the timestamp-type attribute bit,
  * maxTimestamp = timestamp, recompute the CRC.  Readers then give every record

@@ -20,7 +20,6 @@ The indexes are caches, so they are judged against the batches just scanned:
 """
 from __future__ import annotations
 
-import bisect
 import mmap
 import os
 import struct
@@ -113,44 +112,48 @@ _HDR = np.dtype({"names": ["base_offset", "batch_length", "epoch", "magic", "crc
                  "offsets": [0, 8, 12, 16, 17, 21, 23, 27, 35, 43, 51, 53, 57],
                  "itemsize": 61})
 _I32 = struct.Struct(">i")
-_CHUNK_BATCHES = 1 << 18          # headers gathered per numpy pass (16 MiB of copies)
+_CHUNK_BATCHES = 1 << 18          # batches per C scan call and numpy pass (16 MiB of headers)
 
 
 def _walk(mm, size: int, seg: SegmentScan, ctx: _Ctx, name: str,
           deep: bool) -> tuple[int, str]:
     """The batch loop, in two passes.
 
-    First pass (one C call and one 4-byte read per batch): pl_batch_validate checks
-    length bounds, magic and CRC-32C; the batch length gives the next position.
-    Second pass (numpy, over all headers at once): the offset chain (V8), offsets
+    First pass (C, pl_batch_scan: one call per _CHUNK_BATCHES batches):
+    pl_batch_validate checks length bounds, magic and CRC-32C of each batch; its
+    start position and a copy of its header are recorded.
+    Second pass (numpy, over each chunk's headers at once): the offset chain (V8), offsets
     that fit the index, leader epoch and timestamps; the scan is cut back to the
     first batch that breaks the chain.  Returns (status, detail) of the batch it
     stopped at, (0, "") at the end.
     """
     buf = ffi.from_buffer("uint8_t[]", mm)
-    validate, null, blen_at = lib.pl_batch_validate, ffi.NULL, _I32.unpack_from
-    positions = array("q")
-    pa = positions.append
+    positions = np.empty(_CHUNK_BATCHES, dtype=np.int64)
+    headers = np.empty(_CHUNK_BATCHES * 61, dtype=np.uint8)
+    c_positions = ffi.from_buffer("int64_t[]", positions)
+    c_headers = ffi.from_buffer("uint8_t[]", headers)
+    out = ffi.new("uint64_t[2]")
     pos = 0
     status, detail = 0, ""
+    expected = seg.base_offset
     try:
-        while pos < size:
-            rc = validate(buf + pos, size - pos, 0, 0, null)
+        while True:
+            rc = lib.pl_batch_scan(buf, size, pos, c_positions, c_headers,
+                                   _CHUNK_BATCHES, out, out + 1)
+            n, pos = int(out[0]), int(out[1])
+            h = headers[:n * 61].view(_HDR)
+            stop = _headers(positions[:n], h, seg, ctx, name, expected)
+            expected = seg.lasts[-1] + 1 if len(seg.lasts) else seg.base_offset
+            if stop is not None:
+                status, detail, pos = stop
+                break
+            if rc == lib.PL_ENOSPACE_CAP:
+                continue
             if rc != 0:
                 status, detail = rc, f"batch at byte {pos}: {_ffi.strerror(rc)}"
-                break
-            pa(pos)
-            pos += 12 + blen_at(mm, pos + 8)[0]
+            break
     finally:
         ffi.release(buf)
-    expected = seg.base_offset
-    for lo in range(0, len(positions), _CHUNK_BATCHES):
-        chunk = np.frombuffer(positions, dtype=np.int64)[lo:lo + _CHUNK_BATCHES]
-        stop = _headers(mm, chunk, seg, ctx, name, expected)
-        expected = seg.lasts[-1] + 1 if len(seg.lasts) else seg.base_offset
-        if stop is not None:
-            status, detail, pos = stop
-            break
     if len(seg.bad_epochs) > 1:
         ctx.add(WARNING, "leader-epoch", f"{len(seg.bad_epochs)} batches in all have a "
                 f"partitionLeaderEpoch other than 0", name, fix="restamp")
@@ -167,11 +170,10 @@ def _bases(seg: SegmentScan):
     yield from (x + 1 for x in seg.lasts[:-1])
 
 
-def _headers(mm, P, seg: SegmentScan, ctx: _Ctx, name: str, expected: int):
-    """Second pass over the batches at positions P (all CRC-valid): append their
-    facts to ``seg``; returns (status, detail, position) at a broken chain."""
-    raw = np.frombuffer(mm, dtype=np.uint8)
-    h = raw[P[:, None] + np.arange(61)].view(_HDR).reshape(len(P))
+def _headers(P, h, seg: SegmentScan, ctx: _Ctx, name: str, expected: int):
+    """Second pass over the batches at positions P (all CRC-valid) whose headers are
+    h: append their facts to ``seg``; returns (status, detail, position) at a broken
+    chain."""
     bo = h["base_offset"].astype(np.int64)
     last = bo + h["last_offset_delta"].astype(np.int64)
     want = np.concatenate(([expected], last[:-1] + 1))
@@ -296,21 +298,24 @@ def expected_index(seg: SegmentScan, interval: int) -> tuple[list, list]:
     if cached is not None and cached[0] == key:
         return cached[1]
     n = len(seg.positions)
-    pos, lasts = seg.positions, seg.lasts
     idx, tidx = [], []
     if n:
+        pos = np.frombuffer(seg.positions, dtype=np.int64)
+        lasts = np.frombuffer(seg.lasts, dtype=np.int64)
+        sel = np.empty(n, dtype=np.int64)
+        count = ffi.new("uint64_t *")
+        _ffi.check(lib.pl_index_rule(ffi.from_buffer("int64_t[]", pos), n, interval,
+                                     ffi.from_buffer("int64_t[]", sel), count))
+        sel = sel[:count[0]]
         run, off, _ = _running_max(seg)
         base = seg.base_offset
-        r, last_t = 0, -1
-        while True:
-            j = bisect.bisect_right(pos, pos[r] + interval)
-            if j >= n:
-                break
-            idx.append((lasts[j] - base, pos[j]))
-            if run[j] > last_t:
-                last_t = int(run[j])
-                tidx.append((last_t, int(off[j]) - base))
-            r = j
+        idx = list(zip((lasts[sel] - base).tolist(), pos[sel].tolist()))
+        # A time entry where the running max timestamp rose since the previous entry.
+        rs = np.asarray(run)[sel]
+        rose = rs > np.concatenate(([-1], np.maximum.accumulate(rs)[:-1])) if len(rs) \
+            else rs.astype(bool)
+        tidx = list(zip(rs[rose].astype(np.int64).tolist(),
+                        (np.asarray(off)[sel][rose] - base).astype(np.int64).tolist()))
     seg._expected = (key, (idx, tidx))
     return idx, tidx
 
@@ -376,8 +381,8 @@ def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
                 (seg.base_offset + int(rels[i]), None), fix=fix)
         return False
     want, _ = expected_index(seg, interval)
-    if len(want) != len(arr) or any(w != (int(r), int(p))
-                                    for w, r, p in zip(want, rels, poss)):
+    if len(want) != len(arr) or not np.array_equal(
+            np.array(want, dtype=np.int64).reshape(-1, 2), np.stack((rels, poss), axis=1)):
         # Every entry is right, only the spacing differs: lookups still work (they
         # walk a little further).  index.interval.bytes may have been altered while
         # this segment was written, so this is a warning, not corruption.
