@@ -310,12 +310,14 @@ int pl_batch_build(uint8_t *out, size_t cap, int64_t base_offset,
 
 /* ---- decode -------------------------------------------------------------------- */
 
-int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
-                      int64_t min_offset, const uint8_t *origin, pl_record_cols *c)
+int pl_records_decode_upto(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                           int64_t min_offset, const uint8_t *origin, uint64_t max_count,
+                           pl_record_cols *c, int *out_stopped)
 {
     const uint8_t *p = rec, *end = rec + rec_len;
     uint64_t n, start;
-    int log_append = (h->attributes & PL_ATTR_TIMESTAMP_TYPE) != 0;
+    int log_append = (h != NULL && (h->attributes & PL_ATTR_TIMESTAMP_TYPE) != 0);
+    int64_t base_ts, base_off;
     int32_t i;
     rec_view r;
 
@@ -323,21 +325,31 @@ int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header 
         return PL_EINVAL;
     if (h->records_count < 0)
         return PL_EBADRECORD;
+    if (out_stopped != NULL)
+        *out_stopped = 0;
     n = start = c->count;
+    base_ts = h->base_timestamp;
+    base_off = h->base_offset;
     for (i = 0; i < h->records_count; i++) {
         int64_t off;
         if (record_parse(&p, end, &r))
             goto bad;
-        off = h->base_offset + r.offset_delta;
+        off = base_off + r.offset_delta;
         if (off < min_offset)
             continue;
+        if (n >= max_count) {                   /* enough: leave the rest undecoded */
+            if (out_stopped != NULL)
+                *out_stopped = 1;
+            c->count = n;
+            return PL_OK;
+        }
         if (n >= c->capacity) {
             c->count = start;
             return PL_ENOSPACE_CAP;
         }
         c->offsets[n] = off;
         c->timestamps[n] = log_append ? h->max_timestamp
-                         : (int64_t)((uint64_t)h->base_timestamp + (uint64_t)r.ts_delta);
+                         : (int64_t)((uint64_t)base_ts + (uint64_t)r.ts_delta);
         c->key_lens[n] = r.key_len;
         c->key_pos[n] = r.key_len >= 0 ? r.key - origin : 0;
         c->value_lens[n] = r.value_len;
@@ -353,4 +365,10 @@ int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header 
 bad:
     c->count = start;
     return PL_EBADRECORD;
+}
+
+int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                      int64_t min_offset, const uint8_t *origin, pl_record_cols *c)
+{
+    return pl_records_decode_upto(rec, rec_len, h, min_offset, origin, UINT64_MAX, c, NULL);
 }

@@ -202,6 +202,12 @@ typedef struct pl_record_cols {
  * this batch that qualify, PL_EBADRECORD on malformed records. */
 int pl_records_decode(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
                       int64_t min_offset, const uint8_t *origin, pl_record_cols *cols);
+/* pl_records_decode that stops once cols->count reaches max_count: the records
+ * after that point are neither decoded nor checked; OUT *out_stopped (may be NULL)
+ * = 1 then.  PL_ENOSPACE_CAP only when capacity is reached before max_count. */
+int pl_records_decode_upto(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                           int64_t min_offset, const uint8_t *origin, uint64_t max_count,
+                           pl_record_cols *cols, int *out_stopped);
 
 /* ---- mapped files (io.c) -------------------------------------------------------- */
 typedef struct pl_mfile {
@@ -413,6 +419,12 @@ int pl_segment_batch_at(const pl_segment *seg, uint64_t pos, pl_batch_header *h,
  * (OUT *out_pos = first batch not decoded).  PL_OK: *out_pos = end. */
 int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
                       int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos);
+/* pl_segment_decode that stops (PL_OK) once cols->count reaches max_count, possibly
+ * inside a batch: OUT *out_pos = the position of the batch it stopped in (or of the
+ * first batch not decoded).  With max_count <= capacity, never PL_ENOSPACE_CAP. */
+int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
+                           int64_t min_offset, uint64_t max_count, pl_record_cols *cols,
+                           uint64_t *out_pos);
 /* Barrier for the log and both indexes (pl_mfile_sync on each). */
 int pl_segment_sync(pl_segment *seg);
 /* Seal: append the final time-index entry (max timestamp), seal all three files

@@ -659,16 +659,17 @@ int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
     return PL_OK;
 }
 
-int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
-                      int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos)
+int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
+                           int64_t min_offset, uint64_t max_count, pl_record_cols *cols,
+                           uint64_t *out_pos)
 {
     pl_batch_header h;
     uint64_t next;
-    int rc = PL_OK;
+    int rc = PL_OK, stopped = 0;
 
     if (end > seg->log.size || pos > end)
         return PL_ERANGE;
-    while (pos < end) {
+    while (pos < end && cols->count < max_count) {
         if ((rc = pl_segment_batch_at(seg, pos, &h, &next)) != PL_OK)
             break;
         if (next > end) {
@@ -681,16 +682,23 @@ int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
                 rc = PL_ECOMPRESSED;
                 break;
             }
-            rc = pl_records_decode(seg->log.map + pos + PL_BATCH_HEADER_SIZE,
-                                   (size_t)(next - pos - PL_BATCH_HEADER_SIZE), &h,
-                                   min_offset, seg->log.map, cols);
-            if (rc != PL_OK)
+            rc = pl_records_decode_upto(seg->log.map + pos + PL_BATCH_HEADER_SIZE,
+                                        (size_t)(next - pos - PL_BATCH_HEADER_SIZE), &h,
+                                        min_offset, seg->log.map, max_count, cols,
+                                        &stopped);
+            if (rc != PL_OK || stopped)
                 break;
         }
         pos = next;
     }
     *out_pos = pos;
     return rc;
+}
+
+int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
+                      int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos)
+{
+    return pl_segment_decode_upto(seg, pos, end, min_offset, UINT64_MAX, cols, out_pos);
 }
 
 /* ---- barrier, seal, close ------------------------------------------------------ */

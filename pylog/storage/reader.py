@@ -97,7 +97,8 @@ def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple
     h = ffi.new("pl_batch_header *")
     while pos < end and cols.c.count < cols.capacity:
         i0 = cols.c.count
-        rc = lib.pl_segment_decode(seg.c, pos, end, min_offset, cols.c, out)
+        rc = lib.pl_segment_decode_upto(seg.c, pos, end, min_offset, cols.capacity,
+                                        cols.c, out)
         if cols.c.count > i0:
             chunks.append((view, i0, cols.c.count))
         if rc == 0:
@@ -329,9 +330,8 @@ class ColumnReader:
             # clamp to the end seen under the lock: seg_next must describe [pos, end)
             end = min(seg.span(pos, budget), seg_end)
             want = min(max_records - len(out), seg_next - offset)
-            # Room for a few more rows than wanted, so a batch straddling the limit is
-            # decoded in place (then cut) instead of into a temporary array.
-            cols = _scratch_cols(min(want + _SLACK, seg_next - offset))
+            # The C decode stops at `want` rows, inside a batch if need be.
+            cols = _scratch_cols(want)
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
                 i1 = min(i1, want)
                 if i0 >= i1:
