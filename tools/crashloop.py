@@ -441,8 +441,8 @@ def crash_loop(data: Path, *, cycles: int, power_loss: bool = False, states: int
         tot["cycles"] += 1
         jnow = os.path.getsize(journal) if os.path.exists(journal) else 0
         tot["startup_kills"] += jnow == jsize     # killed in open/recovery: no ack yet
-        if os.path.exists(journal):
-            with open(journal, "rb") as jf:
+        if jnow > jsize:                          # this writer acked something, and
+            with open(journal, "rb") as jf:       # its last line says it had finished
                 jf.seek(max(0, os.path.getsize(journal) - 7))
                 tot["idle_kills"] += jf.read() == b"# done\n"
         if power_loss:
