@@ -406,6 +406,10 @@ int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
  * batch.  PL_ERANGE if pos >= size.  OUT: *out_end. */
 int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
                     uint64_t *out_end);
+/* pl_segment_span that also stops after the batch holding last_offset (a read that
+ * wants offsets up to last_offset walks no further headers). */
+int pl_segment_span_upto(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
+                         int64_t last_offset, uint64_t *out_end);
 /* Header of the batch at pos (a batch start below size), bounds-checked against
  * size (length >= 49, whole batch below size).  OUT: h, *out_next = pos of the next
  * batch (== size at the end).  PL_ERANGE if pos >= size. */

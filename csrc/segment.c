@@ -636,8 +636,8 @@ int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
     return PL_ENOTFOUND;
 }
 
-int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
-                    uint64_t *out_end)
+int pl_segment_span_upto(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
+                         int64_t last_offset, uint64_t *out_end)
 {
     uint64_t end = pos, next;
     pl_batch_header h;
@@ -654,9 +654,17 @@ int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
         if (end > pos && next - pos > max_bytes)
             break;
         end = next;
+        if (h.base_offset + h.last_offset_delta >= last_offset)
+            break;
     }
     *out_end = end;
     return PL_OK;
+}
+
+int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
+                    uint64_t *out_end)
+{
+    return pl_segment_span_upto(seg, pos, max_bytes, INT64_MAX, out_end);
 }
 
 int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,

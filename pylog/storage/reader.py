@@ -295,6 +295,16 @@ def chunks_to_columns(cols: _Cols, chunks: list) -> Columns:
 
 
 # ---- the reader bound to a partition -----------------------------------------------
+def _span_upto(seg, pos: int, max_bytes: int, last_offset: int) -> int:
+    """Segment.span that stops after the batch holding last_offset (no header walk
+    beyond what the read wants)."""
+    end = ffi.new("uint64_t *")
+    rc = lib.pl_segment_span_upto(seg.c, pos, max_bytes, last_offset, end)
+    if rc:
+        _ffi.check(rc, f"reading {seg.log_path} at byte {pos}")
+    return end[0]
+
+
 class ColumnReader:
     """Read paths of one PartitionLog (holds its lock only to locate)."""
 
@@ -327,9 +337,9 @@ class ColumnReader:
             if loc is None:
                 break
             seg, pos, seg_end, seg_next = loc
-            # clamp to the end seen under the lock: seg_next must describe [pos, end)
-            end = min(seg.span(pos, budget), seg_end)
             want = min(max_records - len(out), seg_next - offset)
+            # clamp to the end seen under the lock: seg_next must describe [pos, end)
+            end = min(_span_upto(seg, pos, budget, offset + want - 1), seg_end)
             # The C decode stops at `want` rows, inside a batch if need be.
             cols = _scratch_cols(want)
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
@@ -338,7 +348,7 @@ class ColumnReader:
                     break
                 out.extend(chunk_records(src, cols, i0, i1))
             budget -= end - pos
-            if budget <= 0:
+            if budget <= 0 or len(out) >= max_records:
                 break
             offset = seg_next if end >= seg_end else self._base_at(seg, end)
         return out
