@@ -59,6 +59,9 @@ static inline int pl_rd_varint(const uint8_t **pp, const uint8_t *end, int32_t *
 
     if (p < end && *p < 0x80) {             /* fast path: one byte */
         v = *p++;
+    } else if (end - p >= 2 && p[1] < 0x80) {   /* two bytes (lengths 64..8191) */
+        v = (uint32_t)(p[0] & 0x7f) | ((uint32_t)p[1] << 7);
+        p += 2;
     } else {
         for (;;) {
             uint8_t b;
@@ -87,6 +90,9 @@ static inline int pl_rd_varlong(const uint8_t **pp, const uint8_t *end, int64_t 
 
     if (p < end && *p < 0x80) {
         v = *p++;
+    } else if (end - p >= 2 && p[1] < 0x80) {
+        v = (uint64_t)(p[0] & 0x7f) | ((uint64_t)p[1] << 7);
+        p += 2;
     } else {
         for (;;) {
             uint8_t b;
