@@ -394,6 +394,12 @@ class ColumnReader:
 # ---- appends ------------------------------------------------------------------------
 def _blob(items, what: str):
     """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes."""
+    try:                                  # no None, all bytes-like: two C-level passes
+        blob = b"".join(items)
+    except TypeError:
+        pass                              # None or not bytes-like: the loop says which
+    else:
+        return blob, ffi.new("int32_t[]", list(map(len, items)))
     lens = []
     parts = []
     for it in items:
