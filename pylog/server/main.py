@@ -60,6 +60,13 @@ def _report_recovery(plog) -> None:
             log.debug("recovery: %s", report)
 
 
+def _import_interfaces():
+    from .http import HttpServer
+    from .metrics import CommittedOffsets
+    from .text import TextServer
+    return HttpServer, CommittedOffsets, TextServer
+
+
 async def _start_interfaces(server, config: ServerConfig) -> list:
     """The text and HTTP listeners (issue 6) over the Kafka server's broker.
 
@@ -67,9 +74,13 @@ async def _start_interfaces(server, config: ServerConfig) -> list:
     (3000, 8081) are skipped with a warning when taken, so several servers can
     run side by side on their Kafka ports alone.
     """
-    from .http import HttpServer
-    from .metrics import CommittedOffsets
-    from .text import TextServer
+    if all(port is not None and port < 0 for port in (config.text_port, config.http_port)):
+        return []
+    # aiohttp takes about half a second to import: do it in a worker thread so the Kafka
+    # listener, already open, answers requests meanwhile.
+    loop = asyncio.get_running_loop()
+    HttpServer, CommittedOffsets, TextServer = await loop.run_in_executor(
+        None, _import_interfaces)
     host = config.kafka_address[0]
     offsets = CommittedOffsets(server.broker)
     wanted = [(TextServer, config.text_port, 3000, {"idle_s": config.idle_ms / 1000}),
