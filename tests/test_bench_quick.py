@@ -20,7 +20,6 @@ OK_KEYS = {"records_per_s", "mb_per_s", "spread_pct", "cpu_client_s", "cpu_serve
 
 @pytest.mark.timeout(120)
 def test_compare_tiny_writes_table_json_and_chart(tmp_path):
-    pytest.importorskip("matplotlib", reason="the chart needs matplotlib")
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.compare", "--tiny", "--no-install", "--out", str(out),
