@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pylog
 from pylog._ffi import RecordsIn, build_batch, ffi, lib
