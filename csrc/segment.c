@@ -290,8 +290,20 @@ int pl_segment_load_clean(pl_segment *seg)
 
 /* ---- recovery ------------------------------------------------------------------ */
 
+/* End of the last non-zero byte in map[from, to), or from if all are zero.  The
+ * preallocated tail after a crash is mostly zeros (up to a whole grow_chunk), so this
+ * steps back 64 bytes at a time and looks at single bytes only near data. */
 static uint64_t last_nonzero_end(const uint8_t *map, uint64_t from, uint64_t to)
 {
+    while (to > from && (to & 7) != 0 && map[to - 1] == 0)
+        to--;
+    while (to - from >= 64 && (to & 7) == 0) {
+        uint64_t w[8];
+        memcpy(w, map + to - 64, sizeof(w));
+        if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
+            break;
+        to -= 64;
+    }
     while (to > from && map[to - 1] == 0)
         to--;
     return to;

@@ -476,7 +476,10 @@ def test_c_core_recovery_agrees_with_scan_reference(tmp_path):
     garbage = bytearray(seg)
     garbage[sizes[0] + 30] ^= 0xFF
     cases = [seg, seg + bytes(5000), seg[:-7], seg[:sizes[0] + 15], bytes(garbage),
-             seg + b"\x00" * 9 + b"\x07" + bytes(50), seg[:sizes[0]] + seg[:sizes[0]]]
+             seg + b"\x00" * 9 + b"\x07" + bytes(50), seg[:sizes[0]] + seg[:sizes[0]],
+             # stray bytes far into a zero tail (the backwards scan steps 64 bytes at a time)
+             seg + bytes(1000) + b"\x01" + bytes(3000),
+             seg + bytes(63) + b"\x02" + bytes(64 * 40 + 3), seg + bytes(4096) + b"\x03"]
     for i, data in enumerate(cases):
         ref = scan_valid_prefix(data, 100)
         want = (ref.valid_bytes, ref.batches, ref.next_offset, ref.stop_reason,
