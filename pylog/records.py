@@ -35,7 +35,7 @@ from pylog.errors import CorruptRecordError, RecordTooLargeError
 __all__ = [
     "Record", "RecordMetadata", "BatchHeader", "ScanReport",
     "encode_batch", "decode_batch", "iter_batches", "iter_headers", "read_header",
-    "validate_batch", "verify_crc", "stamp_batch", "scan_valid_prefix",
+    "validate_batch", "valid_headers", "verify_crc", "stamp_batch", "scan_valid_prefix",
     "compress", "decompress", "crc32c",
     "CODEC_NONE", "CODEC_GZIP", "CODEC_SNAPPY", "CODEC_LZ4", "CODEC_ZSTD",
 ]
@@ -462,6 +462,18 @@ def iter_headers(buf, verify: bool = True) -> Iterator[tuple[int, BatchHeader]]:
                                f"or has a bad batchLength {h.batch_length}")
         yield pos, h
         pos += h.size
+
+
+def valid_headers(buf) -> list[tuple[int, BatchHeader]]:
+    """(position, header) of each valid batch from the start, stopping without an error
+    at the first invalid or torn one: the prefix recovery keeps."""
+    out: list[tuple[int, BatchHeader]] = []
+    try:
+        for item in iter_headers(buf):
+            out.append(item)
+    except CorruptRecordError:
+        pass
+    return out
 
 
 def iter_batches(buf) -> Iterator[tuple[BatchHeader, list[Record]]]:

@@ -47,8 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pylog.records import validate_batch  # noqa: E402
-from pylog.errors import CorruptRecordError  # noqa: E402
+from pylog.records import valid_headers  # noqa: E402
 from pylog.storage import files  # noqa: E402
 
 FIELDS = {  # name: (offset, size)  -- FORMAT.md section 3.1
@@ -85,16 +84,7 @@ class NotApplicable(Exception):
 
 def _batches(path: Path) -> list[tuple[int, object]]:
     """(position, header) of each valid batch of a .log, in order."""
-    data = path.read_bytes()
-    out, pos = [], 0
-    while pos < len(data):
-        try:
-            h = validate_batch(data, pos)
-        except CorruptRecordError:
-            break
-        out.append((pos, h))
-        pos += h.size
-    return out
+    return valid_headers(path.read_bytes())
 
 
 def _partitions(data: Path, topic=None, partition=None) -> list[tuple[str, int, Path]]:

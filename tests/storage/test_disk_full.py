@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import errno
 import gc
-import subprocess
 
-import pytest
 
 import pylog
 from pylog.errors import StorageError
 
 CFG = {"segment.bytes": 1 << 20, "segment.index.bytes": 64 * 1024}
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a 4 MiB tmpfs (needs root): {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _fill(p, value: bytes, limit: int = 10_000) -> StorageError:
