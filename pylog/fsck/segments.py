@@ -23,7 +23,6 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from array import array
 
 import numpy as np
 
@@ -353,20 +352,34 @@ def read_entries(path: str, dtype: np.dtype, strip_zero_tail: bool):
     return arr, len(data), problem
 
 
+def _load_index(path: str, dtype, kind: str, label: str, ctx: _Ctx, *, active: bool,
+                live: bool):
+    """Entries of an index file, or None after adding the finding that it is missing
+    or has a bad length.  Returns (entries, severity, fix): problems in the active
+    segment of a live directory are INFO (a write may be in progress), else ERROR."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        ctx.add(ERROR, f"{kind}-missing", f"{label} file is missing", name,
+                fix="rebuild-index")
+        return None
+    arr, length, problem = read_entries(path, dtype, active)
+    sev = INFO if (live and active) else ERROR
+    fix = None if sev == INFO else "rebuild-index"
+    if problem:
+        ctx.add(sev, f"{kind}-length", f"{label} {problem}", name, length, fix=fix)
+        return None
+    return arr, sev, fix
+
+
 def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
                 active: bool, live: bool) -> bool:
     """Add findings about the .index; True when it is exactly what a rebuild gives."""
     name = os.path.basename(path)
-    if not os.path.exists(path):
-        ctx.add(ERROR, "index-missing", "offset index file is missing", name,
-                fix="rebuild-index")
+    loaded = _load_index(path, INDEX_DTYPE, "index", "offset index", ctx, active=active,
+                         live=live)
+    if loaded is None:
         return False
-    arr, length, problem = read_entries(path, INDEX_DTYPE, active)
-    sev = INFO if (live and active) else ERROR
-    fix = None if sev == INFO else "rebuild-index"
-    if problem:
-        ctx.add(sev, "index-length", f"offset index {problem}", name, length, fix=fix)
-        return False
+    arr, sev, fix = loaded
     rels = arr["rel"].astype(np.int64)
     poss = arr["pos"].astype(np.int64)
     positions = np.frombuffer(seg.positions, dtype=np.int64)
@@ -434,16 +447,11 @@ def check_timeindex(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
                     active: bool, sealed: bool, live: bool) -> bool:
     """Add findings about the .timeindex; True when it is consistent with the log."""
     name = os.path.basename(path)
-    if not os.path.exists(path):
-        ctx.add(ERROR, "timeindex-missing", "time index file is missing", name,
-                fix="rebuild-index")
+    loaded = _load_index(path, TIMEINDEX_DTYPE, "timeindex", "time index", ctx,
+                         active=active, live=live)
+    if loaded is None:
         return False
-    arr, length, problem = read_entries(path, TIMEINDEX_DTYPE, active)
-    sev = INFO if (live and active) else ERROR
-    fix = None if sev == INFO else "rebuild-index"
-    if problem:
-        ctx.add(sev, "timeindex-length", f"time index {problem}", name, length, fix=fix)
-        return False
+    arr, sev, fix = loaded
     ts = arr["ts"].astype(np.int64)
     rels = arr["rel"].astype(np.int64)
     if sev == ERROR:
