@@ -19,6 +19,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["crc32c.c", "batch.c", "io.c", "index.c", "timeindex.c", "segment.c", "scan.c"]
 # Headers (and this script) as `depends`: rebuilt when they change, shipped in sdists.
 HEADERS = ["pylog.h", "pl_internal.h", "crc32c_table.h"]
+CFLAGS = ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
 
 
 def cdef_from_header(text: str) -> str:
@@ -52,7 +53,7 @@ ffibuilder.set_source(
     sources=[f"csrc/{s}" for s in SOURCES],
     include_dirs=["csrc"],
     depends=[f"csrc/{h}" for h in HEADERS] + ["csrc/build_ffi.py"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+    extra_compile_args=CFLAGS,
 )
 
 if __name__ == "__main__":

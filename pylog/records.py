@@ -86,9 +86,10 @@ assert _HEADER.size == BATCH_HEADER_SIZE and _AFTER_CRC.size == 40 and _PREFIX.s
 Record = namedtuple("Record", "offset timestamp key value headers", defaults=((),))
 Record.__doc__ = """One record: ``(offset, timestamp, key, value, headers)``.
 
-A namedtuple because read() builds millions of them: construction is one
-``tuple.__new__`` and field access is a C-level getter.  ``headers`` is a list of
-``(str, bytes | None)`` (decoders give a fresh list; the default is an empty tuple).
+A namedtuple because read() builds millions of them (in C, pylog._speedups) and
+field access is a C-level getter.  Immutable throughout: ``headers`` is a tuple of
+``(str, bytes | None)`` pairs, ``()`` when there are none, so a Record holds no
+container the cyclic GC must watch.
 ``Record.make((offset, ts, key, value, headers))`` skips argument parsing.
 """
 #: Build a Record from a 5-tuple without argument parsing (the fastest constructor).
@@ -427,7 +428,8 @@ def _decode_records(data: bytes, p: int, end: int, h: BatchHeader, base: int,
             raise _corrupt(PL_EBADRECORD, base + start, f"{where}: record at byte "
                            f"{base + start} has {rec_end - p} bytes beyond its fields")
         ts = h.max_timestamp if log_append else base_ts + ts_delta
-        out.append(tuple.__new__(Record, (base_offset + off_delta, ts, key, value, headers)))
+        out.append(tuple.__new__(Record, (base_offset + off_delta, ts, key, value,
+                                          tuple(headers))))
     if p != end:
         raise _corrupt(PL_EBADRECORD, base + p, f"{where}: {end - p} bytes after the last "
                        f"of {h.records_count} records, at byte {base + p}")

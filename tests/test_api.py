@@ -36,8 +36,8 @@ def test_design_example_round_trip(log):
     assert (md.offset, off, base) == (0, 1, 2)
     recs = p.read(0, max_records=500, max_bytes=1 << 20)
     assert [(r.offset, r.key, r.value, r.headers) for r in recs] == [
-        (0, b"k", b"value", [("h", b"v")]), (1, None, b"v", []), (2, None, b"a", []),
-        (3, None, b"b", [])]
+        (0, b"k", b"value", (("h", b"v"),)), (1, None, b"v", ()), (2, None, b"a", ()),
+        (3, None, b"b", ())]
     assert recs[0].timestamp == md.timestamp
     assert [r.value for r in p.iter(1)] == [b"v", b"a", b"b"]
     cols = p.read_columns(0, max_records=1_000_000)
@@ -58,8 +58,8 @@ def test_null_values_keys_and_headers_round_trip(log):
                    timestamps=[5, 7, 6])
     recs = p.read(0)
     assert [(r.key, r.value, r.headers) for r in recs] == [
-        (b"tomb", None, []), (None, b"x", [("a", None)]), (b"k", None, []),
-        (b"", b"", [("b", b"1"), ("c", b"")])]
+        (b"tomb", None, ()), (None, b"x", (("a", None),)), (b"k", None, ()),
+        (b"", b"", (("b", b"1"), ("c", b"")))]
     assert [r.timestamp for r in recs[1:]] == [5, 7, 6]
 
 

@@ -307,10 +307,12 @@ def test_c_sources_compile_warning_free():
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         pytest.skip("no C compiler")
+    import sysconfig
     csrc = pathlib.Path(__file__).resolve().parents[1] / "csrc"
-    for src in sorted(csrc.glob("*.c")):
+    for src in sorted(csrc.glob("*.c")):       # pyext.c (the CPython extension) too
         res = subprocess.run([gcc, "-fsyntax-only", "-O2", "-Wall", "-Wextra", "-Werror",
-                              "-std=gnu11", "-I", str(csrc), str(src)],
+                              "-std=gnu11", "-I", str(csrc),
+                              "-I", sysconfig.get_paths()["include"], str(src)],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
 

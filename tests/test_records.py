@@ -147,7 +147,7 @@ def test_kafka_python_batches_decode_with_ours(monkeypatch, recs, codec):
     h, got = decode_batch(buf)
     assert (h.producer_id, h.producer_epoch, h.base_sequence) == (1000, 3, 17)
     assert h.records_count == len(recs) and h.magic == 2
-    assert [tuple(r) for r in got] == [(i, ts, k, v, h_) for i, (k, v, h_, ts) in
+    assert [tuple(r) for r in got] == [(i, ts, k, v, tuple(h_)) for i, (k, v, h_, ts) in
                                        enumerate(recs)]
 
 
@@ -184,11 +184,11 @@ def test_aiokafka_c_builder_and_reader_interoperate(recs, codec):
     for i, (k, v, h, ts) in enumerate(recs):
         assert b.append(i, timestamp=ts, key=k, value=v, headers=h) is not None
     _, got = decode_batch(bytes(b.build()))
-    want = [(i, ts, k, v, h) for i, (k, v, h, ts) in enumerate(recs)]
+    want = [(i, ts, k, v, tuple(h)) for i, (k, v, h, ts) in enumerate(recs)]
     assert [tuple(r) for r in got] == want
     theirs = AioBatch(_encode(recs, compression=codec))
     assert theirs.validate_crc()
-    assert [(r.offset, r.timestamp, r.key, r.value, [tuple(x) for x in r.headers])
+    assert [(r.offset, r.timestamp, r.key, r.value, tuple(tuple(x) for x in r.headers))
             for r in theirs] == want
 
 
@@ -204,7 +204,8 @@ def test_encode_decode_round_trip(recs, codec, base, pid):
     h2, got = decode_batch(buf)
     assert h == h2 and h.size == len(buf) and h.producer_id == pid
     assert h.base_timestamp == recs[0][3] and h.last_offset == base + len(recs) - 1
-    assert got == [Record(base + i, ts, k, v, hd) for i, (k, v, hd, ts) in enumerate(recs)]
+    assert got == [Record(base + i, ts, k, v, tuple(hd)) for i, (k, v, hd, ts) in
+                   enumerate(recs)]
 
 
 def test_log_append_time_batch_gives_every_record_max_timestamp():

@@ -236,6 +236,7 @@ class GroupCommit:
                     return
                 target = self._active.c.next_offset
                 self._dirty_since = None
+                self._gate_locked()
                 to_seal, self._unsealed = self._unsealed, []
                 if (target <= self._synced or self._closed) and not to_seal:
                     self._resolve_waiters_locked()
@@ -291,6 +292,7 @@ class GroupCommit:
         if self._fenced is None:
             self._fenced = err if isinstance(err, StorageError) else StorageError(str(err))
         self._blocked = True
+        self._gate_locked()
         self._fail_waiters_locked(self._fenced)
 
     def _fail_waiters_locked(self, err: Exception) -> None:

@@ -22,7 +22,12 @@ Reads never hold the lock for more than a lookup: under the lock we pick the seg
 the batch position and snapshot the end; the decode runs outside it over bytes below that
 end, which nothing rewrites (retention unlinks files but the mapping stays valid).
 
-Locking: one ``threading.Lock`` per partition; methods named ``*_locked`` expect it held.
+Locking: one lock per partition (``_speedups.Lock``, used as a threading.Lock); methods
+named ``*_locked`` expect it held.  ``append(value, key)`` first tries the C fast path
+(``_speedups.Appender``): with the GIL held and the lock free it appends in one C call.
+``_gate_locked`` points it at the active segment only while nothing else must happen on
+an append (no flush policy, no listeners, not fenced or closed, already dirty); every
+change of those, or of the active segment, calls it under the lock.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pylog import _ffi
+from pylog import _ffi, _speedups
 from pylog._ffi import ffi, lib
 from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
                           StorageError)
@@ -56,6 +61,11 @@ _NULL = ffi.NULL
 _append_one = lib.pl_segment_append_one
 _append_now = lib.pl_segment_append_now
 PL_EROLL = lib.PL_EROLL
+
+
+def _addr(cdata) -> int:
+    """A cffi pointer as the integer _speedups takes."""
+    return int(ffi.cast("uintptr_t", cdata))
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
@@ -71,7 +81,9 @@ class PartitionLog(GroupCommit):
         self.partition = partition
         self.directory = Path(directory)
         self._grow_chunk = grow_chunk
-        self._lock = threading.Lock()
+        self._lock = _speedups.Lock()
+        self._appender = _speedups.Appender(self._lock)
+        self._fast_append = self._appender.append
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
         self._active = segments[-1]
@@ -84,6 +96,7 @@ class PartitionLog(GroupCommit):
         self._closed = False
         self._blocked = False                  # fenced or closed: appends refused
         self._cseg = self._active.c
+        self._cseg_addr = _addr(self._cseg)
         self._listeners: tuple = ()
         self._dirty_since: float | None = None
         self._unflushed_msgs = 0
@@ -95,6 +108,7 @@ class PartitionLog(GroupCommit):
         self._reader = ColumnReader(self)
         self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
         self._now_io = ffi.new("pl_append_now *")  # IN/OUT of append()'s C call (ditto)
+        self._now_io_addr = _addr(self._now_io)
         self._apply_config_locked(config)
         if self._flusher is not None:
             self._flusher.register(self)
@@ -115,6 +129,17 @@ class PartitionLog(GroupCommit):
         self._log_append_time = config.message_timestamp_type == "LogAppendTime"
         self._attributes = PL_ATTR_TIMESTAMP_TYPE if self._log_append_time else 0
         self._now_io.attributes = self._attributes
+        self._gate_locked()
+
+    def _gate_locked(self) -> None:
+        """Point append()'s C fast path at the active segment, or at none while the
+        Python path must run: fenced or closed, a flush policy that counts or waits,
+        listeners to call, or not yet dirty (the Python path sets _dirty_since)."""
+        if (self._blocked or self._policy or self._listeners
+                or self._dirty_since is None):
+            self._appender.set(0, 0)
+        else:
+            self._appender.set(self._cseg_addr, self._now_io_addr)
 
     def _set_roll_deadline_locked(self, deadline_ms: int) -> None:
         """segment.ms: appends at a wall-clock time past this roll first (the C
@@ -166,6 +191,13 @@ class PartitionLog(GroupCommit):
     # ---- appends -------------------------------------------------------------------
     def append(self, value, key=None, headers=None, timestamp=None) -> int:
         """Append one record; returns its offset (waits for a barrier if flush.messages=1)."""
+        if headers is None and timestamp is None:
+            offset = self._fast_append(value, key)     # C, or None: nothing appended
+            if offset is not None:
+                return offset
+        return self._append_slow(value, key, headers, timestamp)
+
+    def _append_slow(self, value, key, headers, timestamp) -> int:
         if headers or timestamp is not None:
             return self._append_given(value, key, headers, timestamp)
         # The hot path: one C call stamps the record with the C clock and checks the
@@ -190,6 +222,7 @@ class PartitionLog(GroupCommit):
             offset = io.offset
             if self._dirty_since is None:
                 self._dirty_since = _monotonic()
+                self._gate_locked()
             fut = self._policy_locked(offset) if self._policy else None
         finally:
             lock.release()
@@ -343,6 +376,7 @@ class PartitionLog(GroupCommit):
         """Flush-policy bookkeeping; returns a future to wait on for durable acks."""
         if self._dirty_since is None:
             self._dirty_since = _monotonic()
+            self._gate_locked()
         return self._policy_locked(last_offset, want_future) if self._policy else None
 
     def _raise_unwritable_locked(self):
@@ -385,7 +419,9 @@ class PartitionLog(GroupCommit):
         self._bases.append(base)
         self._active = seg
         self._cseg = seg.c
+        self._cseg_addr = _addr(seg.c)
         self._set_roll_deadline_locked(seg.created_ms + self._segment_ms)
+        self._gate_locked()
 
     def _close_segment_locked(self, seg: Segment) -> None:
         """Close a sealed segment's fds now, or after the barrier that may use them."""
@@ -475,6 +511,7 @@ class PartitionLog(GroupCommit):
     def add_listener(self, fn: Callable[[], None]) -> None:
         with self._lock:
             self._listeners = self._listeners + (fn,)
+            self._gate_locked()
 
     def remove_listener(self, fn: Callable[[], None]) -> None:
         with self._lock:
@@ -482,6 +519,7 @@ class PartitionLog(GroupCommit):
             if fn in ls:
                 ls.remove(fn)
             self._listeners = tuple(ls)
+            self._gate_locked()
 
     # ---- retention -----------------------------------------------------------------
     def enforce_retention(self, now_ms: int | None = None) -> int:
@@ -546,6 +584,7 @@ class PartitionLog(GroupCommit):
                 return
             self._closed = True
             self._blocked = True
+            self._gate_locked()
             try:
                 if self._fenced is None:
                     self._active.seal()
@@ -559,6 +598,7 @@ class PartitionLog(GroupCommit):
         """For tests (Log._simulate_crash): close the fds without sealing or syncing."""
         with self._lock:
             self._closed = self._blocked = True
+            self._gate_locked()
             self._fail_waiters_locked(StorageError("partition abandoned"))
             for seg in self._segments:
                 seg.close()
@@ -570,6 +610,7 @@ class PartitionLog(GroupCommit):
             self._flusher.unregister(self)
         with self._lock:
             self._closed = self._blocked = True
+            self._gate_locked()
             self._fail_waiters_locked(StorageError(f"{self.topic} was deleted"))
             for seg in self._segments:
                 seg.delete()

@@ -20,29 +20,30 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
 from pylog import _ffi
 from pylog._ffi import ffi, lib
+from pylog._speedups import join_lengths as _join_lengths
+from pylog._speedups import records as _records
 from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
 
 __all__ = ["Columns", "ColumnReader", "build_records_in", "retention_victims"]
 
-_tuple_new = tuple.__new__          # map(tuple.__new__, repeat(Record), rows): no Python call
 
 
 class _Cols:
     """A ``pl_record_cols`` whose arrays are numpy arrays (so slicing/tolist is fast)."""
 
-    __slots__ = ("c", "offsets", "timestamps", "key_pos", "key_lens", "value_pos",
+    __slots__ = ("c", "addr", "offsets", "timestamps", "key_pos", "key_lens", "value_pos",
                  "value_lens", "headers_pos", "header_counts", "capacity")
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         c = self.c = ffi.new("pl_record_cols *")
+        self.addr = int(ffi.cast("uintptr_t", c))     # for _speedups.records
         c.capacity = capacity
         c.count = 0
         for name, dtype, ctype in (
@@ -152,68 +153,10 @@ def _decode_records(data: bytes, h, min_offset: int, cols: _Cols, chunks: list,
 
 
 # ---- Records ------------------------------------------------------------------------
-def _slices(src, pos: np.ndarray, lens: np.ndarray) -> list:
-    """bytes for each (pos, len) of src (len -1: None), with one copy of the span."""
-    n = len(pos)
-    present = lens >= 0
-    if not present.any():
-        return [None] * n
-    idx = np.flatnonzero(present)
-    lo = int(pos[idx[0]])
-    hi = int(pos[idx[-1]]) + int(lens[idx[-1]])
-    blob = bytes(src[lo:hi])
-    starts = (pos - lo).tolist()
-    ends = (pos - lo + lens).tolist()
-    out = [blob[s:e] for s, e in zip(starts, ends)]
-    if len(idx) != n:
-        for i in np.flatnonzero(~present).tolist():
-            out[i] = None
-    return out
-
-
-def _varint(src, p: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = src[p]
-        p += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (result >> 1) ^ -(result & 1), p
-        shift += 7
-
-
-def _headers(src, pos: np.ndarray, counts: np.ndarray) -> list:
-    """Parse each record's headers (already bounds-checked by the C decoder)."""
-    out = []
-    for p, n in zip(pos.tolist(), counts.tolist()):
-        hs = []
-        for _ in range(n):
-            klen, p = _varint(src, p)
-            key = bytes(src[p:p + klen]).decode("utf-8", "replace")
-            p += klen
-            vlen, p = _varint(src, p)
-            if vlen < 0:
-                hs.append((key, None))
-            else:
-                hs.append((key, bytes(src[p:p + vlen])))
-                p += vlen
-        out.append(hs)
-    return out
-
-
 def chunk_records(src, cols: _Cols, i0: int, i1: int) -> list[Record]:
-    n = i1 - i0
-    offs = cols.offsets[i0:i1].tolist()
-    ts = cols.timestamps[i0:i1].tolist()
-    values = _slices(src, cols.value_pos[i0:i1], cols.value_lens[i0:i1])
-    kl = cols.key_lens[i0:i1]
-    keys = _slices(src, cols.key_pos[i0:i1], kl) if (kl >= 0).any() else [None] * n
-    hc = cols.header_counts[i0:i1]
-    if hc.any():
-        headers = _headers(src, cols.headers_pos[i0:i1], hc)
-    else:
-        headers = [[] for _ in range(n)]
-    return list(map(_tuple_new, repeat(Record, n), zip(offs, ts, keys, values, headers)))
+    """Records of rows i0..i1, built in C (_speedups.records: bytes copied out of
+    ``src``, headers parsed, each position bounds-checked against ``src``)."""
+    return _records(Record, src, cols.addr, i0, i1, CorruptRecordError)
 
 
 # ---- Columns ------------------------------------------------------------------------
@@ -394,12 +337,10 @@ class ColumnReader:
 # ---- appends ------------------------------------------------------------------------
 def _blob(items, what: str):
     """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes."""
-    try:                                  # no None, all bytes-like: two C-level passes
-        blob = b"".join(items)
-    except TypeError:
-        pass                              # None or not bytes-like: the loop says which
-    else:
-        return blob, ffi.new("int32_t[]", list(map(len, items)))
+    joined = _join_lengths(items)         # all bytes or None: one C pass
+    if joined is not None:
+        blob, lens = joined
+        return blob, ffi.from_buffer("int32_t[]", lens)
     lens = []
     parts = []
     for it in items:

@@ -86,7 +86,7 @@ def test_append_with_buffers_and_null_fields_reads_back(log):
     p.append(None)
     p.append(b"", key=b"")
     got = [(r.key, r.value, r.headers) for r in p.read(0)]
-    assert got == [(b"k1", b"v1", []), (None, None, []), (b"", b"", [])]
+    assert got == [(b"k1", b"v1", ()), (None, None, ()), (b"", b"", ())]
     with pytest.raises(TypeError):
         p.append("text")
     assert p.log_end_offset == 3
