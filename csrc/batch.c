@@ -261,7 +261,13 @@ static int blobs_ok(const pl_records_in *r)
 int pl_batch_build(uint8_t *out, size_t cap, int64_t base_offset,
                    const pl_records_in *r, size_t *out_len)
 {
-    uint64_t total = batch_size(r), hi = 0, hj = 0, ka = 0, va = 0, hka = 0, hva = 0;
+    return pl_batch_build_sized(out, cap, base_offset, r, batch_size(r), out_len);
+}
+
+int pl_batch_build_sized(uint8_t *out, size_t cap, int64_t base_offset,
+                         const pl_records_in *r, uint64_t total, size_t *out_len)
+{
+    uint64_t hi = 0, hj = 0, ka = 0, va = 0, hka = 0, hva = 0;
     int64_t base_ts, max_ts;
     uint8_t *q;
     uint32_t i;

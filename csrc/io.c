@@ -1,6 +1,6 @@
 /*
  * io.c -- mapped files: the only file that calls mmap/munmap/msync/fallocate/
- * ftruncate/fsync.
+ * ftruncate/fsync/pwrite.
  *
  * A pl_mfile maps `reserved` bytes of address space once (MAP_SHARED) and never
  * moves it, so pointers handed to Python stay valid until Python calls
@@ -111,6 +111,30 @@ int pl_mfile_ensure(pl_mfile *f, uint64_t need)
     if (rc != 0)
         return rc;
     f->allocated = target;
+    return PL_OK;
+}
+
+int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    if (!f->writable || f->fd < 0)
+        return PL_ECLOSED;
+    if (at > f->allocated || len > f->allocated - at)
+        return PL_EINVAL;                 /* never past the fallocated blocks */
+    while (len > 0) {
+        ssize_t n = pwrite(f->fd, p, len, (off_t)at);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0)
+            return EIO;
+        p += n;
+        at += (uint64_t)n;
+        len -= (size_t)n;
+    }
     return PL_OK;
 }
 

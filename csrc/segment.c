@@ -19,6 +19,7 @@
  * empty segment takes one batch up to its reservation, or says PL_ETOOLARGE.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -443,7 +444,12 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
     /* Second pass: copy, stamp, index; then publish size before next_offset. */
     at = seg->log.size;
     next = seg->next_offset;
-    memcpy(seg->log.map + at, buf, len);
+    if (len >= PL_WRITE_MIN) {
+        if ((rc = pl_mfile_write(&seg->log, at, buf, len)) != PL_OK)
+            return rc;                    /* past size: not published, overwritten next */
+    } else {
+        memcpy(seg->log.map + at, buf, len);
+    }
     for (pos = 0; pos < len;) {
         uint8_t *b = seg->log.map + at + pos;
         int64_t last;
@@ -480,11 +486,25 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     if (rc != PL_OK)
         return rc;
     at = seg->log.size;
-    rc = pl_batch_build(seg->log.map + at, (size_t)(seg->log.allocated - at),
-                        seg->next_offset, r, &written);
+    if (total >= PL_WRITE_MIN) {
+        /* Built in (warm, reused) heap memory, then one pwrite: see PL_WRITE_MIN. */
+        uint8_t *tmp = malloc((size_t)total);
+        if (tmp == NULL)
+            return ENOMEM;
+        rc = pl_batch_build_sized(tmp, (size_t)total, seg->next_offset, r, total, &written);
+        if (rc == PL_OK)
+            rc = pl_mfile_write(&seg->log, at, tmp, written);
+        if (rc == PL_OK)
+            pl_batch_read_header(tmp, written, &h);
+        free(tmp);
+    } else {
+        rc = pl_batch_build_sized(seg->log.map + at, (size_t)(seg->log.allocated - at),
+                                  seg->next_offset, r, total, &written);
+        if (rc == PL_OK)
+            pl_batch_read_header(seg->log.map + at, written, &h);
+    }
     if (rc != PL_OK)
         return rc;
-    pl_batch_read_header(seg->log.map + at, written, &h);
     track_batch(seg, at, seg->next_offset + h.last_offset_delta, h.max_timestamp, written);
     *out_base = seg->next_offset;
     publish(seg, at + written, seg->next_offset + h.last_offset_delta + 1);

@@ -262,3 +262,31 @@ def test_join_lengths():
     assert _speedups.join_lengths(()) == (b"", b"")
     with pytest.raises(TypeError):
         _speedups.join_lengths(5)
+
+
+# ---- big appends go through pwrite (PL_WRITE_MIN), small ones through the mapping --
+def test_big_and_small_appends_interleave_byte_exact(disk_log):
+    from pylog._ffi import RecordsIn, build_batch
+    from pylog.records import encode_batch
+    p = disk_log.create_topic("t").partition(0)
+    big = [bytes([i % 251]) * 100 for i in range(1000)]       # ~110 KB: pwrite
+    client = encode_batch([b"c%d" % i * 50 for i in range(400)], timestamps=123)
+    assert len(client) > 16 << 10
+    p.append(b"small-1")
+    base = p.append_batch(big, timestamps=[7] * 1000)
+    p.append_batch([b"small-2"], timestamps=[8])
+    res = p.append_raw(client)
+    p.append(b"small-3")
+    assert (base, res.base_offset) == (1, 1002)
+    raw = bytes(p.read_raw(0, 1 << 24))
+    want_big = build_batch(RecordsIn(big, timestamps=[7] * 1000), base_offset=1)
+    assert want_big in raw
+    values = [r.value for r in p.iter(0)]
+    assert values == [b"small-1", *big, b"small-2", *[b"c%d" % i * 50 for i in range(400)],
+                      b"small-3"]
+    disk_log.close()
+    again = pylog.open(disk_log.data_dir)        # and the same after a reopen
+    try:
+        assert [r.value for r in again.topic("t").partition(0).iter(0)] == values
+    finally:
+        again.close()
