@@ -290,3 +290,31 @@ def test_big_and_small_appends_interleave_byte_exact(disk_log):
         assert [r.value for r in again.topic("t").partition(0).iter(0)] == values
     finally:
         again.close()
+
+
+# ---- read_columns reuses the memory of Columns the caller dropped, never of held ones
+def test_read_columns_never_reuses_memory_still_referenced(disk_log):
+    import numpy as np
+    p = disk_log.create_topic("t").partition(0)
+    for b in range(20):
+        p.append_batch([b"%d-%d" % (b, i) for i in range(500)])
+    first = p.read_columns(0, 5000)
+    kept_offsets = first.offsets                 # one array keeps the block alive
+    want = kept_offsets.copy()
+    del first
+    others = [p.read_columns(start, 5000) for start in (100, 2000, 4000, 7000)]
+    assert np.array_equal(kept_offsets, want)
+    assert [int(c.offsets[0]) for c in others] == [100, 2000, 4000, 7000]
+    assert not any(np.shares_memory(kept_offsets, c.offsets) for c in others)
+    snap = [c.offsets.copy() for c in others]
+    del kept_offsets
+    again = [p.read_columns(start, 5000) for start in (50, 60)]
+    assert all(np.array_equal(c.offsets, s) for c, s in zip(others, snap))
+    assert [int(c.offsets[0]) for c in again] == [50, 60]
+    assert [c.value(0) for c in again] == [b"0-50", b"0-60"]
+    dropped = p.read_columns(0, 100)
+    addr = dropped.offsets.__array_interface__["data"][0]
+    del dropped
+    reused = p.read_columns(10, 100)             # the dropped block comes back, warm
+    assert reused.offsets.__array_interface__["data"][0] == addr
+    assert reused.offsets.tolist() == list(range(10, 110))
