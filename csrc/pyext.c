@@ -431,12 +431,19 @@ static PyObject *speedups_records(PyObject *mod, PyObject *args)
     const uint8_t *base = view.buf;
     Py_ssize_t size = view.len;
     PyObject *out = PyList_New(i1 - i0);
+    PyObject *last_ts = NULL;            /* records of a batch often share a timestamp */
     if (out == NULL)
         goto done;
     for (Py_ssize_t i = i0; i < i1; i++) {
         int bad = 0;
         PyObject *off = PyLong_FromLongLong(c->offsets[i]);
-        PyObject *ts = PyLong_FromLongLong(c->timestamps[i]);
+        PyObject *ts;
+        if (last_ts != NULL && i > i0 && c->timestamps[i] == c->timestamps[i - 1]) {
+            ts = Py_NewRef(last_ts);
+        } else {
+            ts = PyLong_FromLongLong(c->timestamps[i]);
+            Py_XSETREF(last_ts, Py_XNewRef(ts));
+        }
         PyObject *key = span_bytes(base, size, c->key_pos[i], c->key_lens[i], &bad);
         PyObject *val = span_bytes(base, size, c->value_pos[i], c->value_lens[i], &bad);
         PyObject *hdr = (off && ts && key && val)
@@ -462,6 +469,7 @@ static PyObject *speedups_records(PyObject *mod, PyObject *args)
         PyList_SET_ITEM(out, i - i0, rec);
     }
 done:
+    Py_XDECREF(last_ts);
     PyBuffer_Release(&view);
     return out;
 }
