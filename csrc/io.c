@@ -140,13 +140,14 @@ int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len)
 
 int pl_mfile_sync(pl_mfile *f)
 {
-    uint64_t from;
-
+    /* One barrier, not two: on Linux fdatasync writes back every dirty page of the
+     * file, those stored through the shared mapping included (one page cache), and
+     * commits the metadata that turns fallocated "unwritten" extents into written
+     * ones; msync(MS_SYNC) would be the same vfs_fsync_range again for the range
+     * (research/reliability.md, "msync vs fdatasync").  Doing both cost a second
+     * journal commit per group commit. */
     if (!f->writable || f->fd < 0 || f->size <= f->synced)
         return PL_OK;
-    from = f->synced / page_size() * page_size();
-    if (msync(f->map + from, (size_t)(f->size - from), MS_SYNC) != 0)
-        return errno;
     if (fdatasync(f->fd) != 0)
         return errno;
     f->synced = f->size;

@@ -239,7 +239,7 @@ int pl_mfile_open(pl_mfile *f, const char *path, int create, int writable,
  * PL_EFULL; PL_ECLOSED if not writable).  ENOSPC/EFBIG come back as positive
  * errno; nothing is mapped into unallocated blocks. */
 int pl_mfile_ensure(pl_mfile *f, uint64_t need);
-/* Barrier: msync(MS_SYNC) the dirty range [synced, size) then fdatasync; on success
+/* Barrier: fdatasync (covers pages dirtied through the mapping); on success
  * synced = size.  On failure synced is unchanged and the error returned. */
 int pl_mfile_sync(pl_mfile *f);
 /* Set size to new_size (<= size), zero [new_size, allocated) and sync, so stale bytes

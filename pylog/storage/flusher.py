@@ -1,4 +1,4 @@
-"""The group-commit thread: one per ``Log``, it runs every barrier (msync + fdatasync).
+"""The group-commit thread: one per ``Log``, it runs every barrier (fdatasync).
 
 Why a thread: a barrier takes milliseconds on a real disk, and the appending thread (the
 server's event loop, or a user's producer threads) must only ever pay for a memcpy.  So an
@@ -216,7 +216,7 @@ class GroupCommit:
         return since + self._flush_s - now
 
     def barrier(self) -> None:
-        """Seal rolled segments, msync + fdatasync the active one, resolve the waiters.
+        """Seal rolled segments, fdatasync the active one, resolve the waiters.
 
         Called by the flusher thread (and by flush()).  The I/O runs outside the
         partition lock (on segments no appender touches, and on a private copy of the
