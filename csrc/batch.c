@@ -176,8 +176,8 @@ static inline int64_t rec_ts(const pl_records_in *r, uint32_t i)
 
 /* Size of record i's body (after its length varint); advances *hi over its
  * headers.  0 on invalid input. */
-static uint64_t record_body_size(const pl_records_in *r, uint32_t i, int64_t base_ts,
-                                 uint64_t *hi)
+static inline __attribute__((always_inline)) uint64_t
+record_body_size(const pl_records_in *r, uint32_t i, int64_t base_ts, uint64_t *hi)
 {
     int32_t kl = r->key_lens ? r->key_lens[i] : -1, vl = r->value_lens[i];
     int32_t hc = r->header_counts ? r->header_counts[i] : 0, j;
@@ -185,6 +185,9 @@ static uint64_t record_body_size(const pl_records_in *r, uint32_t i, int64_t bas
 
     if (kl < -1 || vl < -1 || hc < 0)
         return 0;
+    if (hc == 0 && !r->timestamps)     /* the common shape: one size per field */
+        return 3 + pl_varint_size((int64_t)i) + pl_varint_size(kl) +
+               (kl > 0 ? (uint64_t)kl : 0) + pl_varint_size(vl) + (vl > 0 ? (uint64_t)vl : 0);
     n += pl_varint_size((int64_t)((uint64_t)rec_ts(r, i) - (uint64_t)base_ts));
     n += pl_varint_size((int64_t)i);
     n += pl_varint_size(kl) + (kl > 0 ? (uint64_t)kl : 0);

@@ -476,12 +476,23 @@ done:
 
 /* ---- join_lengths ---------------------------------------------------------------- */
 
-/* join_lengths(items) -> (blob: bytes, lengths: bytes of native int32, -1 for None),
- * or None when an item is not exactly bytes or None (the caller's general path then
- * says which item is wrong). */
-static PyObject *speedups_join_lengths(PyObject *mod, PyObject *items)
+/* join_lengths(items, into=None) -> (blob, lengths: bytes of native int32, -1 for
+ * None), or None when an item is not exactly bytes or None (the caller's general
+ * path then says which item is wrong).  blob is `into` (a bytearray, grown if need
+ * be; its first sum(lengths) bytes are the items) or a new bytes. */
+static PyObject *speedups_join_lengths(PyObject *mod, PyObject *const *args,
+                                       Py_ssize_t nargs)
 {
     (void)mod;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "join_lengths(items, into=None)");
+        return NULL;
+    }
+    PyObject *items = args[0], *into = nargs > 1 ? args[1] : Py_None;
+    if (into != Py_None && !PyByteArray_CheckExact(into)) {
+        PyErr_SetString(PyExc_TypeError, "join_lengths(): into must be a bytearray");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(items, "join_lengths() needs a sequence");
     if (seq == NULL)
         return NULL;
@@ -503,11 +514,28 @@ static PyObject *speedups_join_lengths(PyObject *mod, PyObject *items)
         PyErr_NoMemory();
         goto done;
     }
-    blob = PyBytes_FromStringAndSize(NULL, total);
+    char *dst = NULL;
+    if (into != Py_None) {
+        /* Reuse the caller's buffer (warm pages); grow it, never shrink it.  A buffer
+         * still exported (BufferError) is left alone: a new bytes instead. */
+        if (PyByteArray_GET_SIZE(into) >= total || PyByteArray_Resize(into, total) == 0) {
+            blob = Py_NewRef(into);
+            dst = PyByteArray_AS_STRING(into);
+        } else if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+        } else {
+            goto done;
+        }
+    }
+    if (blob == NULL) {
+        blob = PyBytes_FromStringAndSize(NULL, total);
+        if (blob == NULL)
+            goto done;
+        dst = PyBytes_AS_STRING(blob);
+    }
     lens = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int32_t));
-    if (blob == NULL || lens == NULL)
+    if (lens == NULL)
         goto done;
-    char *dst = PyBytes_AS_STRING(blob);
     int32_t *ln = (int32_t *)(void *)PyBytes_AS_STRING(lens);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *o = it[i];
@@ -533,8 +561,8 @@ done:
 static PyMethodDef speedups_methods[] = {
     {"records", speedups_records, METH_VARARGS,
      "records(Record, source, cols_addr, i0, i1, error_type) -> list of Record."},
-    {"join_lengths", speedups_join_lengths, METH_O,
-     "join_lengths(items) -> (blob, int32 lengths as bytes) or None."},
+    {"join_lengths", (PyCFunction)(void (*)(void))speedups_join_lengths, METH_FASTCALL,
+     "join_lengths(items, into=None) -> (blob, int32 lengths as bytes) or None."},
     {NULL, NULL, 0, NULL},
 };
 

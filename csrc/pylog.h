@@ -305,6 +305,8 @@ typedef struct pl_segment {
     uint64_t bytes_since_index;        /* bytes appended since the last index entry */
     pl_segment_config cfg;
     int active;                        /* 1 while writable                          */
+    uint8_t *scratch;                  /* heap buffer big appends are built in     */
+    uint64_t scratch_cap;              /* (PL_WRITE_MIN); freed by seal and close   */
 } pl_segment;
 
 #define PL_OPEN_ACTIVE   1   /* writable, reserve cfg.segment_bytes of mapping      */

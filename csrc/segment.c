@@ -172,6 +172,25 @@ static void init_state(pl_segment *seg, int64_t base_offset, const pl_segment_co
     seg->active = 0;
 }
 
+/* The segment's build buffer, at least n bytes (kept between appends so its pages
+ * stay warm: a fresh malloc of that size is a fresh mmap, a fault per page). */
+static uint8_t *scratch_for(pl_segment *seg, uint64_t n)
+{
+    if (n > seg->scratch_cap) {
+        free(seg->scratch);
+        seg->scratch = malloc((size_t)n);
+        seg->scratch_cap = seg->scratch ? n : 0;
+    }
+    return seg->scratch;
+}
+
+static void scratch_free(pl_segment *seg)
+{
+    free(seg->scratch);
+    seg->scratch = NULL;
+    seg->scratch_cap = 0;
+}
+
 int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_path,
                       const char *timeindex_path, int64_t base_offset,
                       const pl_segment_config *cfg)
@@ -183,6 +202,8 @@ int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_p
         check_cfg(cfg))
         return PL_EINVAL;
     init_state(seg, base_offset, cfg);
+    seg->scratch = NULL;
+    seg->scratch_cap = 0;
     rc = open_files(seg, paths, PL_MF_EXCL, 1);
     if (rc == PL_OK)
         seg->active = 1;
@@ -200,6 +221,8 @@ int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_pat
         check_cfg(cfg) || (mode != PL_OPEN_ACTIVE && mode != PL_OPEN_SEALED))
         return PL_EINVAL;
     init_state(seg, base_offset, cfg);
+    seg->scratch = NULL;
+    seg->scratch_cap = 0;
     rc = open_files(seg, paths, PL_MF_CREATE, mode == PL_OPEN_ACTIVE);
     if (rc == PL_OK)
         seg->active = mode == PL_OPEN_ACTIVE;
@@ -488,7 +511,7 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     at = seg->log.size;
     if (total >= PL_WRITE_MIN) {
         /* Built in (warm, reused) heap memory, then one pwrite: see PL_WRITE_MIN. */
-        uint8_t *tmp = malloc((size_t)total);
+        uint8_t *tmp = scratch_for(seg, total);
         if (tmp == NULL)
             return ENOMEM;
         rc = pl_batch_build_sized(tmp, (size_t)total, seg->next_offset, r, total, &written);
@@ -496,7 +519,6 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
             rc = pl_mfile_write(&seg->log, at, tmp, written);
         if (rc == PL_OK)
             pl_batch_read_header(tmp, written, &h);
-        free(tmp);
     } else {
         rc = pl_batch_build_sized(seg->log.map + at, (size_t)(seg->log.allocated - at),
                                   seg->next_offset, r, total, &written);
@@ -766,6 +788,7 @@ int pl_segment_seal(pl_segment *seg)
         (rc = pl_mfile_seal(&seg->timeindex)) != PL_OK)
         return rc;
     seg->active = 0;
+    scratch_free(seg);
     return PL_OK;
 }
 
@@ -774,5 +797,6 @@ int pl_segment_close(pl_segment *seg)
     int a = pl_mfile_close(&seg->log), b = pl_mfile_close(&seg->index);
     int c = pl_mfile_close(&seg->timeindex);
     seg->active = 0;
+    scratch_free(seg);
     return a ? a : b ? b : c;
 }

@@ -378,9 +378,10 @@ class ColumnReader:
 
 
 # ---- appends ------------------------------------------------------------------------
-def _blob(items, what: str):
-    """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes."""
-    joined = _join_lengths(items)         # all bytes or None: one C pass
+def _blob(items, what: str, into: bytearray | None = None):
+    """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes;
+    the bytes are written into ``into`` when given (it must not be in use)."""
+    joined = _join_lengths(items, into)   # all bytes or None: one C pass
     if joined is not None:
         blob, lens = joined
         return blob, ffi.from_buffer("int32_t[]", lens)
@@ -411,7 +412,10 @@ def build_records_in(values, keys, headers, timestamps, now_ms: int,
     if log_append_time:
         rin.attributes = 0x08                 # PL_ATTR_TIMESTAMP_TYPE
         timestamps = None
-    vblob, vlens = _blob(values, "value")
+    into = getattr(_scratch, "join", None)  # per-thread, for values only: warm pages
+    if into is None:
+        into = _scratch.join = bytearray()
+    vblob, vlens = _blob(values, "value", into)
     rin.values, rin.value_lens = _keep(keep, vblob), vlens
     keep.append(vlens)
     if keys is not None:
