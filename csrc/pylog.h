@@ -14,7 +14,7 @@
  *     from the network are a normal return, never a crash.
  *   - Outputs are marked OUT.  Structs are owned and allocated by the caller
  *     (Python allocates them with ffi.new); the C core never mallocs them.
- *   - io.c is the only file that calls mmap/munmap/msync/fallocate/ftruncate/fsync.
+ *   - io.c is the only file that calls mmap/munmap/msync/fallocate/ftruncate/fsync/pwrite.
  *   - Mapping lifetime: a pl_mfile reserves `reserved` bytes of address space once
  *     (PROT_READ|PROT_WRITE, MAP_SHARED) and never moves it, so pointers handed to
  *     Python stay valid.  Only the first `allocated` bytes are backed by fallocated

@@ -47,7 +47,7 @@ class ConsumerRecord(NamedTuple):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: list
+    headers: tuple          # of (str, bytes | None), as Record.headers
 
 
 class _EmbeddedGroup:
