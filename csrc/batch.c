@@ -249,7 +249,8 @@ static int blobs_ok(const pl_records_in *r)
     for (i = 0; i < r->count; i++) {
         if (!r->keys && r->key_lens && r->key_lens[i] > 0)
             return 0;
-        if (!r->values && r->value_lens[i] > 0)
+        if (r->value_lens[i] > 0 &&
+            (r->value_ptrs ? r->value_ptrs[i] == NULL : r->values == NULL))
             return 0;
         nh += r->header_counts ? (uint64_t)r->header_counts[i] : 0;
     }
@@ -267,38 +268,57 @@ int pl_batch_build(uint8_t *out, size_t cap, int64_t base_offset,
     return pl_batch_build_sized(out, cap, base_offset, r, batch_size(r), out_len);
 }
 
-int pl_batch_build_sized(uint8_t *out, size_t cap, int64_t base_offset,
-                         const pl_records_in *r, uint64_t total, size_t *out_len)
+/* Encode the records of r after a batch header at `out`.  With iov NULL every byte
+ * goes to out.  Otherwise values longer than 0 are referenced, not copied: out gets
+ * everything else and iov[*niov...] the pieces of the batch in order (runs of out,
+ * and values).  Returns the end of what was written to out; *max_ts = the largest
+ * timestamp. */
+static uint8_t *encode_records(uint8_t *out, const pl_records_in *r, int64_t base_ts,
+                               int64_t *max_ts, struct iovec *iov, size_t *niov)
 {
     uint64_t hi = 0, hj = 0, ka = 0, va = 0, hka = 0, hva = 0;
-    int64_t base_ts, max_ts;
-    uint8_t *q;
+    uint8_t *q = out + PL_BATCH_HEADER_SIZE, *run = out;
     uint32_t i;
 
-    if (out == NULL || total == 0 || !blobs_ok(r))
-        return PL_EINVAL;
-    if (total > cap)
-        return PL_ETRUNCATED;
-    base_ts = max_ts = rec_ts(r, 0);
-    q = out + PL_BATCH_HEADER_SIZE;
+    *max_ts = base_ts;
     for (i = 0; i < r->count; i++) {
         int64_t ts = rec_ts(r, i);
-        int32_t hc = r->header_counts ? r->header_counts[i] : 0, j;
+        int32_t hc = r->header_counts ? r->header_counts[i] : 0, j, vl = r->value_lens[i];
         uint64_t body = record_body_size(r, i, base_ts, &hi);
-        if (ts > max_ts)
-            max_ts = ts;
+        if (ts > *max_ts)
+            *max_ts = ts;
         q = pl_put_varint(q, (int64_t)body);
         *q++ = 0;
         q = pl_put_varint(q, (int64_t)((uint64_t)ts - (uint64_t)base_ts));
         q = pl_put_varint(q, (int64_t)i);
         q = put_span(q, r->keys, &ka, r->key_lens ? r->key_lens[i] : -1);
-        q = put_span(q, r->values, &va, r->value_lens[i]);
+        if (r->value_ptrs == NULL) {
+            q = put_span(q, r->values, &va, vl);
+        } else {
+            q = pl_put_varint(q, vl);
+            if (vl > 0 && iov != NULL) {
+                iov[(*niov)++] = (struct iovec){run, (size_t)(q - run)};
+                iov[(*niov)++] = (struct iovec){(void *)r->value_ptrs[i], (size_t)vl};
+                run = q;
+            } else if (vl > 0) {
+                memcpy(q, r->value_ptrs[i], (size_t)vl);
+                q += vl;
+            }
+        }
         q = pl_put_varint(q, hc);
         for (j = 0; j < hc; j++, hj++) {
             q = put_span(q, r->header_keys, &hka, r->header_key_lens[hj]);
             q = put_span(q, r->header_values, &hva, r->header_value_lens[hj]);
         }
     }
+    if (iov != NULL && q > run)
+        iov[(*niov)++] = (struct iovec){run, (size_t)(q - run)};
+    return q;
+}
+
+static void put_header(uint8_t *out, int64_t base_offset, const pl_records_in *r,
+                       uint64_t total, int64_t base_ts, int64_t max_ts)
+{
     pl_put_be64(out + PL_OFF_BASE_OFFSET, (uint64_t)base_offset);
     pl_put_be32(out + PL_OFF_BATCH_LENGTH, (uint32_t)(total - PL_LOG_OVERHEAD));
     pl_put_be32(out + PL_OFF_LEADER_EPOCH, 0);
@@ -311,9 +331,64 @@ int pl_batch_build_sized(uint8_t *out, size_t cap, int64_t base_offset,
     pl_put_be16(out + PL_OFF_PRODUCER_EPOCH, (uint16_t)r->producer_epoch);
     pl_put_be32(out + PL_OFF_BASE_SEQUENCE, (uint32_t)r->base_sequence);
     pl_put_be32(out + PL_OFF_RECORDS_COUNT, r->count);
+}
+
+int pl_batch_build_sized(uint8_t *out, size_t cap, int64_t base_offset,
+                         const pl_records_in *r, uint64_t total, size_t *out_len)
+{
+    int64_t base_ts, max_ts;
+
+    if (out == NULL || total == 0 || !blobs_ok(r))
+        return PL_EINVAL;
+    if (total > cap)
+        return PL_ETRUNCATED;
+    base_ts = rec_ts(r, 0);
+    encode_records(out, r, base_ts, &max_ts, NULL, NULL);
+    put_header(out, base_offset, r, total, base_ts, max_ts);
     pl_put_be32(out + PL_OFF_CRC,
                 pl_crc32c(0, out + PL_OFF_ATTRIBUTES, (size_t)total - PL_OFF_ATTRIBUTES));
     *out_len = (size_t)total;
+    return PL_OK;
+}
+
+uint64_t pl_batch_vec_meta_size(const pl_records_in *r, uint64_t total, size_t *max_iov)
+{
+    uint64_t vsum = 0, i, with = 0;
+    for (i = 0; i < r->count; i++) {
+        if (r->value_lens[i] > 0) {
+            vsum += (uint64_t)r->value_lens[i];
+            with++;
+        }
+    }
+    *max_iov = (size_t)(2 * with + 1);
+    return total - vsum;
+}
+
+int pl_batch_build_vec(uint8_t *meta, size_t meta_cap, int64_t base_offset,
+                       const pl_records_in *r, uint64_t total, struct iovec *iov,
+                       size_t *niov)
+{
+    int64_t base_ts, max_ts;
+    uint32_t crc = 0;
+    size_t k;
+
+    if (meta == NULL || total == 0 || r->value_ptrs == NULL || !blobs_ok(r))
+        return PL_EINVAL;
+    *niov = 0;
+    base_ts = rec_ts(r, 0);
+    if ((uint64_t)(encode_records(meta, r, base_ts, &max_ts, iov, niov) - meta) > meta_cap)
+        return PL_ETRUNCATED;            /* cannot happen with pl_batch_vec_meta_size */
+    put_header(meta, base_offset, r, total, base_ts, max_ts);
+    for (k = 0; k < *niov; k++) {        /* CRC-32C from attributes to the end */
+        const uint8_t *b = iov[k].iov_base;
+        size_t n = iov[k].iov_len;
+        if (k == 0) {
+            b += PL_OFF_ATTRIBUTES;
+            n -= PL_OFF_ATTRIBUTES;
+        }
+        crc = pl_crc32c(crc, b, n);
+    }
+    pl_put_be32(meta + PL_OFF_CRC, crc);
     return PL_OK;
 }
 

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -134,6 +135,41 @@ int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len)
         p += n;
         at += (uint64_t)n;
         len -= (size_t)n;
+    }
+    return PL_OK;
+}
+
+int pl_mfile_writev(pl_mfile *f, uint64_t at, struct iovec *iov, size_t n)
+{
+    uint64_t len = 0;
+    size_t k;
+
+    for (k = 0; k < n; k++)
+        len += iov[k].iov_len;
+    if (!f->writable || f->fd < 0)
+        return PL_ECLOSED;
+    if (at > f->allocated || len > f->allocated - at)
+        return PL_EINVAL;                 /* never past the fallocated blocks */
+    while (n > 0) {
+        int cnt = n > IOV_MAX ? IOV_MAX : (int)n;
+        ssize_t w = pwritev(f->fd, iov, cnt, (off_t)at);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (w == 0)
+            return EIO;
+        at += (uint64_t)w;
+        while (n > 0 && (size_t)w >= iov->iov_len) {   /* drop what was written */
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0 && w > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return PL_OK;
 }

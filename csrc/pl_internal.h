@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "pylog.h"
 
@@ -138,15 +139,33 @@ static inline uint8_t *pl_put_varint(uint8_t *p, int64_t v)
 int pl_batch_build_sized(uint8_t *out, size_t cap, int64_t base_offset,
                          const pl_records_in *r, uint64_t total, size_t *out_len);
 
+/* For a batch of r whose values come from r->value_ptrs: the bytes of everything
+ * but the values (the meta buffer pl_batch_build_vec needs; total is the batch
+ * size) and, in *max_iov, the iovec entries it can produce. */
+uint64_t pl_batch_vec_meta_size(const pl_records_in *r, uint64_t total, size_t *max_iov);
+/* pl_batch_build_sized without copying the values: meta receives the header and
+ * every other byte, iov[0..*niov) the batch's pieces in order (runs of meta and
+ * the callers' values), CRC computed over them. */
+int pl_batch_build_vec(uint8_t *meta, size_t meta_cap, int64_t base_offset,
+                       const pl_records_in *r, uint64_t total, struct iovec *iov,
+                       size_t *niov);
+
 /* Appends at least this big are written with pwrite (pl_mfile_write) instead of
  * stores through the mapping: the kernel then fills fresh page-cache pages without
  * a page fault (and a zeroing) per 4 KiB, which made mapped appends of new data
  * several times slower than write(2).  Smaller appends use the mapping. */
 #define PL_WRITE_MIN ((uint64_t)16 << 10)
+/* ...and their values go straight from the caller's buffers to the kernel (pwritev,
+ * pl_records_in.value_ptrs) when they average at least this many bytes; smaller
+ * ones are copied into the scratch build first (an iovec per value costs more in
+ * the kernel than the copy). */
+#define PL_VEC_MIN_VALUE 512
 
 /* pwrite len bytes at `at` (within [0, allocated)), retrying short writes and EINTR;
  * the shared mapping sees them at once (one page cache).  errno on failure. */
 int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len);
+/* pl_mfile_write of iov[0..n) (pwritev, IOV_MAX at a time); iov is consumed. */
+int pl_mfile_writev(pl_mfile *f, uint64_t at, struct iovec *iov, size_t n);
 
 static inline uint64_t pl_round_up(uint64_t v, uint64_t to)
 {

@@ -17,8 +17,9 @@
  *    Appender at no segment).
  *  - records(): Record tuples built straight from decoded columns (headers as a
  *    tuple of pairs; all of it untracked by the cyclic GC, being immutable).
- *  - join_lengths(): a list of bytes as one blob plus an int32 length per item,
- *    for append_batch.
+ *  - value_spans(): append_batch's values as pointers + lengths, no copy
+ *    (pl_records_in.value_ptrs); join_lengths(): keys and headers as one blob plus
+ *    an int32 length per item.
  *
  * Pointers to core structs (pl_segment, pl_append_now, pl_record_cols) arrive as
  * integers from cffi (ffi.cast("uintptr_t", p)); the Python side keeps their owners
@@ -476,23 +477,12 @@ done:
 
 /* ---- join_lengths ---------------------------------------------------------------- */
 
-/* join_lengths(items, into=None) -> (blob, lengths: bytes of native int32, -1 for
- * None), or None when an item is not exactly bytes or None (the caller's general
- * path then says which item is wrong).  blob is `into` (a bytearray, grown if need
- * be; its first sum(lengths) bytes are the items) or a new bytes. */
-static PyObject *speedups_join_lengths(PyObject *mod, PyObject *const *args,
-                                       Py_ssize_t nargs)
+/* join_lengths(items) -> (blob: bytes, lengths: bytes of native int32, -1 for None),
+ * or None when an item is not exactly bytes or None (the caller's general path then
+ * says which item is wrong). */
+static PyObject *speedups_join_lengths(PyObject *mod, PyObject *items)
 {
     (void)mod;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "join_lengths(items, into=None)");
-        return NULL;
-    }
-    PyObject *items = args[0], *into = nargs > 1 ? args[1] : Py_None;
-    if (into != Py_None && !PyByteArray_CheckExact(into)) {
-        PyErr_SetString(PyExc_TypeError, "join_lengths(): into must be a bytearray");
-        return NULL;
-    }
     PyObject *seq = PySequence_Fast(items, "join_lengths() needs a sequence");
     if (seq == NULL)
         return NULL;
@@ -514,28 +504,11 @@ static PyObject *speedups_join_lengths(PyObject *mod, PyObject *const *args,
         PyErr_NoMemory();
         goto done;
     }
-    char *dst = NULL;
-    if (into != Py_None) {
-        /* Reuse the caller's buffer (warm pages); grow it, never shrink it.  A buffer
-         * still exported (BufferError) is left alone: a new bytes instead. */
-        if (PyByteArray_GET_SIZE(into) >= total || PyByteArray_Resize(into, total) == 0) {
-            blob = Py_NewRef(into);
-            dst = PyByteArray_AS_STRING(into);
-        } else if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-        } else {
-            goto done;
-        }
-    }
-    if (blob == NULL) {
-        blob = PyBytes_FromStringAndSize(NULL, total);
-        if (blob == NULL)
-            goto done;
-        dst = PyBytes_AS_STRING(blob);
-    }
+    blob = PyBytes_FromStringAndSize(NULL, total);
     lens = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int32_t));
-    if (lens == NULL)
+    if (blob == NULL || lens == NULL)
         goto done;
+    char *dst = PyBytes_AS_STRING(blob);
     int32_t *ln = (int32_t *)(void *)PyBytes_AS_STRING(lens);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *o = it[i];
@@ -543,10 +516,10 @@ static PyObject *speedups_join_lengths(PyObject *mod, PyObject *const *args,
             ln[i] = -1;
             continue;
         }
-        Py_ssize_t s = PyBytes_GET_SIZE(o);
-        memcpy(dst, PyBytes_AS_STRING(o), (size_t)s);
-        dst += s;
-        ln[i] = (int32_t)s;
+        Py_ssize_t sz = PyBytes_GET_SIZE(o);
+        memcpy(dst, PyBytes_AS_STRING(o), (size_t)sz);
+        dst += sz;
+        ln[i] = (int32_t)sz;
     }
     result = PyTuple_Pack(2, blob, lens);
 done:
@@ -556,13 +529,60 @@ done:
     return result;
 }
 
+/* value_spans(items) -> (keep: tuple of the items, pointers: bytes of native
+ * `const uint8_t *`, lengths: bytes of native int32, -1 for None), or None when an
+ * item is not exactly bytes or None.  No byte is copied: pl_records_in.value_ptrs
+ * points into the items, which `keep` holds for as long as the caller keeps it
+ * (a tuple: a list mutated meanwhile cannot free them). */
+static PyObject *speedups_value_spans(PyObject *mod, PyObject *items)
+{
+    (void)mod;
+    PyObject *keep = PySequence_Tuple(items);
+    if (keep == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(keep);
+    PyObject *result = NULL, *ptrs = NULL, *lens = NULL;
+    if (n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(void *)) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    ptrs = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(void *));
+    lens = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int32_t));
+    if (ptrs == NULL || lens == NULL)
+        goto done;
+    const uint8_t **pp = (const uint8_t **)(void *)PyBytes_AS_STRING(ptrs);
+    int32_t *ln = (int32_t *)(void *)PyBytes_AS_STRING(lens);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(keep, i);
+        if (o == Py_None) {
+            pp[i] = NULL;
+            ln[i] = -1;
+        } else if (PyBytes_CheckExact(o) && PyBytes_GET_SIZE(o) <= INT32_MAX) {
+            pp[i] = (const uint8_t *)PyBytes_AS_STRING(o);
+            ln[i] = (int32_t)PyBytes_GET_SIZE(o);
+        } else {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    result = PyTuple_Pack(3, keep, ptrs, lens);
+done:
+    Py_XDECREF(ptrs);
+    Py_XDECREF(lens);
+    Py_DECREF(keep);
+    return result;
+}
+
 /* ---- module ---------------------------------------------------------------------- */
 
 static PyMethodDef speedups_methods[] = {
     {"records", speedups_records, METH_VARARGS,
      "records(Record, source, cols_addr, i0, i1, error_type) -> list of Record."},
-    {"join_lengths", (PyCFunction)(void (*)(void))speedups_join_lengths, METH_FASTCALL,
-     "join_lengths(items, into=None) -> (blob, int32 lengths as bytes) or None."},
+    {"join_lengths", speedups_join_lengths, METH_O,
+     "join_lengths(items) -> (blob, int32 lengths as bytes) or None."},
+    {"value_spans", speedups_value_spans, METH_O,
+     "value_spans(items) -> (tuple(items), pointers as bytes, int32 lengths as bytes) "
+     "or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -159,6 +159,9 @@ typedef struct pl_records_in {
     const int32_t *key_lens;            /* count entries, or NULL = all keys null   */
     const uint8_t *values;              /* value blob                               */
     const int32_t *value_lens;          /* count entries (-1 = null value)          */
+    const uint8_t *const *value_ptrs;   /* or, when not NULL, value i at value_ptrs[i]
+                                           (the blob is then unused): big batches are
+                                           written from there without a copy        */
     const int32_t *header_counts;       /* count entries, or NULL = no headers      */
     const uint8_t *header_keys;         /* blob of UTF-8 header keys                */
     const int32_t *header_key_lens;     /* sum(header_counts) entries, >= 0         */

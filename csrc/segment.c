@@ -509,7 +509,26 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     if (rc != PL_OK)
         return rc;
     at = seg->log.size;
-    if (total >= PL_WRITE_MIN) {
+    size_t max_iov = 0;
+    uint64_t meta = total >= PL_WRITE_MIN && r->value_ptrs != NULL
+        ? pl_batch_vec_meta_size(r, total, &max_iov) : total;
+    /* values of PL_VEC_MIN_VALUE bytes or more on average */
+    if (meta < total && (total - meta) >= (uint64_t)(max_iov / 2) * PL_VEC_MIN_VALUE) {
+        /* No copy of the values at all: the kernel takes them from the caller's
+         * buffers (pwritev), the rest of the batch from the scratch buffer. */
+        size_t niov = 0;
+        uint64_t iov_at = pl_round_up(meta, sizeof(struct iovec));
+        uint8_t *tmp = scratch_for(seg, iov_at + max_iov * sizeof(struct iovec));
+        if (tmp == NULL)
+            return ENOMEM;
+        struct iovec *iov = (struct iovec *)(void *)(tmp + iov_at);
+        rc = pl_batch_build_vec(tmp, (size_t)meta, seg->next_offset, r, total, iov, &niov);
+        if (rc == PL_OK)
+            pl_batch_read_header(tmp, PL_BATCH_HEADER_SIZE, &h);
+        if (rc == PL_OK)
+            rc = pl_mfile_writev(&seg->log, at, iov, niov);
+        written = (size_t)total;
+    } else if (total >= PL_WRITE_MIN) {
         /* Built in (warm, reused) heap memory, then one pwrite: see PL_WRITE_MIN. */
         uint8_t *tmp = scratch_for(seg, total);
         if (tmp == NULL)

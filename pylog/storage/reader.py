@@ -27,6 +27,7 @@ import numpy as np
 from pylog import _ffi
 from pylog._ffi import ffi, lib
 from pylog._speedups import join_lengths as _join_lengths
+from pylog._speedups import value_spans as _value_spans
 from pylog._speedups import records as _records
 from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
@@ -378,10 +379,9 @@ class ColumnReader:
 
 
 # ---- appends ------------------------------------------------------------------------
-def _blob(items, what: str, into: bytearray | None = None):
-    """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes;
-    the bytes are written into ``into`` when given (it must not be in use)."""
-    joined = _join_lengths(items, into)   # all bytes or None: one C pass
+def _blob(items, what: str):
+    """(concatenated bytes, int32 lengths with -1 for None) of a list of bytes-likes."""
+    joined = _join_lengths(items)         # all bytes or None: one C pass
     if joined is not None:
         blob, lens = joined
         return blob, ffi.from_buffer("int32_t[]", lens)
@@ -412,12 +412,16 @@ def build_records_in(values, keys, headers, timestamps, now_ms: int,
     if log_append_time:
         rin.attributes = 0x08                 # PL_ATTR_TIMESTAMP_TYPE
         timestamps = None
-    into = getattr(_scratch, "join", None)  # per-thread, for values only: warm pages
-    if into is None:
-        into = _scratch.join = bytearray()
-    vblob, vlens = _blob(values, "value", into)
-    rin.values, rin.value_lens = _keep(keep, vblob), vlens
-    keep.append(vlens)
+    spans = _value_spans(values)          # all bytes or None: pointers, no copy
+    if spans is not None:
+        items, ptrs, lens = spans
+        rin.value_ptrs = vptrs = ffi.from_buffer("uint8_t *[]", ptrs)
+        rin.value_lens = vlens = ffi.from_buffer("int32_t[]", lens)
+        keep.extend((items, vptrs, vlens))
+    else:
+        vblob, vlens = _blob(values, "value")
+        rin.values, rin.value_lens = _keep(keep, vblob), vlens
+        keep.append(vlens)
     if keys is not None:
         if len(keys) != n:
             raise ValueError(f"{len(keys)} keys for {n} values")
