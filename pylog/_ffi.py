@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from pylog import errors
 from pylog._core import ffi, lib
@@ -195,6 +194,7 @@ def segment_config(*, segment_bytes: int = 1 << 30, index_bytes: int = 10 << 20,
 
 def _blob(items) -> tuple[bytes, np.ndarray]:
     """Concatenate bytes-like items (None = null) into a blob and int32 lengths."""
+    import numpy as np
     lens = np.fromiter((-1 if x is None else len(x) for x in items), dtype=np.int32)
     return b"".join(x for x in items if x), lens
 
@@ -209,6 +209,7 @@ class RecordsIn:
     def __init__(self, values, keys=None, headers=None, timestamps=None, *,
                  timestamp: int = -1, producer_id: int = -1, producer_epoch: int = -1,
                  base_sequence: int = -1, attributes: int = 0):
+        import numpy as np
         n = len(values)
         keep = []
         r = ffi.new("pl_records_in *")
@@ -269,18 +270,19 @@ class Columns:
     the decode call (the segment's .log mapping for pl_segment_decode).
     """
 
-    FIELDS = (("offsets", np.int64), ("timestamps", np.int64), ("key_pos", np.int64),
-              ("key_lens", np.int32), ("value_pos", np.int64), ("value_lens", np.int32),
-              ("headers_pos", np.int64), ("header_counts", np.int32))
+    FIELDS = (("offsets", "int64"), ("timestamps", "int64"), ("key_pos", "int64"),
+              ("key_lens", "int32"), ("value_pos", "int64"), ("value_lens", "int32"),
+              ("headers_pos", "int64"), ("header_counts", "int32"))
 
     def __init__(self, capacity: int):
+        import numpy as np
         self.ptr = ffi.new("pl_record_cols *")
         self.ptr.capacity = capacity
         self.ptr.count = 0
         for name, dtype in self.FIELDS:
             arr = np.empty(max(capacity, 1), dtype=dtype)
             setattr(self, name, arr)
-            ctype = "int64_t[]" if dtype == np.int64 else "int32_t[]"
+            ctype = "int64_t[]" if dtype == "int64" else "int32_t[]"
             setattr(self.ptr, name, ffi.from_buffer(ctype, arr))
 
     @property

@@ -22,8 +22,6 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import numpy as np
-
 from pylog import _ffi
 from pylog._ffi import ffi, lib
 from pylog._speedups import join_lengths as _join_lengths
@@ -42,16 +40,18 @@ class _Cols:
     __slots__ = ("c", "addr", "offsets", "timestamps", "key_pos", "key_lens", "value_pos",
                  "value_lens", "headers_pos", "header_counts", "capacity")
 
-    _LAYOUT = (("offsets", np.int64, "int64_t[]"), ("timestamps", np.int64, "int64_t[]"),
-               ("key_pos", np.int64, "int64_t[]"), ("value_pos", np.int64, "int64_t[]"),
-               ("headers_pos", np.int64, "int64_t[]"), ("key_lens", np.int32, "int32_t[]"),
-               ("value_lens", np.int32, "int32_t[]"),
-               ("header_counts", np.int32, "int32_t[]"))
+    _LAYOUT = (("offsets", "int64", "int64_t[]"), ("timestamps", "int64", "int64_t[]"),
+               ("key_pos", "int64", "int64_t[]"), ("value_pos", "int64", "int64_t[]"),
+               ("headers_pos", "int64", "int64_t[]"), ("key_lens", "int32", "int32_t[]"),
+               ("value_lens", "int32", "int32_t[]"),
+               ("header_counts", "int32", "int32_t[]"))
     ROW_BYTES = 5 * 8 + 3 * 4
 
     def __init__(self, capacity: int, block: np.ndarray | None = None):
-        """Arrays of ``capacity`` rows; carved out of ``block`` (uint8, at least
-        capacity * ROW_BYTES) when given, else allocated one by one."""
+        """Arrays of ``capacity`` rows: numpy views carved out of ``block`` (uint8, at
+        least capacity * ROW_BYTES; read_columns) when given, else cffi arrays (the
+        Records path, which needs no numpy: a server that never calls read_columns
+        never imports it)."""
         self.capacity = capacity
         c = self.c = ffi.new("pl_record_cols *")
         self.addr = int(ffi.cast("uintptr_t", c))     # for _speedups.records
@@ -61,13 +61,14 @@ class _Cols:
         at = 0
         for name, dtype, ctype in self._LAYOUT:
             if block is None:
-                arr = np.empty(rows, dtype=dtype)
+                arr = ffi.new(ctype, rows)
+                setattr(c, name, arr)
             else:
-                size = rows * np.dtype(dtype).itemsize
+                size = rows * (8 if dtype == "int64" else 4)
                 arr = block[at:at + size].view(dtype)
                 at += size
+                setattr(c, name, ffi.from_buffer(ctype, arr))
             setattr(self, name, arr)
-            setattr(c, name, ffi.from_buffer(ctype, arr))
 
     @property
     def count(self) -> int:
@@ -82,9 +83,9 @@ class _Cols:
     def take_from(self, other: "_Cols", n: int) -> None:
         """Append the first n rows of ``other`` (used for a batch that does not fit)."""
         i = self.c.count
-        for name in ("offsets", "timestamps", "key_pos", "key_lens", "value_pos",
-                     "value_lens", "headers_pos", "header_counts"):
-            getattr(self, name)[i:i + n] = getattr(other, name)[:n]
+        for name, dtype, _ in self._LAYOUT:
+            ffi.memmove(getattr(self.c, name) + i, getattr(other.c, name),
+                        n * (8 if dtype == "int64" else 4))
         self.c.count = i + n
 
 
@@ -98,7 +99,7 @@ def _refs(pool: list, i: int) -> int:
     return sys.getrefcount(pool[i])
 
 
-_FREE_REFS = _refs([np.empty(1, np.uint8)], 0)   # a block only the pool holds
+_FREE_REFS = _refs([bytearray(1)], 0)   # the count of a block only the pool holds
 
 
 def _column_block(rows: int) -> np.ndarray:
@@ -106,6 +107,7 @@ def _column_block(rows: int) -> np.ndarray:
     Columns the caller has since dropped (no array refers to it any more, so its
     pages are warm and ours to reuse), else a new one.  Fresh pages cost a fault and
     a zeroing each: about a quarter of a read_columns of 100,000 records."""
+    import numpy as np
     nbytes = max(rows, 1) * _Cols.ROW_BYTES
     if nbytes > _POOL_MAX_BYTES:
         return np.empty(nbytes, np.uint8)
@@ -236,6 +238,7 @@ class Columns:
 
 
 def _empty_columns() -> Columns:
+    import numpy as np
     e64, e32 = np.zeros(0, np.int64), np.zeros(0, np.int32)
     return Columns(e64, e64, e64, e32, e64, e32, np.zeros(0, np.uint8), e32)
 
@@ -255,6 +258,7 @@ def _span(cols: _Cols, i0: int, i1: int) -> tuple[int, int]:
 
 
 def chunks_to_columns(cols: _Cols, chunks: list) -> Columns:
+    import numpy as np
     n = cols.c.count
     if n == 0:
         return _empty_columns()
@@ -370,8 +374,8 @@ class ColumnReader:
                     cols = _Cols(h.records_count)
                     _decode(seg, pos, nxt, start, cols)
                     n = cols.c.count
-                    for o, t in zip(cols.offsets[:n].tolist(),
-                                    cols.timestamps[:n].tolist()):
+                    for o, t in zip(ffi.unpack(cols.c.offsets, n),
+                                    ffi.unpack(cols.c.timestamps, n)):
                         if t >= ts:
                             return o
                 pos = nxt
