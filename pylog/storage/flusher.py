@@ -227,9 +227,13 @@ class GroupCommit:
         with self._barrier_lock:
             if self._linger_s and self._waiters:
                 # Group commit's commit_delay: the previous barrier served several
-                # producers; give the ones it just woke a moment to append again, so
-                # this barrier serves them all instead of alternating half batches.
-                time.sleep(self._linger_s)
+                # producers; give the ones it just woke a moment to append again (until
+                # as many are waiting as it served, at most one sync time), so this
+                # barrier serves them all instead of alternating half batches.
+                deadline = time.monotonic() + self._linger_s
+                while (len(self._waiters) < self._expect_waiters
+                       and time.monotonic() < deadline):
+                    time.sleep(0.0001)
             with self._lock:
                 if self._fenced is not None:
                     self._fail_waiters_locked(self._fenced)
@@ -267,9 +271,10 @@ class GroupCommit:
                     self._advance_synced_locked(target)
                     served -= len(self._waiters)
                     # linger next time only if this barrier served several producers:
-                    # a quarter of the sync time, at most 0.5 ms (PostgreSQL's
-                    # commit_delay with commit_siblings, in spirit)
-                    self._linger_s = min(0.0005, took / 4) if served > 1 else 0.0
+                    # until as many wait again, at most the sync time or 2 ms
+                    # (PostgreSQL's commit_delay with commit_siblings, in spirit)
+                    self._linger_s = min(0.002, took) if served > 1 else 0.0
+                    self._expect_waiters = served
                 self._deferred_close.extend(to_seal)
                 if not self._barriers:
                     for s in self._deferred_close:

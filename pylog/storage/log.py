@@ -105,6 +105,7 @@ class PartitionLog(GroupCommit):
         self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
         self._barrier_lock = threading.Lock()  # one barrier at a time per partition
         self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
+        self._expect_waiters = 0               # ... until this many wait
         self._reader = ColumnReader(self)
         self._out = ffi.new("int64_t[2]")      # OUT of the append calls (under the lock)
         self._now_io = ffi.new("pl_append_now *")  # IN/OUT of append()'s C call (ditto)
