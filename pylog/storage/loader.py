@@ -59,17 +59,17 @@ class RecoveryReport:
 def _resolve_temp_files(directory: Path, report: RecoveryReport) -> None:
     """First pass."""
     for entry in sorted(os.listdir(directory)):
-        path = directory / entry
         if entry.endswith((files.DELETED_SUFFIX, files.CLEANED_SUFFIX)):
-            path.unlink(missing_ok=True)
+            (directory / entry).unlink(missing_ok=True)
             report.removed_files.append(entry)
         elif entry.endswith(files.SWAP_SUFFIX):
-            os.replace(path, directory / entry[:-len(files.SWAP_SUFFIX)])
+            os.replace(directory / entry, directory / entry[:-len(files.SWAP_SUFFIX)])
             report.warnings.append(f"renamed {entry} back into place")
 
 
-def _segment_bases(directory: Path, report: RecoveryReport) -> list[int]:
-    """Second pass: base offsets of the .log files; orphan index files deleted."""
+def _segment_bases(directory: Path, report: RecoveryReport) -> tuple[list[int], set]:
+    """Second pass: base offsets of the .log files (orphan index files deleted), and
+    the names of the index files that remain."""
     logs, indexes = set(), []
     for entry in os.listdir(directory):
         parsed = files.parse_base_offset(entry)
@@ -80,22 +80,26 @@ def _segment_bases(directory: Path, report: RecoveryReport) -> list[int]:
             logs.add(base)
         else:
             indexes.append((base, entry))
+    names = set()
     for base, entry in indexes:
         if base not in logs:
             (directory / entry).unlink(missing_ok=True)
             report.removed_files.append(entry)
-    return sorted(logs)
+        else:
+            names.add(entry)
+    return sorted(logs), names
 
 
-def _indexes_present(directory: Path, base: int) -> bool:
-    return (files.index_file(directory, base).exists()
-            and files.timeindex_file(directory, base).exists())
+def _indexes_present(index_names: set, base: int) -> bool:
+    prefix = files.filename_prefix(base)
+    return (prefix + files.INDEX_SUFFIX in index_names
+            and prefix + files.TIMEINDEX_SUFFIX in index_names)
 
 
 def _open_trusted(directory: Path, base: int, cfg, last: bool,
-                  report: RecoveryReport) -> Segment:
+                  report: RecoveryReport, index_names: set) -> Segment:
     """Open a segment we expect to be intact; recover it if a sanity check fails."""
-    if _indexes_present(directory, base):
+    if _indexes_present(index_names, base):
         seg = Segment.open(directory, base, cfg, active=last)
         if seg.load_clean():
             return seg
@@ -126,10 +130,10 @@ def load_segments(directory: Path, topic: str, partition: int, cfg, *, clean: bo
     directory.mkdir(parents=True, exist_ok=True)
     report = RecoveryReport(topic, partition, "clean" if clean else "unclean")
     _resolve_temp_files(directory, report)
-    bases = _segment_bases(directory, report)
+    bases, index_names = _segment_bases(directory, report)
     if not bases:
         report.mode = "new"
-    segments = _load(directory, bases, cfg, clean, recovery_point, report)
+    segments = _load(directory, bases, cfg, clean, recovery_point, report, index_names)
     if not segments:                                         # fifth pass
         base = log_start_offset or 0
         segments = [Segment.create(directory, base, cfg)]
@@ -157,7 +161,8 @@ def load_segments(directory: Path, topic: str, partition: int, cfg, *, clean: bo
 
 
 def _load(directory: Path, bases: list[int], cfg, clean: bool,
-          recovery_point: int | None, report: RecoveryReport) -> list[Segment]:
+          recovery_point: int | None, report: RecoveryReport,
+          index_names: set) -> list[Segment]:
     """Third and fourth passes."""
     if clean or recovery_point is None:
         first_unsafe = len(bases) if clean else 0
@@ -174,7 +179,7 @@ def _load(directory: Path, bases: list[int], cfg, clean: bool,
                          f"{expected}")
             break
         if i < first_unsafe:
-            seg = _open_trusted(directory, base, cfg, last, report)
+            seg = _open_trusted(directory, base, cfg, last, report, index_names)
         else:
             seg = _open_recovered(directory, base, cfg, last, report)
         segments.append(seg)

@@ -85,8 +85,11 @@ class Segment:
         return files.timeindex_file(self.directory, self.base_offset)
 
     def _paths(self) -> tuple[bytes, bytes, bytes]:
-        return (os.fsencode(self.log_path), os.fsencode(self.index_path),
-                os.fsencode(self.timeindex_path))
+        # plain string joins: pathlib costs ~50 us a segment, 0.15 s of a 1,000-segment open
+        stem = os.path.join(os.fsencode(self.directory),
+                            files.filename_prefix(self.base_offset).encode())
+        return (stem + files.LOG_SUFFIX.encode(), stem + files.INDEX_SUFFIX.encode(),
+                stem + files.TIMEINDEX_SUFFIX.encode())
 
     # ---- life cycle ----------------------------------------------------------------
     @classmethod
@@ -94,7 +97,8 @@ class Segment:
         """A new empty active segment (the caller fsyncs the directory)."""
         seg = cls(directory, base_offset)
         rc = lib.pl_segment_create(seg.c, *seg._paths(), base_offset, cfg)
-        _ffi.check(rc, f"creating segment {seg.log_path}")
+        if rc:          # (the message is only built on failure: opens are per segment)
+            _ffi.check(rc, f"creating segment {seg.log_path}")
         seg._take_mappings()
         return seg
 
@@ -104,7 +108,8 @@ class Segment:
         seg = cls(directory, base_offset)
         mode = lib.PL_OPEN_ACTIVE if active else lib.PL_OPEN_SEALED
         rc = lib.pl_segment_open(seg.c, *seg._paths(), base_offset, cfg, mode)
-        _ffi.check(rc, f"opening segment {seg.log_path}")
+        if rc:
+            _ffi.check(rc, f"opening segment {seg.log_path}")
         seg._take_mappings()
         return seg
 
@@ -123,7 +128,8 @@ class Segment:
         rc = lib.pl_segment_load_clean(self.c)
         if rc == lib.PL_EBADOFFSET:
             return False
-        _ffi.check(rc, f"loading segment {self.log_path}")
+        if rc:
+            _ffi.check(rc, f"loading segment {self.log_path}")
         self._refresh_created()
         return True
 
@@ -155,13 +161,17 @@ class Segment:
     def seal(self) -> None:
         """Final time-index entry, trim the files to size, fsync, read-only."""
         if self.c.active:
-            _ffi.check(lib.pl_segment_seal(self.c), f"sealing segment {self.log_path}")
+            rc = lib.pl_segment_seal(self.c)
+            if rc:
+                _ffi.check(rc, f"sealing segment {self.log_path}")
 
     def close(self) -> None:
         """Close the fds; the mappings stay until the last view is gone."""
         if not self.closed:
             self.closed = True
-            _ffi.check(lib.pl_segment_close(self.c), f"closing segment {self.log_path}")
+            rc = lib.pl_segment_close(self.c)
+            if rc:
+                _ffi.check(rc, f"closing segment {self.log_path}")
 
     def delete(self) -> None:
         """Close and unlink the three files (views of the mapping stay readable)."""
