@@ -96,6 +96,7 @@ def pylog_read(dir: str, size: int, count: int) -> dict:
 
 def pylog_read_columns(dir: str, size: int, count: int) -> dict:
     """`PartitionLog.read_columns` from offset 0 to the end (numpy arrays over the mmap)."""
+    import numpy  # noqa: F401 - pylog imports numpy on the first read_columns: not timed
     log, p = _pylog_filled(dir, size, count)
     n = off = 0
     with Timer() as t:

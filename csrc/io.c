@@ -174,6 +174,26 @@ int pl_mfile_writev(pl_mfile *f, uint64_t at, struct iovec *iov, size_t n)
     return PL_OK;
 }
 
+void pl_mfile_prefault(const pl_mfile *f, uint64_t from, uint64_t to)
+{
+#ifdef MADV_POPULATE_READ
+    uint64_t ps = page_size();
+
+    if (f->map == NULL || to > f->size)
+        to = f->map == NULL ? 0 : f->size;
+    from = from / ps * ps;
+    if (from >= to)
+        return;
+    /* Advice only: EINVAL before Linux 5.14, and any other failure, leaves the
+     * pages to be faulted in one by one as before. */
+    (void)madvise(f->map + from, (size_t)(to - from), MADV_POPULATE_READ);
+#else
+    (void)f;
+    (void)from;
+    (void)to;
+#endif
+}
+
 int pl_mfile_sync(pl_mfile *f)
 {
     /* One barrier, not two: on Linux fdatasync writes back every dirty page of the

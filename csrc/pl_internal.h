@@ -164,6 +164,15 @@ int pl_batch_build_vec(uint8_t *meta, size_t meta_cap, int64_t base_offset,
 /* pwrite len bytes at `at` (within [0, allocated)), retrying short writes and EINTR;
  * the shared mapping sees them at once (one page cache).  errno on failure. */
 int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len);
+/* Map [from, to) of f's data into the page tables in one call (MADV_POPULATE_READ)
+ * instead of a page fault per 4 KiB on first access: data appended with pwrite, or
+ * by another process, is in the page cache but not yet mapped here.  Advice only. */
+void pl_mfile_prefault(const pl_mfile *f, uint64_t from, uint64_t to);
+/* Decodes populate the mapping ahead of them in windows growing from the first to
+ * the last size, so a one-record read maps little and a long scan few times. */
+#define PL_PREFAULT_FIRST ((uint64_t)64 << 10)
+#define PL_PREFAULT_MAX ((uint64_t)4 << 20)
+
 /* pl_mfile_write of iov[0..n) (pwritev, IOV_MAX at a time); iov is consumed. */
 int pl_mfile_writev(pl_mfile *f, uint64_t at, struct iovec *iov, size_t n);
 

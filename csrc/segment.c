@@ -745,12 +745,18 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
                            uint64_t *out_pos)
 {
     pl_batch_header h;
-    uint64_t next;
+    uint64_t next, mapped = pos, window = PL_PREFAULT_FIRST;
     int rc = PL_OK, stopped = 0;
 
     if (end > seg->log.size || pos > end)
         return PL_ERANGE;
     while (pos < end && cols->count < max_count) {
+        if (pos >= mapped) {
+            mapped = end - pos > window ? pos + window : end;
+            pl_mfile_prefault(&seg->log, pos, mapped);
+            if (window < PL_PREFAULT_MAX)
+                window *= 2;
+        }
         if ((rc = pl_segment_batch_at(seg, pos, &h, &next)) != PL_OK)
             break;
         if (next > end) {
