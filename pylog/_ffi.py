@@ -70,14 +70,23 @@ from __future__ import annotations
 
 import os
 
-
 from pylog import errors
 from pylog._core import ffi, lib
 
 __all__ = [
-    "ffi", "lib", "check", "strerror", "CoreArgumentError", "SegmentFullError",
-    "CoreNotFoundError", "map_owner", "SegmentMaps", "segment_config", "RecordsIn",
-    "Columns", "decode_records",
+    "Columns",
+    "CoreArgumentError",
+    "CoreNotFoundError",
+    "RecordsIn",
+    "SegmentFullError",
+    "SegmentMaps",
+    "check",
+    "decode_records",
+    "ffi",
+    "lib",
+    "map_owner",
+    "segment_config",
+    "strerror",
 ]
 
 
@@ -166,7 +175,7 @@ class SegmentMaps:
     views taken from it are alive.
     """
 
-    __slots__ = ("log", "index", "timeindex", "_owners")
+    __slots__ = ("_owners", "index", "log", "timeindex")
 
     def __init__(self, seg):
         owners = []
@@ -192,7 +201,7 @@ def segment_config(*, segment_bytes: int = 1 << 30, index_bytes: int = 10 << 20,
 
 # ---- building batches from Python values -----------------------------------------
 
-def _blob(items) -> tuple[bytes, np.ndarray]:
+def _blob(items) -> tuple[bytes, object]:
     """Concatenate bytes-like items (None = null) into a blob and int32 lengths."""
     import numpy as np
     lens = np.fromiter((-1 if x is None else len(x) for x in items), dtype=np.int32)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pylog import _ffi
 from pylog._ffi import ffi, lib
 from pylog._speedups import join_lengths as _join_lengths
-from pylog._speedups import value_spans as _value_spans
 from pylog._speedups import records as _records
+from pylog._speedups import value_spans as _value_spans
 from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
 
-__all__ = ["Columns", "ColumnReader", "build_records_in", "retention_victims"]
+__all__ = ["ColumnReader", "Columns", "build_records_in", "retention_victims"]
 
 
 
