@@ -117,26 +117,8 @@ int pl_mfile_ensure(pl_mfile *f, uint64_t need)
 
 int pl_mfile_write(pl_mfile *f, uint64_t at, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-
-    if (!f->writable || f->fd < 0)
-        return PL_ECLOSED;
-    if (at > f->allocated || len > f->allocated - at)
-        return PL_EINVAL;                 /* never past the fallocated blocks */
-    while (len > 0) {
-        ssize_t n = pwrite(f->fd, p, len, (off_t)at);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (n == 0)
-            return EIO;
-        p += n;
-        at += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return PL_OK;
+    struct iovec one = {(void *)buf, len};
+    return pl_mfile_writev(f, at, &one, 1);
 }
 
 int pl_mfile_writev(pl_mfile *f, uint64_t at, struct iovec *iov, size_t n)
