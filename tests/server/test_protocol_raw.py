@@ -170,6 +170,25 @@ def test_produce_bad_crc_is_corrupt_message_and_writes_nothing(client):
     assert latest(client, "p-crc") == 2
 
 
+def test_produce_decompression_bomb_is_corrupt_message_and_writes_nothing(client):
+    # ~300 MiB of zeros as zstd in a few KiB, claiming to be one record: refused while
+    # inflating (MAX_INFLATED_BYTES), never held in memory whole.
+    import cramjam
+
+    from pylog.crc import crc32c
+    produce(client, "p-bomb", batch(["before"]))
+    c, chunk = cramjam.zstd.Compressor(), bytes(1 << 20)
+    for _ in range(300):
+        c.compress(chunk)
+    bomb = bytearray(batch(["x"], compression=4)[:61]) + bytes(c.finish())
+    bomb[8:12] = (len(bomb) - 12).to_bytes(4, "big")
+    bomb[17:21] = crc32c(bytes(bomb[21:])).to_bytes(4, "big")
+    r = produce(client, "p-bomb", bytes(bomb))
+    assert r.error_code == 2
+    assert latest(client, "p-bomb") == 1
+    assert produce(client, "p-bomb", batch(["after"])).error_code == 0
+
+
 def test_produce_batch_over_max_message_bytes_is_message_too_large(client):
     big = batch([b"x" * 1_048_600])
     r = produce(client, "p-big", big)
