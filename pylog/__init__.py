@@ -11,50 +11,28 @@ on close; flushing (barriers) is disabled there.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pylog import errors
+from pylog.broker.manager import Log, Topic
+from pylog.config import TopicConfig
 from pylog.errors import *  # noqa: F401,F403 - the exception tree is public API
+from pylog.records import Record, RecordMetadata
+from pylog.storage.log import AppendResult, PartitionLog
+from pylog.storage.reader import Columns
 
-if TYPE_CHECKING:
-    from pylog.broker.manager import Log, Topic
-    from pylog.config import TopicConfig
-    from pylog.records import Record, RecordMetadata
-    from pylog.storage.log import AppendResult, PartitionLog
-    from pylog.storage.reader import Columns
+Partition = PartitionLog
 
 __version__ = "0.1.0"
-
-# Imported on first use (PEP 562), so tools that need only part of the package
-# (pylog-fsck, the C-core tests) start without the broker and storage layers.
-_LAZY = {"Log": "pylog.broker.manager", "Topic": "pylog.broker.manager",
-         "TopicConfig": "pylog.config", "Record": "pylog.records",
-         "RecordMetadata": "pylog.records", "AppendResult": "pylog.storage.log",
-         "PartitionLog": "pylog.storage.log", "Partition": "pylog.storage.log",
-         "Columns": "pylog.storage.reader"}
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pylog' has no attribute {name!r}")
-    import importlib
-    value = getattr(importlib.import_module(module),
-                    "PartitionLog" if name == "Partition" else name)
-    globals()[name] = value
-    return value
 
 __all__ = ["open", "Log", "Topic", "Partition", "PartitionLog", "Record",
            "RecordMetadata", "TopicConfig", "AppendResult", "Columns", "errors",
            *errors.__all__]
 
 
-def open(path=None, **options) -> "Log":  # noqa: A001 - pylog.open is the public name
+def open(path=None, **options) -> Log:  # noqa: A001 - pylog.open is the public name
     """Open (creating if needed) the data directory at ``path``; ``None`` = in-memory.
 
     Takes an exclusive lock on ``<path>/.lock``: a second open, from any process, gets
     LogLockedError naming the holder's pid.  Recovers the partitions (see
     ``Log.recovery_reports``).  Options: ``retention_check_interval_ms`` (30 s).
     """
-    from pylog.broker.manager import Log
     return Log(path, **options)
