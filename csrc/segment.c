@@ -493,10 +493,23 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
     return PL_OK;
 }
 
+/* Whether a big batch of r should reference its values (pwritev from the caller's
+ * buffers) rather than copy them: given value_ptrs, and values of PL_VEC_MIN_VALUE
+ * bytes or more on average.  OUT: the meta size and iovec count it needs. */
+static int values_by_reference(const pl_records_in *r, uint64_t total, uint64_t *meta,
+                               size_t *max_iov)
+{
+    if (r->value_ptrs == NULL)
+        return 0;
+    *meta = pl_batch_vec_meta_size(r, total, max_iov);
+    return *meta < total && total - *meta >= (uint64_t)(*max_iov / 2) * PL_VEC_MIN_VALUE;
+}
+
 int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *out_base)
 {
-    uint64_t total = pl_batch_size_bound(r), at;
-    size_t written = 0;
+    uint64_t total = pl_batch_size_bound(r), at, meta = 0;
+    size_t written = 0, max_iov = 0;
+    const uint8_t *built;                        /* where the batch header was written */
     pl_batch_header h;
     int rc;
 
@@ -509,11 +522,11 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
     if (rc != PL_OK)
         return rc;
     at = seg->log.size;
-    size_t max_iov = 0;
-    uint64_t meta = total >= PL_WRITE_MIN && r->value_ptrs != NULL
-        ? pl_batch_vec_meta_size(r, total, &max_iov) : total;
-    /* values of PL_VEC_MIN_VALUE bytes or more on average */
-    if (meta < total && (total - meta) >= (uint64_t)(max_iov / 2) * PL_VEC_MIN_VALUE) {
+    if (total < PL_WRITE_MIN) {                  /* small: built in the mapping */
+        built = seg->log.map + at;
+        rc = pl_batch_build_sized(seg->log.map + at, (size_t)(seg->log.allocated - at),
+                                  seg->next_offset, r, total, &written);
+    } else if (values_by_reference(r, total, &meta, &max_iov)) {
         /* No copy of the values at all: the kernel takes them from the caller's
          * buffers (pwritev), the rest of the batch from the scratch buffer. */
         size_t niov = 0;
@@ -522,30 +535,24 @@ int pl_segment_append_records(pl_segment *seg, const pl_records_in *r, int64_t *
         if (tmp == NULL)
             return ENOMEM;
         struct iovec *iov = (struct iovec *)(void *)(tmp + iov_at);
+        built = tmp;
         rc = pl_batch_build_vec(tmp, (size_t)meta, seg->next_offset, r, total, iov, &niov);
-        if (rc == PL_OK)
-            pl_batch_read_header(tmp, PL_BATCH_HEADER_SIZE, &h);
         if (rc == PL_OK)
             rc = pl_mfile_writev(&seg->log, at, iov, niov);
         written = (size_t)total;
-    } else if (total >= PL_WRITE_MIN) {
+    } else {
         /* Built in (warm, reused) heap memory, then one pwrite: see PL_WRITE_MIN. */
         uint8_t *tmp = scratch_for(seg, total);
         if (tmp == NULL)
             return ENOMEM;
+        built = tmp;
         rc = pl_batch_build_sized(tmp, (size_t)total, seg->next_offset, r, total, &written);
         if (rc == PL_OK)
             rc = pl_mfile_write(&seg->log, at, tmp, written);
-        if (rc == PL_OK)
-            pl_batch_read_header(tmp, written, &h);
-    } else {
-        rc = pl_batch_build_sized(seg->log.map + at, (size_t)(seg->log.allocated - at),
-                                  seg->next_offset, r, total, &written);
-        if (rc == PL_OK)
-            pl_batch_read_header(seg->log.map + at, written, &h);
     }
     if (rc != PL_OK)
         return rc;
+    pl_batch_read_header(built, PL_BATCH_HEADER_SIZE, &h);
     track_batch(seg, at, seg->next_offset + h.last_offset_delta, h.max_timestamp, written);
     *out_base = seg->next_offset;
     publish(seg, at + written, seg->next_offset + h.last_offset_delta + 1);

@@ -61,12 +61,12 @@ _NULL = ffi.NULL
 _append_one = lib.pl_segment_append_one
 _append_now = lib.pl_segment_append_now
 PL_EROLL = lib.PL_EROLL
+PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
 def _addr(cdata) -> int:
     """A cffi pointer as the integer _speedups takes."""
     return int(ffi.cast("uintptr_t", cdata))
-PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
 class PartitionLog(GroupCommit):
@@ -201,13 +201,12 @@ class PartitionLog(GroupCommit):
     def _append_slow(self, value, key, headers, timestamp) -> int:
         if headers or timestamp is not None:
             return self._append_given(value, key, headers, timestamp)
-        # The hot path: one C call stamps the record with the C clock and checks the
-        # segment.ms deadline (PL_EROLL) too, so nothing here reads the time.
+        # What the C fast path declined (a flush policy, listeners, not bytes, the first
+        # append after a barrier, a roll due): one C call still stamps the record with
+        # the C clock and checks the segment.ms deadline (PL_EROLL).
         vlen = -1 if value is None else len(value)
         klen = -1 if key is None else len(key)
-        lock = self._lock
-        lock.acquire()              # `with` costs two bound methods and a tuple more
-        try:
+        with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
             io = self._now_io
@@ -221,12 +220,7 @@ class PartitionLog(GroupCommit):
             if rc:
                 self._retry_one_locked(rc, key, klen, value, vlen)
             offset = io.offset
-            if self._dirty_since is None:
-                self._dirty_since = _monotonic()
-                self._gate_locked()
-            fut = self._policy_locked(offset) if self._policy else None
-        finally:
-            lock.release()
+            fut = self._after_append_locked(offset)
         for fn in self._listeners:
             fn()
         if fut is not None:

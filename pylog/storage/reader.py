@@ -33,19 +33,21 @@ from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, deco
 __all__ = ["ColumnReader", "Columns", "build_records_in", "retention_victims"]
 
 
-
 class _Cols:
-    """A ``pl_record_cols`` whose arrays are numpy arrays (so slicing/tolist is fast)."""
+    """A ``pl_record_cols`` and the arrays it points to (cffi arrays, or numpy views of
+    one block for read_columns)."""
 
     __slots__ = ("c", "addr", "offsets", "timestamps", "key_pos", "key_lens", "value_pos",
                  "value_lens", "headers_pos", "header_counts", "capacity")
 
-    _LAYOUT = (("offsets", "int64", "int64_t[]"), ("timestamps", "int64", "int64_t[]"),
-               ("key_pos", "int64", "int64_t[]"), ("value_pos", "int64", "int64_t[]"),
-               ("headers_pos", "int64", "int64_t[]"), ("key_lens", "int32", "int32_t[]"),
-               ("value_lens", "int32", "int32_t[]"),
-               ("header_counts", "int32", "int32_t[]"))
-    ROW_BYTES = 5 * 8 + 3 * 4
+    # (field, numpy dtype, cffi type, bytes per row); the 8-byte columns first, so
+    # every view carved out of a block stays aligned
+    _LAYOUT = (("offsets", "int64", "int64_t[]", 8), ("timestamps", "int64", "int64_t[]", 8),
+               ("key_pos", "int64", "int64_t[]", 8), ("value_pos", "int64", "int64_t[]", 8),
+               ("headers_pos", "int64", "int64_t[]", 8),
+               ("key_lens", "int32", "int32_t[]", 4), ("value_lens", "int32", "int32_t[]", 4),
+               ("header_counts", "int32", "int32_t[]", 4))
+    ROW_BYTES = sum(f[3] for f in _LAYOUT)
 
     def __init__(self, capacity: int, block: np.ndarray | None = None):
         """Arrays of ``capacity`` rows: numpy views carved out of ``block`` (uint8, at
@@ -59,14 +61,13 @@ class _Cols:
         c.count = 0
         rows = max(capacity, 1)
         at = 0
-        for name, dtype, ctype in self._LAYOUT:
+        for name, dtype, ctype, width in self._LAYOUT:
             if block is None:
                 arr = ffi.new(ctype, rows)
                 setattr(c, name, arr)
             else:
-                size = rows * (8 if dtype == "int64" else 4)
-                arr = block[at:at + size].view(dtype)
-                at += size
+                arr = block[at:at + rows * width].view(dtype)
+                at += rows * width
                 setattr(c, name, ffi.from_buffer(ctype, arr))
             setattr(self, name, arr)
 
@@ -83,9 +84,8 @@ class _Cols:
     def take_from(self, other: "_Cols", n: int) -> None:
         """Append the first n rows of ``other`` (used for a batch that does not fit)."""
         i = self.c.count
-        for name, dtype, _ in self._LAYOUT:
-            ffi.memmove(getattr(self.c, name) + i, getattr(other.c, name),
-                        n * (8 if dtype == "int64" else 4))
+        for name, _, _, width in self._LAYOUT:
+            ffi.memmove(getattr(self.c, name) + i, getattr(other.c, name), n * width)
         self.c.count = i + n
 
 
