@@ -55,6 +55,8 @@
 #define PL_ENOSPACE_CAP -14  /* output arrays are full (decode)                       */
 #define PL_ECONTROL    -15   /* a client sent a control batch (Kafka: INVALID_RECORD)  */
 #define PL_EROLL       -16   /* segment.ms deadline passed: roll, then append         */
+#define PL_EBADHEADER  -17   /* a header field outside the CRC holds a value pylog    */
+                             /* never writes (partitionLeaderEpoch other than 0/-1)   */
 
 const char *pl_strerror(int code);
 
@@ -310,7 +312,16 @@ typedef struct pl_segment {
     int active;                        /* 1 while writable                          */
     uint8_t *scratch;                  /* heap buffer big appends are built in     */
     uint64_t scratch_cap;              /* (PL_WRITE_MIN); freed by seal and close   */
+    /* Read-side verification (verify.c).  Batches starting at or after trusted_from
+     * were written by this process or checked by load/recovery; below it a read
+     * checks each batch's CRC unless its PL_VERIFY_CHUNK chunk has its bit set in
+     * `verified` (caller-owned, zeroed, verified_bits bits; NULL: check always). */
+    uint64_t trusted_from;
+    uint64_t *verified;
+    uint64_t verified_bits;
 } pl_segment;
+
+#define PL_VERIFY_CHUNK  65536   /* bytes of .log per bit of pl_segment.verified */
 
 #define PL_OPEN_ACTIVE   1   /* writable, reserve cfg.segment_bytes of mapping      */
 #define PL_OPEN_SEALED   0   /* read-only, mapped to the file sizes                 */
@@ -408,13 +419,16 @@ int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
 int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
                          pl_batch_header *h);
 /* End of the run of whole batches from pos that fits in max_bytes, but at least one
- * batch.  PL_ERANGE if pos >= size.  OUT: *out_end. */
+ * batch.  PL_ERANGE if pos >= size.  Each batch passes pl_segment_check_batch: a bad
+ * first batch is its status, a bad later one ends the run before it.  OUT: *out_end. */
 int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
                     uint64_t *out_end);
 /* pl_segment_span that also stops after the batch holding last_offset (a read that
- * wants offsets up to last_offset walks no further headers). */
+ * wants offsets up to last_offset walks no further headers).  OUT (unless NULL):
+ * *out_next_offset = the offset after the run (from headers that were checked). */
 int pl_segment_span_upto(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
-                         int64_t last_offset, uint64_t *out_end);
+                         int64_t last_offset, uint64_t *out_end,
+                         int64_t *out_next_offset);
 /* Header of the batch at pos (a batch start below size), bounds-checked against
  * size (length >= 49, whole batch below size).  OUT: h, *out_next = pos of the next
  * batch (== size at the end).  PL_ERANGE if pos >= size. */
@@ -425,7 +439,8 @@ int pl_segment_batch_at(const pl_segment *seg, uint64_t pos, pl_batch_header *h,
  * records with offset >= min_offset; positions relative to seg->log.map.  Stops
  * early with PL_ECOMPRESSED at a compressed batch (OUT *out_pos = its position, the
  * caller inflates and calls pl_records_decode) or PL_ENOSPACE_CAP when cols is full
- * (OUT *out_pos = first batch not decoded).  PL_OK: *out_pos = end. */
+ * (OUT *out_pos = first batch not decoded).  PL_OK: *out_pos = end.  Every batch
+ * passes pl_segment_check_batch first (its status, *out_pos = its position). */
 int pl_segment_decode(const pl_segment *seg, uint64_t pos, uint64_t end,
                       int64_t min_offset, pl_record_cols *cols, uint64_t *out_pos);
 /* pl_segment_decode that stops (PL_OK) once cols->count reaches max_count, possibly
@@ -435,6 +450,17 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
                            int64_t min_offset, uint64_t max_count, pl_record_cols *cols,
                            uint64_t *out_pos);
 /* Barrier for the log and both indexes (pl_mfile_sync on each). */
+/* Check the batch at [pos, next) (header h, from pl_segment_batch_at) before a read
+ * serves it (verify.c): magic 2, offsets inside the segment and, when expect >= 0,
+ * baseOffset == expect (the chain); below trusted_from and in a chunk not yet
+ * verified also epoch 0/-1 and the CRC (PL_EBADCRC, PL_EBADHEADER, PL_EBADOFFSET). */
+int pl_segment_check_batch(const pl_segment *seg, uint64_t pos, uint64_t next,
+                           const pl_batch_header *h, int64_t expect);
+
+/* Record that every batch starting in [pos, end) passed pl_segment_check_batch:
+ * sets the bits of the chunks that range covers (atomic; readers need no lock). */
+void pl_segment_mark_verified(const pl_segment *seg, uint64_t pos, uint64_t end);
+
 int pl_segment_sync(pl_segment *seg);
 /* Seal: append the final time-index entry (max timestamp), seal all three files
  * (pl_mfile_seal), active = 0.  Called on roll and on clean close. */

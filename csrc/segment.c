@@ -47,6 +47,7 @@ const char *pl_strerror(int code)
     case PL_ENOSPACE_CAP: return "output columns full";
     case PL_ECONTROL:     return "control batch from a client";
     case PL_EROLL:        return "segment.ms elapsed: roll before appending";
+    case PL_EBADHEADER:   return "batch partitionLeaderEpoch is not one pylog writes";
     default:              return code > 0 ? "system error (errno)" : "unknown status";
     }
 }
@@ -205,6 +206,9 @@ int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_p
     seg->scratch = NULL;
     seg->scratch_cap = 0;
     rc = open_files(seg, paths, PL_MF_EXCL, 1);
+    seg->trusted_from = 0;                  /* everything in it will be ours */
+    seg->verified = NULL;
+    seg->verified_bits = 0;
     if (rc == PL_OK)
         seg->active = 1;
     return rc;
@@ -224,6 +228,9 @@ int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_pat
     seg->scratch = NULL;
     seg->scratch_cap = 0;
     rc = open_files(seg, paths, PL_MF_CREATE, mode == PL_OPEN_ACTIVE);
+    seg->trusted_from = rc == PL_OK ? seg->log.size : 0;   /* nothing checked yet */
+    seg->verified = NULL;
+    seg->verified_bits = 0;
     if (rc == PL_OK)
         seg->active = mode == PL_OPEN_ACTIVE;
     return rc;
@@ -309,6 +316,7 @@ int pl_segment_load_clean(pl_segment *seg)
     seg->offset_of_max_timestamp = max_off;
     seg->first_batch_timestamp = first_ts;
     seg->bytes_since_index = n > 0 ? size - pl_be32(seg->index.map + (n - 1) * 8 + 4) : size;
+    seg->trusted_from = n > 0 ? pl_be32(seg->index.map + (n - 1) * 8 + 4) : 0;  /* walked */
     return PL_OK;
 }
 
@@ -374,6 +382,7 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
         rep->batches++;
     }
     /* Second pass: report, then cut the log at the valid prefix (zero + sync). */
+    seg->trusted_from = 0;                  /* every batch kept was just validated */
     rep->valid_bytes = pos;
     rep->truncated_bytes = end - pos;
     rep->stop_position = pos;
@@ -656,8 +665,8 @@ int pl_segment_append_now(pl_segment *seg, const void *key, int32_t key_len,
  * <= offset) to the batch holding offset.  Every header must look like a batch of
  * this segment (magic 2, offsets chained), so a garbage index entry is caught
  * here instead of being followed. */
-static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t offset,
-                          uint64_t *out_pos, pl_batch_header *h)
+static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t anchor,
+                          int64_t offset, uint64_t *out_pos, pl_batch_header *h)
 {
     int64_t expect = -1;
     uint64_t next;
@@ -669,6 +678,11 @@ static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t offset,
         if (h->magic != PL_MAGIC_V2 || h->last_offset_delta < 0 ||
             h->base_offset < seg->base_offset || h->base_offset >= seg->next_offset ||
             (expect < 0 ? h->base_offset > offset : h->base_offset != expect))
+            return PL_EBADOFFSET;
+        /* the first batch is the anchor: the one the index entry names (its last
+         * offset is the entry's), or the segment's first batch */
+        if (expect < 0 && (pos == 0 ? h->base_offset != seg->base_offset
+                                    : h->base_offset + h->last_offset_delta != anchor))
             return PL_EBADOFFSET;
         if (h->base_offset + h->last_offset_delta >= offset) {
             *out_pos = pos;
@@ -689,9 +703,10 @@ int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
     if (offset < seg->base_offset || offset >= seg->next_offset)
         return PL_ERANGE;
     pl_index_lookup(&seg->index, seg->base_offset, offset, &entry_offset, &pos);
-    rc = pos < seg->log.size ? walk_to_offset(seg, pos, offset, out_pos, h) : PL_ERANGE;
+    rc = pos < seg->log.size ? walk_to_offset(seg, pos, entry_offset, offset, out_pos, h)
+                             : PL_ERANGE;
     if (rc != PL_OK && pos != 0)            /* bad index entry: the log decides */
-        rc = walk_to_offset(seg, 0, offset, out_pos, h);
+        rc = walk_to_offset(seg, 0, seg->base_offset, offset, out_pos, h);
     return rc;
 }
 
@@ -717,34 +732,43 @@ int pl_segment_find_time(const pl_segment *seg, int64_t ts, uint64_t *out_pos,
 }
 
 int pl_segment_span_upto(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
-                         int64_t last_offset, uint64_t *out_end)
+                         int64_t last_offset, uint64_t *out_end,
+                         int64_t *out_next_offset)
 {
     uint64_t end = pos, next;
+    int64_t expect = -1;
     pl_batch_header h;
     int rc;
 
     if (pos >= seg->log.size)
         return PL_ERANGE;
     while (end < seg->log.size) {
-        if ((rc = pl_segment_batch_at(seg, end, &h, &next)) != PL_OK) {
+        rc = pl_segment_batch_at(seg, end, &h, &next);
+        if (rc == PL_OK && !(end > pos && next - pos > max_bytes))
+            rc = pl_segment_check_batch(seg, end, next, &h, expect);
+        else if (rc == PL_OK)
+            break;                          /* the next batch does not fit */
+        if (rc != PL_OK) {
             if (end == pos)
                 return rc;
-            break;
+            break;                          /* serve the good run; the next read fails */
         }
-        if (end > pos && next - pos > max_bytes)
-            break;
         end = next;
-        if (h.base_offset + h.last_offset_delta >= last_offset)
+        expect = h.base_offset + h.last_offset_delta + 1;
+        if (expect - 1 >= last_offset)
             break;
     }
+    pl_segment_mark_verified(seg, pos, end);
     *out_end = end;
+    if (out_next_offset != NULL)
+        *out_next_offset = expect;
     return PL_OK;
 }
 
 int pl_segment_span(const pl_segment *seg, uint64_t pos, uint64_t max_bytes,
                     uint64_t *out_end)
 {
-    return pl_segment_span_upto(seg, pos, max_bytes, INT64_MAX, out_end);
+    return pl_segment_span_upto(seg, pos, max_bytes, INT64_MAX, out_end, NULL);
 }
 
 int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
@@ -752,7 +776,8 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
                            uint64_t *out_pos)
 {
     pl_batch_header h;
-    uint64_t next, mapped = pos, window = PL_PREFAULT_FIRST;
+    uint64_t next, mapped = pos, window = PL_PREFAULT_FIRST, start = pos;
+    int64_t expect = -1;
     int rc = PL_OK, stopped = 0;
 
     if (end > seg->log.size || pos > end)
@@ -770,6 +795,9 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
             rc = PL_EINVAL;
             break;
         }
+        if ((rc = pl_segment_check_batch(seg, pos, next, &h, expect)) != PL_OK)
+            break;
+        expect = h.base_offset + h.last_offset_delta + 1;
         if (h.base_offset + h.last_offset_delta >= min_offset &&
             !(h.attributes & PL_ATTR_CONTROL)) {
             if (h.attributes & PL_ATTR_COMPRESSION_MASK) {
@@ -785,6 +813,7 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
         }
         pos = next;
     }
+    pl_segment_mark_verified(seg, start, pos);
     *out_pos = pos;
     return rc;
 }

@@ -6,7 +6,7 @@ here, never ``pylog._core`` itself, so the error mapping lives in one function.
 
 Status codes → exceptions (``check(code, what, client=False)``)
     0                                   → returns 0
-    PL_ETRUNCATED, PL_EBADLEN, PL_EBADMAGIC, PL_EBADCRC
+    PL_ETRUNCATED, PL_EBADLEN, PL_EBADMAGIC, PL_EBADCRC, PL_EBADHEADER
                                         → CorruptRecordError      (Kafka 2)
     PL_EBADOFFSET, PL_EBADRECORD        → CorruptRecordError; with ``client=True``
                                           (a batch from a producer) InvalidRecordError (87)
@@ -102,7 +102,8 @@ class CoreNotFoundError(errors.UnknownServerError, LookupError):
     """PL_ENOTFOUND: a lookup (e.g. by timestamp) found nothing."""
 
 
-_CORRUPT = {lib.PL_ETRUNCATED, lib.PL_EBADLEN, lib.PL_EBADMAGIC, lib.PL_EBADCRC}
+CORRUPT = _CORRUPT = {lib.PL_ETRUNCATED, lib.PL_EBADLEN, lib.PL_EBADMAGIC, lib.PL_EBADCRC,
+            lib.PL_EBADHEADER}
 _STRUCTURAL = {lib.PL_EBADOFFSET, lib.PL_EBADRECORD}
 _SIMPLE: dict[int, type[errors.PylogError]] = {
     lib.PL_ECONTROL: errors.InvalidRecordError,

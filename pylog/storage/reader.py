@@ -150,6 +150,8 @@ def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple
         if rc == 0:
             break
         pos = out[0]
+        if rc in _ffi.CORRUPT and chunks:
+            break                         # serve what precedes it; the next read fails
         if rc == lib.PL_ECOMPRESSED:
             nxt = seg.batch_at(pos, h)
             data = _inflate(seg, view, pos, nxt, h)
@@ -162,14 +164,14 @@ def _decode(seg, pos: int, end: int, min_offset: int, cols: _Cols) -> list[tuple
             tmp = _Cols(h.records_count)
             rc = lib.pl_segment_decode(seg.c, pos, nxt, min_offset, tmp.c, out)
             if rc:
-                _ffi.check(rc, f"decoding {seg.log_path} at byte {pos}")
+                _ffi.check(rc, seg.where(pos))
             i0 = cols.c.count
             cols.take_from(tmp, min(tmp.c.count, cols.capacity - i0))
             if cols.c.count > i0:
                 chunks.append((view, i0, cols.c.count))
             break
         else:
-            _ffi.check(rc, f"decoding {seg.log_path} at byte {pos}")
+            _ffi.check(rc, seg.where(pos))
     return chunks
 
 
@@ -285,14 +287,15 @@ def chunks_to_columns(cols: _Cols, chunks: list) -> Columns:
 
 
 # ---- the reader bound to a partition -----------------------------------------------
-def _span_upto(seg, pos: int, max_bytes: int, last_offset: int) -> int:
+def _span_upto(seg, pos: int, max_bytes: int, last_offset: int) -> tuple[int, int]:
     """Segment.span that stops after the batch holding last_offset (no header walk
-    beyond what the read wants)."""
+    beyond what the read wants): (end, offset after the run)."""
     end = ffi.new("uint64_t *")
-    rc = lib.pl_segment_span_upto(seg.c, pos, max_bytes, last_offset, end)
+    nxt = ffi.new("int64_t *")
+    rc = lib.pl_segment_span_upto(seg.c, pos, max_bytes, last_offset, end, nxt)
     if rc:
-        _ffi.check(rc, f"reading {seg.log_path} at byte {pos}")
-    return end[0]
+        _ffi.check(rc, seg.where(pos))
+    return end[0], nxt[0]
 
 
 class ColumnReader:
@@ -319,17 +322,23 @@ class ColumnReader:
         while len(out) < max_records:
             try:
                 loc = self._locate(offset)
+                if loc is not None:
+                    seg, pos, seg_end, seg_next = loc
+                    want = min(max_records - len(out), seg_next - offset)
+                    # clamp to the end seen under the lock: seg_next describes [pos, end)
+                    end, after = _span_upto(seg, pos, budget, offset + want - 1)
+                    end = min(end, seg_end)
             except OffsetOutOfRangeError:
                 if first:
                     raise
                 break                       # retention moved the start under us
+            except CorruptRecordError:
+                if not out:
+                    raise
+                break                       # serve the good records; the next read fails
             first = False
             if loc is None:
                 break
-            seg, pos, seg_end, seg_next = loc
-            want = min(max_records - len(out), seg_next - offset)
-            # clamp to the end seen under the lock: seg_next must describe [pos, end)
-            end = min(_span_upto(seg, pos, budget, offset + want - 1), seg_end)
             # The C decode stops at `want` rows, inside a batch if need be.
             cols = _scratch_cols(want)
             for src, i0, i1 in _decode(seg, pos, end, offset, cols):
@@ -340,14 +349,8 @@ class ColumnReader:
             budget -= end - pos
             if budget <= 0 or len(out) >= max_records:
                 break
-            offset = seg_next if end >= seg_end else self._base_at(seg, end)
+            offset = seg_next if end >= seg_end else after
         return out
-
-    @staticmethod
-    def _base_at(seg, pos: int) -> int:
-        h = ffi.new("pl_batch_header *")
-        seg.batch_at(pos, h)
-        return h.base_offset
 
     def read_columns(self, offset: int, max_records: int) -> Columns:
         loc = self._locate(offset)

@@ -59,7 +59,7 @@ class Segment:
     """A segment of one partition's log.  See the module doc for ownership rules."""
 
     __slots__ = ("directory", "base_offset", "c", "created_ms", "_log_view",
-                 "_owners", "closed", "deleted")
+                 "_owners", "_verified", "closed", "deleted")
 
     def __init__(self, directory: Path, base_offset: int):
         self.directory = directory
@@ -68,6 +68,7 @@ class Segment:
         self.created_ms = int(time.time() * 1000)
         self._log_view = None
         self._owners = (None, None, None)
+        self._verified = None
         self.closed = False
         self.deleted = False
 
@@ -122,6 +123,12 @@ class Segment:
         self._owners = tuple(owners)
         self._log_view = (memoryview(ffi.buffer(owners[0], int(c.log.reserved)))
                           .toreadonly() if owners[0] is not None else memoryview(b""))
+        # the read-side verification bitmap (csrc/verify.c): one bit per 64 KiB of
+        # the mapping, zeroed; it lives as long as this object, like the struct
+        bits = int(c.log.reserved) // lib.PL_VERIFY_CHUNK + 1
+        self._verified = ffi.new("uint64_t[]", (bits + 63) // 64)
+        c.verified = self._verified
+        c.verified_bits = bits
 
     def load_clean(self) -> bool:
         """Trust the files after a clean shutdown; False if a sanity check failed."""
@@ -228,12 +235,23 @@ class Segment:
         return pos[0]
 
     def span(self, pos: int, max_bytes: int) -> int:
-        """End of the whole batches from ``pos`` within max_bytes (at least one)."""
+        """End of the whole batches from ``pos`` within max_bytes (at least one), each
+        verified (CorruptRecordError for a bad first batch; a later one ends it)."""
         end = ffi.new("uint64_t *")
         rc = lib.pl_segment_span(self.c, pos, max_bytes, end)
         if rc:
-            _ffi.check(rc, f"reading {self.log_path} at byte {pos}")
+            _ffi.check(rc, self.where(pos))
         return end[0]
+
+    def where(self, pos: int) -> str:
+        """Names the batch at ``pos`` for an error: file, byte, offsets its header
+        claims (a corrupt header may claim nonsense; the position is exact)."""
+        h = ffi.new("pl_batch_header *")
+        nxt = ffi.new("uint64_t *")
+        what = f"{self.log_path}: batch at byte {pos}"
+        if lib.pl_segment_batch_at(self.c, pos, h, nxt) == 0:
+            what += f" (offsets {h.base_offset}..{h.base_offset + h.last_offset_delta})"
+        return what
 
     def batch_at(self, pos: int, h) -> int:
         """Fill ``h`` with the header at ``pos``; returns the next batch's position."""
