@@ -66,21 +66,46 @@ def sweep_interval(request_timeout_s: float) -> float:
 class ConnectionCap:
     """``max.connections`` over all listeners of one server (event-loop thread only).
 
-    Open connections are what the listeners report to ``Metrics`` (kafka, text,
-    and aiohttp's live count for http), plus sockets accepted whose protocol has
-    not started yet (``pending``)."""
+    ``open`` counts every connection from its accept to its ``connection_lost``
+    (``_Counted``), so a burst of accepts is counted before any protocol starts."""
 
     def __init__(self, limit: int, metrics) -> None:
         self.limit = limit
-        self.metrics = metrics
-        self.pending = 0
-
-    @property
-    def open(self) -> int:
-        return sum(self.metrics.connections().values()) + self.pending
+        self.metrics = metrics          # for the refused counter
+        self.open = 0
 
     def admit(self) -> bool:
         return self.open < self.limit
+
+
+class _Counted(asyncio.Protocol):
+    """The listener's protocol, with the connection counted in its ConnectionCap until
+    the transport is gone."""
+
+    def __init__(self, inner: asyncio.Protocol, cap: ConnectionCap) -> None:
+        self.inner = inner
+        self.cap = cap
+        self.made = False
+
+    def connection_made(self, transport) -> None:
+        self.made = True
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        self.cap.open -= 1
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 class _Throttled:
@@ -175,15 +200,24 @@ class Listener:
 
     def _connect(self, conn: socket.socket) -> None:
         conn.setblocking(False)
-        if self.cap is not None:
-            self.cap.pending += 1
-        task = self._loop.create_task(self._loop.connect_accepted_socket(self.factory, conn))
+        cap, counted = self.cap, []         # counted: the _Counted made for this socket
+        if cap is None:
+            factory = self.factory
+        else:
+            cap.open += 1
+
+            def factory() -> _Counted:
+                counted.append(_Counted(self.factory(), cap))
+                return counted[0]
+        task = self._loop.create_task(self._loop.connect_accepted_socket(factory, conn))
 
         def done(t: asyncio.Task) -> None:
-            if self.cap is not None:
-                self.cap.pending -= 1
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("%s connection not set up: %s", self.kind, t.exception())
+            failed = t.cancelled() or t.exception() is not None
+            if failed and cap is not None and not (counted and counted[0].made):
+                cap.open -= 1                # no protocol started: no connection_lost
+            if failed:
+                if not t.cancelled():
+                    log.warning("%s connection not set up: %s", self.kind, t.exception())
                 conn.close()
 
         task.add_done_callback(done)
