@@ -29,7 +29,6 @@ with the listener's protocol factory: the protocols are the same as under
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import resource
 import socket
@@ -42,7 +41,6 @@ log = logging.getLogger("pylog.server")
 ACCEPT_BATCH = 64                 # accepts per wake-up of one listening socket
 PAUSE_MIN, PAUSE_MAX = 0.1, 1.0   # accept back-off at the fd limit (seconds, doubling)
 LOG_INTERVAL = 10.0               # at most one warning per listener and cause this often
-RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 FD_RESERVE_MIN = 64               # fds kept for segment files, the data dir lock, logging...
 
 
@@ -127,8 +125,9 @@ class _Throttled:
 class Listener:
     """One listening TCP socket and its accept loop (event-loop thread only)."""
 
-    def __init__(self, kind: str, host: str, port: int, factory: Callable[[], asyncio.BaseProtocol],
-                 *, cap: ConnectionCap | None = None, refusal: bytes = b"",
+    def __init__(self, kind: str, host: str, port: int,
+                 factory: Callable[[], asyncio.BaseProtocol], *,
+                 cap: ConnectionCap | None = None, refusal: bytes = b"",
                  backlog: int = 512) -> None:
         self.kind = kind
         self.host, self.port = host, port
@@ -186,11 +185,9 @@ class Listener:
             except ConnectionAbortedError:
                 continue                     # the client gave up while in the backlog
             except OSError as exc:
-                if exc.errno in RESOURCE_ERRNOS:
-                    self._back_off(exc)
-                else:
-                    log.error("%s listener on %s:%d: accept failed: %s", self.kind, self.host,
-                              self.port, exc)
+                # Out of fds or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or anything
+                # else that would fail again at once: the socket stays readable, so pause.
+                self._back_off(exc)
                 return
             self._pause = 0.0
             if self.cap is not None and not self.cap.admit():

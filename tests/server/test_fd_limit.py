@@ -87,7 +87,7 @@ def test_accept_backs_off_at_the_fd_limit_without_spinning(low_fd_server):
         cpu0 = cpu_seconds(srv.process.pid)
         time.sleep(2.0)
         cpu = cpu_seconds(srv.process.pid) - cpu0
-        assert cpu < 0.5, f"{cpu:.2f} s of CPU in 2 s at the fd limit"
+        assert cpu < 0.25, f"{cpu:.2f} s of CPU in 2 s at the fd limit"   # was 0.44
     finally:
         for s in socks:
             s.close()
