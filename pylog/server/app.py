@@ -21,6 +21,7 @@ import logging
 
 from .kafka.context import BrokerContext, BrokerSettings
 from .kafka.protocol import KafkaConnection
+from .listener import ConnectionCap, Listener, default_max_connections, sweep_interval
 
 __all__ = ["Server"]
 
@@ -30,14 +31,17 @@ log = logging.getLogger("pylog.server")
 class Server:
     def __init__(self, log_, host: str = "127.0.0.1", port: int = 9092,
                  settings: BrokerSettings | None = None, idle_ms: int = 600_000,
-                 request_timeout_ms: int = 30_000) -> None:
+                 request_timeout_ms: int = 30_000, max_connections: int | None = None) -> None:
         self.log = log_
         self.host, self.port = host, port
         self.broker = BrokerContext(log_, settings)
         self.idle_s = idle_ms / 1000
         self.request_timeout_s = request_timeout_ms / 1000
+        # max.connections, shared with the text and HTTP listeners.
+        self.cap = ConnectionCap(max_connections or default_max_connections(),
+                                 self.broker.metrics)
         self.connections: set[KafkaConnection] = set()
-        self._listener: asyncio.base_events.Server | None = None
+        self._listener: Listener | None = None
         self._sweeper: asyncio.Task | None = None
         self._warmup: asyncio.Task | None = None
 
@@ -52,13 +56,15 @@ class Server:
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
         self.log.start_groups(initial_rebalance_delay_ms=self.broker.settings
                               .group_initial_rebalance_delay_ms)
-        self._listener = await loop.create_server(
-            lambda: KafkaConnection(self.broker, self.connections),
-            self.host, self.port, reuse_address=True, backlog=512)
-        self.port = self._listener.sockets[0].getsockname()[1]
+        self._listener = Listener(
+            "kafka", self.host, self.port,
+            lambda: KafkaConnection(self.broker, self.connections), cap=self.cap)
+        await self._listener.start()
+        self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
         self._warmup = asyncio.ensure_future(self._warm_schemas())
-        log.info("kafka listener on %s", self.address)
+        log.info("kafka listener on %s (max.connections %d over all listeners)", self.address,
+                 self.cap.limit)
 
     async def _warm_schemas(self) -> None:
         """Load every served version's kio schema modules, one per loop turn, right
@@ -73,17 +79,23 @@ class Server:
                 await asyncio.sleep(0)
 
     async def _sweep(self) -> None:
-        """Close idle connections and half-sent requests (every second)."""
+        """Close idle connections, and those whose request is not complete
+        ``request_timeout_ms`` after its first byte (a quarter of it between sweeps, at
+        most 1 s).  While we are not reading a socket (flow control) its deadline waits."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(sweep_interval(self.request_timeout_s))
             now = loop.time()
             for conn in list(self.connections):
-                quiet = now - conn.last_activity
-                if conn.decoder.buffered and quiet > self.request_timeout_s:
-                    conn.close(f"request not completed within {self.request_timeout_s:.0f} s")
-                elif not conn.busy and quiet > self.idle_s:
-                    conn.close(f"idle for {quiet:.0f} s (connections.max.idle.ms)")
+                started = conn.request_started
+                if started is not None and now - started > self.request_timeout_s:
+                    if conn.flow is not None and conn.flow.paused:
+                        conn.request_started = now
+                    else:
+                        conn.cut_off(self.request_timeout_s)
+                elif not conn.busy and now - conn.last_activity > self.idle_s:
+                    conn.close(f"idle for {now - conn.last_activity:.0f} s "
+                               f"(connections.max.idle.ms)")
 
     async def shutdown(self, drain_timeout: float = 10.0) -> None:
         """Steps 1–4 of the docstring; the caller then closes the Log (step 5)."""
@@ -105,10 +117,5 @@ class Server:
         # 4. Close connections (their transports flush what is buffered).
         for conn in list(self.connections):
             conn.close()
-        if self._listener is not None:
-            try:
-                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
-            except asyncio.TimeoutError:
-                pass
         await asyncio.sleep(0)
         log.info("kafka listener on %s stopped", self.address)

@@ -24,12 +24,23 @@ The JSON document (every figure is computed when asked; nothing is cached):
     records {produced_total, fetched_total, produce_rate, fetch_rate (records/s over
              the last rate_window_seconds)}
 
+    connections_refused {listener: n}   over max.connections since start
+    requests_timed_out {listener: n}    cut off: a request not complete request_timeout_ms
+                                        after its first byte
+
+Connections: accepted by ``listener.Listener`` (back-off at the fd limit, a 503
+over ``max.connections``); idle ones closed after ``idle_ms`` (aiohttp's
+keep-alive timeout), and a request whose headers are not complete
+``request_timeout_ms`` after its first byte gets a 408 and is closed
+(``_TimedHandler``; aiohttp has no such deadline of its own).
+
 ``GET /healthz`` answers 200 ``{"status": "ok"}`` while serving and 503
 ``{"status": "stopping"}`` once shutdown has begun.  Internal topics
 (``__consumer_offsets``) are left out of the figures unless ``?internal=1``.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -40,6 +51,7 @@ from prometheus_client.exposition import (CONTENT_TYPE_PLAIN_0_0_4, choose_encod
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
+from .listener import Listener, sweep_interval
 from .metrics import CommittedOffsets, Metrics, partition_state, queues
 
 __all__ = ["HttpServer", "collect", "render_prometheus"]
@@ -155,41 +167,127 @@ def _wants_prometheus(accept: str) -> bool:
     return bool(kinds & {"text/plain", "application/openmetrics-text"})
 
 
+_REFUSAL_BODY = b'{"status": "too many connections (max.connections)"}\n'
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+            % len(_REFUSAL_BODY)) + _REFUSAL_BODY
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+              b"Connection: close\r\n\r\n")
+
+
+class _TimedHandler(asyncio.Protocol):
+    """aiohttp's RequestHandler with a request deadline in front (event-loop thread).
+
+    The clock starts at the first byte received while no request is being handled
+    and stops when the request reaches its handler (``HttpServer._arrived``):
+    unfinished headers and unfinished bodies of a request are both bounded."""
+
+    def __init__(self, inner, timed: dict) -> None:
+        self.inner = inner              # aiohttp.web_protocol.RequestHandler
+        self.timed = timed              # inner -> self, for the middleware and the sweep
+        self.transport: asyncio.Transport | None = None
+        self.request_started: float | None = None
+        self.in_handler = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.timed[self.inner] = self
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        self.timed.pop(self.inner, None)
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.request_started is None and not self.in_handler and data:
+            self.request_started = asyncio.get_running_loop().time()
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
 class HttpServer:
     """The aiohttp listener, started and stopped with the other listeners."""
 
     kind = "http"
 
     def __init__(self, broker, host: str = "127.0.0.1", port: int = 8081, *,
-                 offsets: CommittedOffsets) -> None:
+                 offsets: CommittedOffsets, idle_s: float = 600.0,
+                 request_timeout_s: float = 30.0, cap=None) -> None:
         self.broker = broker
         self.offsets = offsets
         self.host, self.port = host, port
+        self.idle_s, self.request_timeout_s = idle_s, request_timeout_s
+        self.cap = cap                  # max.connections (listener.ConnectionCap)
         self.stopping = False
         self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
+        self._sweeper: asyncio.Task | None = None
+        self._timed: dict = {}          # RequestHandler -> _TimedHandler
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._arrived])
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         return app
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+                                     shutdown_timeout=2.0, keepalive_timeout=self.idle_s)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server        # aiohttp keeps the asyncio Server private
-        self.port = server.sockets[0].getsockname()[1]
         runner = self._runner
+        self._listener = Listener("http", self.host, self.port,
+                                  lambda: _TimedHandler(runner.server(), self._timed),
+                                  cap=self.cap, refusal=_REFUSAL)
+        await self._listener.start()
+        self.port = self._listener.port
         self.broker.metrics.connections_gauge(
             "http", lambda: len(runner.server.connections) if runner.server else 0)
+        self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("http listener on %s", self.address)
+
+    @web.middleware
+    async def _arrived(self, request: web.Request, handler):
+        """The request reached its handler: its deadline is met."""
+        timed = self._timed.get(request.protocol)
+        if timed is None:
+            return await handler(request)
+        timed.request_started, timed.in_handler = None, True
+        try:
+            return await handler(request)
+        finally:
+            timed.in_handler = False
+
+    async def _sweep(self) -> None:
+        """408 and close a connection whose request is late (see the module doc)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(sweep_interval(self.request_timeout_s))
+            now = loop.time()
+            for timed in list(self._timed.values()):
+                started = timed.request_started
+                if started is None or now - started <= self.request_timeout_s:
+                    continue
+                timed.request_started = None
+                self.broker.metrics.request_timed_out("http")
+                peer = timed.transport.get_extra_info("peername") or ("?", 0)
+                log.warning("http connection from %s:%s: request not complete %g s after "
+                            "its first byte (request_timeout_ms): closed", peer[0], peer[1],
+                            self.request_timeout_s)
+                if not timed.transport.is_closing():
+                    timed.transport.write(_TIMED_OUT)
+                    timed.transport.close()
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.broker.metrics.request("/metrics", "http")
@@ -220,6 +318,10 @@ class HttpServer:
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop accepting, answer what is in flight (2 s at most: scrapes are quick)."""
         self.stopping = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         log.info("http listener on %s stopped", self.address)

@@ -83,8 +83,9 @@ async def _start_interfaces(server, config: ServerConfig) -> list:
         None, _import_interfaces)
     host = config.kafka_address[0]
     offsets = CommittedOffsets(server.broker)
-    wanted = [(TextServer, config.text_port, 3000, {"idle_s": config.idle_ms / 1000}),
-              (HttpServer, config.http_port, 8081, {})]
+    deadline = {"cap": server.cap, "request_timeout_s": config.request_timeout_ms / 1000}
+    wanted = [(TextServer, config.text_port, 3000, {"idle_s": config.idle_ms / 1000, **deadline}),
+              (HttpServer, config.http_port, 8081, {"idle_s": config.idle_ms / 1000, **deadline})]
     started = []
     for cls, port, default, extra in wanted:
         if port is not None and port < 0:
@@ -114,7 +115,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         _report_recovery(plog)
         host, port = config.kafka_address
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
-                        request_timeout_ms=config.request_timeout_ms)
+                        request_timeout_ms=config.request_timeout_ms,
+                        max_connections=config.max_connections)
         await server.start()
         interfaces = await _start_interfaces(server, config)
         stop = stop or asyncio.Event()

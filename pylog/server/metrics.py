@@ -83,6 +83,9 @@ class Metrics:
         self.active: Counter[str] = Counter({name: 0 for name in LISTENERS})
         # HTTP connections belong to aiohttp: counted live (a gauge), not as accepted.
         self.accepted: Counter[str] = Counter({"kafka": 0, "text": 0})
+        # Over max.connections, and cut off for not completing a request in time.
+        self.refused: Counter[str] = Counter({name: 0 for name in LISTENERS})
+        self.timed_out: Counter[str] = Counter({name: 0 for name in LISTENERS})
         self.requests: Counter[tuple[str, str]] = Counter()    # (listener, api) -> count
         self.produced = RateCounter(clock=clock)
         self.fetched = RateCounter(clock=clock)
@@ -97,6 +100,12 @@ class Metrics:
     def connection_closed(self, listener: str) -> None:
         if self.active[listener] > 0:
             self.active[listener] -= 1
+
+    def connection_refused(self, listener: str) -> None:
+        self.refused[listener] += 1
+
+    def request_timed_out(self, listener: str) -> None:
+        self.timed_out[listener] += 1
 
     def request(self, api_name: str, listener: str = "kafka") -> None:
         self.requests[(listener, api_name)] += 1
@@ -135,6 +144,8 @@ class Metrics:
             "active_connections": sum(conns.values()),
             "connections": conns,
             "connections_accepted": dict(self.accepted),
+            "connections_refused": dict(self.refused),
+            "requests_timed_out": dict(self.timed_out),
             "requests": by_listener,
             "records": {
                 "produced_total": self.produced.total,

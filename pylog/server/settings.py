@@ -59,7 +59,8 @@ class ServerConfig:
     group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
     idle_ms: int = 600_000                      # connections.max.idle.ms
-    request_timeout_ms: int = 30_000            # partial request read deadline
+    request_timeout_ms: int = 30_000            # a request's deadline from its first byte
+    max_connections: int | None = None          # max.connections (None: from RLIMIT_NOFILE)
     shutdown_timeout_ms: int = 10_000           # in-flight drain at shutdown
     log_level: str = "INFO"
     log_json: bool = False
@@ -89,7 +90,11 @@ _HELP = {
                                         "(Kafka: group.initial.rebalance.delay.ms)",
     "max_request_bytes": "largest request accepted (Kafka: socket.request.max.bytes)",
     "idle_ms": "close connections idle this long (Kafka: connections.max.idle.ms)",
-    "request_timeout_ms": "close a connection that leaves a request half-sent this long",
+    "request_timeout_ms": "close a connection whose request is not complete this long after "
+                          "its first byte (every listener; Kafka: request.timeout.ms)",
+    "max_connections": "open connections over all listeners; more are refused (Kafka: "
+                       "max.connections; default: the open-files limit minus a quarter, "
+                       "at least 64, kept for segment files)",
     "shutdown_timeout_ms": "how long shutdown waits for in-flight requests",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_json": "log one JSON object per line instead of human-readable text",
@@ -98,7 +103,8 @@ _HELP = {
 
 def _convert(name: str, raw: Any, source: str) -> Any:
     default = ServerConfig.__dataclass_fields__[name].default
-    kind = type(default) if default is not None else (int if name.endswith("port") else str)
+    kind = type(default) if default is not None else (
+        int if name.endswith("port") or name == "max_connections" else str)
     try:
         if kind is bool:
             return _bool(raw)
@@ -108,6 +114,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
             value = int(raw)
             if name in ("text_port", "http_port") and not -1 <= value <= 65535:
                 raise ValueError(f"port {value} out of range (-1 disables)")
+            if name in ("max_connections", "request_timeout_ms", "idle_ms") and value < 1:
+                raise ValueError(f"must be at least 1, got {value}")
             return value
         value = str(raw)
         if name == "kafka_listener":

@@ -49,10 +49,11 @@ import logging
 
 from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRequestError,
                           OffsetOutOfRangeError, PylogError, RecordTooLargeError,
-                          UnknownTopicError)
+                          RequestTimedOutError, UnknownTopicError)
 from pylog.records import encode_batch
 
 from .kafka.context import validate_topic_name
+from .listener import Listener, sweep_interval
 from .metrics import Metrics
 
 __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
@@ -128,26 +129,53 @@ class TextServer:
 
     def __init__(self, broker, host: str = "127.0.0.1", port: int = 3000, *, offsets,
                  max_line: int = MAX_LINE, max_payload: int = MAX_PAYLOAD,
-                 idle_s: float = 600.0) -> None:
+                 idle_s: float = 600.0, request_timeout_s: float = 30.0,
+                 cap=None) -> None:
         self.broker = broker
         self.offsets = offsets          # CommittedOffsets (metrics.py)
         self.metrics: Metrics = broker.metrics
         self.host, self.port = host, port
         self.max_line, self.max_payload = max_line, max_payload
-        self.idle_s = idle_s
+        self.idle_s = idle_s                        # between commands
+        self.request_timeout_s = request_timeout_s  # from a command's first byte to its end
+        self.cap = cap                              # max.connections (listener.ConnectionCap)
         self.stopping = False
         self.connections: set[TextConnection] = set()
-        self._listener: asyncio.base_events.Server | None = None
+        self._listener: Listener | None = None
+        self._sweeper: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._listener = await asyncio.start_server(
-            self._accept, self.host, self.port, limit=self.max_line, reuse_address=True)
-        self.port = self._listener.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+
+        def stream():                   # what asyncio.start_server builds per connection
+            reader = asyncio.StreamReader(limit=self.max_line, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._accept, loop=loop)
+
+        limit = self.cap.limit if self.cap is not None else 0
+        refusal = (f"ERR TOO_MANY_CONNECTIONS the server has {limit} connections open "
+                   f"(max.connections); try again later\n").encode()
+        self._listener = Listener("text", self.host, self.port, stream, cap=self.cap,
+                                  refusal=refusal)
+        await self._listener.start()
+        self.port = self._listener.port
+        self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("text listener on %s", self.address)
+
+    async def _sweep(self) -> None:
+        """Cut off connections whose command is not complete request_timeout_s after
+        its first byte (a half line, a PRODUCEB payload still arriving)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(sweep_interval(self.request_timeout_s))
+            now = loop.time()
+            for conn in list(self.connections):
+                started = conn.request_started
+                if started is not None and now - started > self.request_timeout_s:
+                    conn.cut_off(self.request_timeout_s)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = TextConnection(self, reader, writer)
@@ -167,6 +195,8 @@ class TextServer:
         self.stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.connections):
             if not conn.busy and conn.task is not None:
                 conn.task.cancel()              # waiting for a command: nothing is lost
@@ -196,6 +226,7 @@ class TextConnection:
         self.peer = f"{peer[0]}:{peer[1]}"
         self.task: asyncio.Task | None = None
         self.busy = False               # a command is being answered
+        self.request_started: float | None = None   # first byte of the command being read
 
     async def run(self) -> None:
         self.metrics.connection_opened("text")
@@ -210,18 +241,35 @@ class TextConnection:
             self.metrics.connection_closed("text")
             self.writer.close()
 
+    def cut_off(self, timeout_s: float) -> None:
+        """The command being read missed its deadline: ERR, count, log, close."""
+        self.request_started = None
+        self.metrics.request_timed_out("text")
+        log.warning("text connection from %s: command not complete %g s after its first "
+                    "byte (request_timeout_ms): closed", self.peer, timeout_s)
+        self.writer.write(_err_line(RequestTimedOutError(
+            f"command not complete {timeout_s:g} s after its first byte; closing")))
+        if self.task is not None:
+            self.task.cancel()          # run() closes the socket (the ERR line goes first)
+
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self.server.stopping:
+            line = b""
             try:
-                line = await asyncio.wait_for(self.reader.readuntil(b"\n"),
-                                              self.server.idle_s)
+                # The idle timeout runs until a command's first byte, the request
+                # deadline from there (TextServer._sweep) to the end of the command.
+                line = await asyncio.wait_for(self.reader.readexactly(1), self.server.idle_s)
+                self.request_started = loop.time()
+                if line != b"\n":
+                    line += await self.reader.readuntil(b"\n")
             except asyncio.LimitOverrunError:
                 await self._fatal(InvalidRequestError(
                     f"line longer than {self.server.max_line} bytes without a newline; "
                     f"closing the connection"))
                 return
             except asyncio.IncompleteReadError as exc:
-                line = exc.partial          # last command without a newline, then EOF
+                line += exc.partial         # last command without a newline, then EOF
                 if not line.strip():
                     return
             if line.endswith(b"\n"):
@@ -243,6 +291,7 @@ class TextConnection:
     async def _fatal(self, exc: PylogError) -> None:
         """ERR, then a lingering close: stop writing, discard what the client still
         sends for a moment (bounded), so the ERR line is not lost to a TCP reset."""
+        self.request_started = None
         log.info("text connection from %s: %s", self.peer, exc)
         self.writer.write(_err_line(exc))
         try:
@@ -264,9 +313,12 @@ class TextConnection:
     async def _execute(self, line: bytes) -> bool:
         """Answer one command line; False when the connection should close."""
         if not line.strip():
+            self.request_started = None
             return True                      # empty line (e.g. after a PRODUCEB payload)
         name_raw, _, rest = line.lstrip().partition(b" ")
         name = name_raw.decode("ascii", "replace").upper()
+        if name != "PRODUCEB":              # whose payload is part of the request
+            self.request_started = None
         handler = _COMMANDS.get(name)
         self.metrics.request(name if handler else "UNKNOWN", "text")
         if handler is None:
@@ -321,8 +373,10 @@ class TextConnection:
                 raise _Fatal(RecordTooLargeError(f"{too_large}; closing the connection rather "
                                                  f"than reading {nbytes} bytes"))
             await self._discard(nbytes)
+            self.request_started = None
             raise RecordTooLargeError(too_large)
         payload = await self.reader.readexactly(nbytes)
+        self.request_started = None         # the whole request is in: the deadline is met
         p = self._partition(args[0], args[1])
         return await self._append(p, payload)
 

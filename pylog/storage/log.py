@@ -64,6 +64,17 @@ PL_EROLL = lib.PL_EROLL
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
+def _largest_batch(data) -> int:
+    """Size of the largest batch in ``data`` (12 + batchLength each; error path only)."""
+    mv, pos, largest = memoryview(data), 0, 0
+    while pos + 12 <= len(mv):
+        size = 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
+        if size <= 12:
+            break
+        largest, pos = max(largest, size), pos + size
+    return largest
+
+
 def _addr(cdata) -> int:
     """A cffi pointer as the integer _speedups takes."""
     return int(ffi.cast("uintptr_t", cdata))
@@ -328,10 +339,10 @@ class PartitionLog(GroupCommit):
             out = self._out
             rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
             if rc:
-                rc = self._roll_for_retry_locked(rc, size, client=True)
+                rc = self._roll_for_retry_locked(rc, size, client=True, data=data)
                 rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
                 if rc:
-                    self._append_error_locked(rc, size, client=True)
+                    self._append_error_locked(rc, size, client=True, data=data)
             base, last = out[0], out[1]
             fut = self._after_append_locked(last, want_future=wait)
             log_start = self._log_start
@@ -348,18 +359,30 @@ class PartitionLog(GroupCommit):
         if rc:
             self._append_error_locked(rc, 0)
 
-    def _roll_for_retry_locked(self, rc: int, size: int, client: bool = False) -> int:
+    def _roll_for_retry_locked(self, rc: int, size: int, client: bool = False,
+                               data=None) -> int:
         if rc == lib.PL_EFULL and not self._active.is_empty:
             self._roll_locked()
             return 0
         if rc == lib.PL_ECLOSED and not self._active.active:
             self._new_active_locked()      # an earlier roll sealed but could not create
             return 0
-        self._append_error_locked(rc, size, client)
+        self._append_error_locked(rc, size, client, data)
         return rc
 
-    def _append_error_locked(self, rc: int, size: int, client: bool = False) -> None:
+    def _append_error_locked(self, rc: int, size: int, client: bool = False,
+                             data=None) -> None:
+        """Raise the error for ``rc``.  PL_ETOOLARGE means a batch over max.message.bytes
+        (MESSAGE_TOO_LARGE, 10) or, when every batch of ``data`` is within it, batches
+        that an empty segment cannot hold: Kafka's RECORD_LIST_TOO_LARGE (18), which
+        clients do not retry (a 10 made librdkafka bump its idempotent epoch and re-send
+        messages already written under the old one)."""
         where = f"appending to {self.topic}-{self.partition}"
+        if (rc == lib.PL_ETOOLARGE and data is not None
+                and _largest_batch(data) <= self.config.max_message_bytes):
+            raise RecordListTooLargeError(
+                f"{where}: {size} batch bytes do not fit in an empty segment "
+                f"(segment.bytes={self.config.segment_bytes})")
         if rc == lib.PL_EFULL:
             raise RecordListTooLargeError(
                 f"{where}: {size or 'the'} batch bytes do not fit in an empty segment "

@@ -64,6 +64,11 @@ class FlowControl:
             self._transport.resume_reading()
 
     @property
+    def paused(self) -> bool:
+        """True while we are not reading this socket (not the client's delay)."""
+        return bool(self._reasons)
+
+    @property
     def can_write(self) -> bool:
         """False while the transport's write buffer is over its high-water mark."""
         return self._writable.is_set()
@@ -86,6 +91,7 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = "?"
         self.local_host, self.local_port = "127.0.0.1", 0
         self.last_activity = 0.0
+        self.request_started: float | None = None   # first byte of the partial request
         # Per request: answers not yet written, in request order.
         self._queue: deque = deque()        # (correlation_id, api name, task | response)
         self._drainer: asyncio.Task | None = None
@@ -121,12 +127,19 @@ class KafkaConnection(asyncio.Protocol):
         self.flow.resume("write")
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = asyncio.get_running_loop().time()
+        now = self.last_activity = asyncio.get_running_loop().time()
+        partial_before = self.decoder.buffered
         try:
             frames = self.decoder.feed(data)
         except FrameError as exc:
             self.close(f"bad frame: {exc}")
             return
+        # The request deadline (request_timeout_ms) runs from a request's first byte: a
+        # client trickling a request byte by byte is cut off by app.Server's sweep.
+        if not self.decoder.buffered:
+            self.request_started = None
+        elif frames or not partial_before:
+            self.request_started = now
         for frame in frames:
             if self.transport.is_closing():
                 return
@@ -219,6 +232,13 @@ class KafkaConnection(asyncio.Protocol):
         """Shutdown step: take no new requests (answers already owed still go out)."""
         if self.transport is not None and not self.transport.is_closing():
             self.flow.pause("shutdown")
+
+    def cut_off(self, timeout_s: float) -> None:
+        """The partial request missed its deadline: count it, log it, close."""
+        self.request_started = None
+        self.broker.metrics.request_timed_out("kafka")
+        self.close(f"request not complete {timeout_s:g} s after its first byte "
+                   f"({self.decoder.buffered} bytes received; request_timeout_ms)")
 
     def close(self, reason: str | None = None) -> None:
         if reason:
