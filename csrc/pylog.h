@@ -411,7 +411,7 @@ int pl_segment_append_now(pl_segment *seg, const void *key, int32_t key_len,
 /* Position of the batch containing offset (index floor lookup + header walk; the
  * walk checks magic and the offset chain, and restarts from position 0 if the
  * index entry led somewhere wrong).  PL_ERANGE if offset < base_offset or >=
- * next_offset. OUT: *out_pos, h. */
+ * next_offset. OUT: *out_pos, h; on a bad batch (PL_EBADOFFSET, ...) *out_pos is its position. */
 int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
                     pl_batch_header *h);
 /* Position of the first batch whose maxTimestamp >= ts (time index + walk).

@@ -672,7 +672,8 @@ static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t anchor,
     uint64_t next;
     int rc;
 
-    for (;;) {
+    for (;; pos = next) {
+        *out_pos = pos;                     /* on an error: the batch at fault */
         if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
             return rc;
         if (h->magic != PL_MAGIC_V2 || h->last_offset_delta < 0 ||
@@ -684,12 +685,9 @@ static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t anchor,
         if (expect < 0 && (pos == 0 ? h->base_offset != seg->base_offset
                                     : h->base_offset + h->last_offset_delta != anchor))
             return PL_EBADOFFSET;
-        if (h->base_offset + h->last_offset_delta >= offset) {
-            *out_pos = pos;
+        if (h->base_offset + h->last_offset_delta >= offset)
             return PL_OK;
-        }
         expect = h->base_offset + h->last_offset_delta + 1;
-        pos = next;
     }
 }
 

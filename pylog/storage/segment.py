@@ -220,7 +220,9 @@ class Segment:
         """Position of the batch containing ``offset``; fills the header cdata ``h``."""
         pos = ffi.new("uint64_t *")
         rc = lib.pl_segment_find(self.c, offset, pos, h)
-        if rc:
+        if rc in _ffi.CORRUPT:
+            _ffi.check(rc, f"finding offset {offset}: {self.where(pos[0])}")
+        elif rc:
             _ffi.check(rc, f"finding offset {offset} in {self.log_path}")
         return pos[0]
 
