@@ -314,14 +314,16 @@ typedef struct pl_segment {
     uint64_t scratch_cap;              /* (PL_WRITE_MIN); freed by seal and close   */
     /* Read-side verification (verify.c).  Batches starting at or after trusted_from
      * were written by this process or checked by load/recovery; below it a read
-     * checks each batch's CRC unless its PL_VERIFY_CHUNK chunk has its bit set in
-     * `verified` (caller-owned, zeroed, verified_bits bits; NULL: check always). */
+     * checks each batch's CRC unless it starts inside the verified prefix of its
+     * PL_VERIFY_CHUNK chunk: verified[c] = how many bytes from the chunk's start
+     * are covered by checked batches (caller-owned, zeroed, verified_chunks entries;
+     * NULL: check always). */
     uint64_t trusted_from;
-    uint64_t *verified;
-    uint64_t verified_bits;
+    uint32_t *verified;
+    uint64_t verified_chunks;
 } pl_segment;
 
-#define PL_VERIFY_CHUNK  65536   /* bytes of .log per bit of pl_segment.verified */
+#define PL_VERIFY_CHUNK  65536   /* bytes of .log per entry of pl_segment.verified */
 
 #define PL_OPEN_ACTIVE   1   /* writable, reserve cfg.segment_bytes of mapping      */
 #define PL_OPEN_SEALED   0   /* read-only, mapped to the file sizes                 */
@@ -457,8 +459,9 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
 int pl_segment_check_batch(const pl_segment *seg, uint64_t pos, uint64_t next,
                            const pl_batch_header *h, int64_t expect);
 
-/* Record that every batch starting in [pos, end) passed pl_segment_check_batch:
- * sets the bits of the chunks that range covers (atomic; readers need no lock). */
+/* Record that the batches [pos, end) (whole, from a batch start) passed
+ * pl_segment_check_batch: extends the verified prefix of each chunk the range
+ * continues (atomic maximum; concurrent readers need no lock). */
 void pl_segment_mark_verified(const pl_segment *seg, uint64_t pos, uint64_t end);
 
 int pl_segment_sync(pl_segment *seg);

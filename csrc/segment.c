@@ -208,7 +208,7 @@ int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_p
     rc = open_files(seg, paths, PL_MF_EXCL, 1);
     seg->trusted_from = 0;                  /* everything in it will be ours */
     seg->verified = NULL;
-    seg->verified_bits = 0;
+    seg->verified_chunks = 0;
     if (rc == PL_OK)
         seg->active = 1;
     return rc;
@@ -230,7 +230,7 @@ int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_pat
     rc = open_files(seg, paths, PL_MF_CREATE, mode == PL_OPEN_ACTIVE);
     seg->trusted_from = rc == PL_OK ? seg->log.size : 0;   /* nothing checked yet */
     seg->verified = NULL;
-    seg->verified_bits = 0;
+    seg->verified_chunks = 0;
     if (rc == PL_OK)
         seg->active = mode == PL_OPEN_ACTIVE;
     return rc;

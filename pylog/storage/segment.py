@@ -123,12 +123,13 @@ class Segment:
         self._owners = tuple(owners)
         self._log_view = (memoryview(ffi.buffer(owners[0], int(c.log.reserved)))
                           .toreadonly() if owners[0] is not None else memoryview(b""))
-        # the read-side verification bitmap (csrc/verify.c): one bit per 64 KiB of
-        # the mapping, zeroed; it lives as long as this object, like the struct
-        bits = int(c.log.reserved) // lib.PL_VERIFY_CHUNK + 1
-        self._verified = ffi.new("uint64_t[]", (bits + 63) // 64)
+        # read-side verification (csrc/verify.c): per 64 KiB chunk of the mapping,
+        # how far from its start checked batches reach (zeroed); lives as long as this
+        # object, like the struct
+        chunks = int(c.log.reserved) // lib.PL_VERIFY_CHUNK + 1
+        self._verified = ffi.new("uint32_t[]", chunks)
         c.verified = self._verified
-        c.verified_bits = bits
+        c.verified_chunks = chunks
 
     def load_clean(self) -> bool:
         """Trust the files after a clean shutdown; False if a sanity check failed."""
