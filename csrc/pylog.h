@@ -142,6 +142,12 @@ int pl_batch_scan(const uint8_t *buf, uint64_t size, uint64_t start,
  * the last batch that got one (0 at first: the first batch never does).  Writes the
  * chosen batch numbers to selected (n entries suffice) (scan.c).
  * OUT: *out_count = entries chosen. */
+/* First position p in [start, stop) where a valid batch (pl_batch_validate: length,
+ * magic, CRC-32C; the batch inside buf[0, size)) with baseOffset >= min_base begins:
+ * where recovery picks the log up again after a corrupt batch.  PL_ENOTFOUND if
+ * there is none. OUT: *out_pos. */
+int pl_batch_resync(const uint8_t *buf, uint64_t size, uint64_t start, uint64_t stop,
+                    int64_t min_base, uint64_t *out_pos);
 int pl_index_rule(const int64_t *positions, uint64_t n, uint32_t interval,
                   int64_t *selected, uint64_t *out_count);
 
@@ -366,6 +372,12 @@ typedef struct pl_recover_report {
  * batch or the zero tail, truncate there (zeroing the dropped tail and syncing).
  * Invalid data is not an error: the report says what was dropped. OUT: rep. */
 int pl_segment_recover(pl_segment *seg, pl_recover_report *rep);
+/* pl_segment_recover in two steps, so the caller can save what follows an invalid
+ * batch (quarantine, split) before the cut: _scan validates, rebuilds the indexes
+ * and fills rep, leaving the bytes alone; _cut truncates at rep->valid_bytes
+ * (zeroing and syncing the dropped tail) and syncs the indexes. */
+int pl_segment_recover_scan(pl_segment *seg, pl_recover_report *rep);
+int pl_segment_recover_cut(pl_segment *seg, const pl_recover_report *rep);
 
 /* Append client-built batches (buf holds one or more whole batches, as in a Kafka
  * Produce request).  All-or-nothing: every batch is validated first

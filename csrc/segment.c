@@ -341,7 +341,7 @@ static uint64_t last_nonzero_end(const uint8_t *map, uint64_t from, uint64_t to)
     return to;
 }
 
-int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
+int pl_segment_recover_scan(pl_segment *seg, pl_recover_report *rep)
 {
     uint64_t end, pos = 0;
     int rc, stop = PL_OK;
@@ -389,13 +389,31 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
     rep->next_offset = seg->next_offset;
     rep->dropped_data_bytes = last_nonzero_end(seg->log.map, pos, end) - pos;
     rep->stop_reason = rep->dropped_data_bytes ? stop : PL_OK;
-    if ((rc = pl_mfile_truncate(&seg->log, pos)) != PL_OK)
+    return PL_OK;
+}
+
+int pl_segment_recover_cut(pl_segment *seg, const pl_recover_report *rep)
+{
+    int rc;
+
+    if (seg == NULL || rep == NULL)
+        return PL_EINVAL;
+    if (!seg->active || !seg->log.writable)
+        return PL_ECLOSED;
+    if ((rc = pl_mfile_truncate(&seg->log, rep->valid_bytes)) != PL_OK)
         return rc;
     if ((rc = timeindex_maybe_append(seg)) != PL_OK && rc != PL_EFULL)
         return rc;
     if ((rc = pl_mfile_sync(&seg->index)) != PL_OK)
         return rc;
     return pl_mfile_sync(&seg->timeindex);
+}
+
+int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
+{
+    int rc = pl_segment_recover_scan(seg, rep);
+
+    return rc != PL_OK ? rc : pl_segment_recover_cut(seg, rep);
 }
 
 /* ---- append -------------------------------------------------------------------- */

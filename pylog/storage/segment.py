@@ -143,10 +143,16 @@ class Segment:
 
     def recover(self) -> dict:
         """Scan, rebuild indexes, truncate (zeroed) at the first invalid batch."""
+        rep = self.recover_scan()
+        self.recover_cut(rep)
+        return rep
+
+    def recover_scan(self) -> dict:
+        """The first step of recover(): validate, rebuild the indexes, report; the bytes
+        after the valid prefix are still there (storage.salvage saves them)."""
         rep = ffi.new("pl_recover_report *")
-        rc = lib.pl_segment_recover(self.c, rep)
+        rc = lib.pl_segment_recover_scan(self.c, rep)
         _ffi.check(rc, f"recovering segment {self.log_path}")
-        self._refresh_created()
         return {
             "segment": self.log_path.name,
             "valid_bytes": rep.valid_bytes,
@@ -158,6 +164,25 @@ class Segment:
                             else _ffi.strerror(rep.stop_reason)),
             "stop_position": rep.stop_position,
         }
+
+    def recover_cut(self, rep: dict) -> None:
+        """The second step: cut at the valid prefix (zeroed tail, synced)."""
+        c_rep = ffi.new("pl_recover_report *")
+        c_rep.valid_bytes = rep["valid_bytes"]
+        rc = lib.pl_segment_recover_cut(self.c, c_rep)
+        _ffi.check(rc, f"truncating segment {self.log_path}")
+        self._refresh_created()
+
+    def resync(self, start: int, stop: int, min_base: int) -> int | None:
+        """Position of the first valid batch starting in [start, stop) with baseOffset
+        >= min_base (csrc/scan.c; it may end anywhere in the mapping), or None."""
+        out = ffi.new("uint64_t *")
+        rc = lib.pl_batch_resync(self.c.log.map, int(self.c.log.allocated), start, stop,
+                                 min_base, out)
+        if rc == lib.PL_ENOTFOUND:
+            return None
+        _ffi.check(rc, f"resynchronising {self.log_path}")
+        return out[0]
 
     def _refresh_created(self) -> None:
         # segment.ms counts from the first batch (Kafka's rollingBasedTimestamp), but never
