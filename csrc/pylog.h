@@ -362,6 +362,8 @@ typedef struct pl_recover_report {
                                     byte: 0 when the tail was only zero fill
                                     (preallocated space), i.e. nothing was lost;
                                     stop_reason is then PL_OK                         */
+    uint64_t restamped_epochs;   /* batches whose partitionLeaderEpoch (outside the
+                                    CRC) was neither 0 nor -1: set to 0             */
 } pl_recover_report;
 
 /* Recovery scan (DESIGN section 2): validate every batch from position 0 (length

@@ -278,8 +278,9 @@ int pl_segment_load_clean(pl_segment *seg)
     }
     while (pos < size) {
         int64_t last;
-        if (pl_batch_validate(seg->log.map + pos, size - pos, 0, 0, &h) != PL_OK)
-            return PL_EBADOFFSET;
+        if (pl_batch_validate(seg->log.map + pos, size - pos, 0, 0, &h) != PL_OK ||
+            (h.partition_leader_epoch != 0 && h.partition_leader_epoch != -1))
+            return PL_EBADOFFSET;           /* recovery restamps a bad epoch */
         last = h.base_offset + h.last_offset_delta;
         if (first && n > 0 ? h.base_offset > entry_offset || h.base_offset < expect
                            : h.base_offset != expect)
@@ -367,6 +368,12 @@ int pl_segment_recover_scan(pl_segment *seg, pl_recover_report *rep)
             stop = PL_EBADOFFSET;
         if (stop != PL_OK)
             break;
+        if (h.partition_leader_epoch != 0 && h.partition_leader_epoch != -1) {
+            /* outside the CRC and meaningless on one node: a flipped bit there is
+             * repaired, not a reason to drop the batch (fsck --repair does the same) */
+            memset(seg->log.map + pos + PL_OFF_LEADER_EPOCH, 0, 4);
+            rep->restamped_epochs++;
+        }
         last = h.base_offset + h.last_offset_delta;
         if (last - seg->base_offset > INT32_MAX) {
             stop = PL_EBADOFFSET;

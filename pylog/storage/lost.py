@@ -10,7 +10,9 @@ say what happened long after the recovery's log line scrolled away:
       "byte_range": [180, 360], "quarantine": "quarantine/t-0/...", "reason": "...",
       "detected_at": "2026-12-07T03:40:00Z"}]}
 
-``start`` is inclusive, ``end`` exclusive.  Written with the atomic-replace protocol.
+``start`` is inclusive, ``end`` exclusive; ``cleared_at`` is added when an operator
+clears a range (it stays, so the gap in the log stays explained).  Written with the
+atomic-replace protocol.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ class LostOffsets:
         """A read at ``offset`` skips a gap between segments: raise CorruptRecordError
         under policy "raise" if the gap is a lost range, else log it (once per range)."""
         r = self.find(offset)
-        if r is None:
+        if r is None or "cleared_at" in r:
             return
         if policy == "raise":
             raise CorruptRecordError(f"{name}: {describe(r)} (pylog.lost.offsets.policy="
@@ -88,17 +90,26 @@ class LostOffsets:
             _log.warning("%s: read skips %s", name, describe(r))
 
     @property
+    def open_ranges(self) -> list[dict]:
+        """The ranges no operator has cleared yet."""
+        return [r for r in self.ranges if "cleared_at" not in r]
+
+    @property
     def count(self) -> int:
-        return sum(r["end"] - r["start"] for r in self.ranges)
+        """Offsets in the ranges not cleared yet (what /metrics shows)."""
+        return sum(r["end"] - r["start"] for r in self.open_ranges)
 
     def clear(self) -> int:
-        """Forget every range (the operator has dealt with them); returns how many."""
-        n = len(self.ranges)
-        self.ranges = []
-        if self.path.exists():
-            self.path.unlink()
-            files.fsync_dir(self.path.parent)
-        return n
+        """Mark every open range as dealt with (pylog-fsck --clear-lost); returns how
+        many.  The ranges stay in the file, so the gaps they explain stay explained:
+        fsck shows them as info, reads skip them without a warning."""
+        todo = self.open_ranges
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for r in todo:
+            r["cleared_at"] = stamp
+        if todo:
+            self._save()
+        return len(todo)
 
     def _save(self) -> None:
         doc = {"version": VERSION, "ranges": self.ranges}

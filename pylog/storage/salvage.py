@@ -61,11 +61,19 @@ def recover_segment(directory: Path, base: int, cfg, *, last: bool, next_base: i
                 _quarantine(directory, seg, rep, stop, data_end, expect, None, report, lost)
         else:
             end_lost = new_base if at is not None else next_base
-            q_end = at if at is not None else data_end
+            # a sealed file is exactly its batches: keep its whole tail (the last
+            # batch may end in zero bytes, which data_end does not count)
+            q_end = at if at is not None else data_end if last else \
+                int(seg.c.log.allocated)
             _quarantine(directory, seg, rep, stop, q_end, expect, end_lost, report, lost)
             if at is not None:
                 _split_off(directory, seg, at, _split_end(seg, at, data_end), new_base)
                 split = new_base
+    if rep["restamped_epochs"]:
+        report.warnings.append(f"{seg.log_path.name}: {rep['restamped_epochs']} batch(es) "
+                               "had a partitionLeaderEpoch other than 0/-1 (outside the "
+                               "CRC); restamped 0")
+        _log.warning("%s-%d: %s", report.topic, report.partition, report.warnings[-1])
     seg.recover_cut(rep)
     report.recovered.append(rep)
     return seg, split

@@ -163,6 +163,7 @@ class Segment:
             "stop_reason": (None if rep.stop_reason == 0
                             else _ffi.strerror(rep.stop_reason)),
             "stop_position": rep.stop_position,
+            "restamped_epochs": rep.restamped_epochs,
         }
 
     def recover_cut(self, rep: dict) -> None:
