@@ -56,3 +56,26 @@ def test_server_fetch_answers_corrupt_message_and_text_consume_says_err(tmp_path
     finally:
         assert srv.stop() == 0, srv.log_text()[-2000:]
     assert seg.read_bytes() == bytes(buf)             # reads never rewrite the data
+
+
+def test_metrics_show_what_recovery_quarantined(tmp_path):
+    import urllib.request
+    data = tmp_path / "data"
+    log = pylog.open(data)
+    p = log.create_topic("t", config={"segment.bytes": 750}).partition(0)
+    for i in range(12):
+        p.append(value(i))
+    log.close()
+    seg = sorted((data / "t-0").glob("*.log"))[1]
+    buf = bytearray(seg.read_bytes())
+    buf[buf.index(b"value-5-") + 30] ^= 0x04
+    seg.write_bytes(bytes(buf))
+    srv = PylogServer(data).start()
+    try:
+        url = f"http://127.0.0.1:{srv.http_port}/metrics?format=prometheus"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert 'pylog_lost_offsets{partition="0",topic="t"} 1.0' in text
+        assert 'pylog_lost_offset_ranges{partition="0",topic="t"} 1.0' in text
+        assert "offset 5 lost to corruption" in srv.log_text()
+    finally:
+        assert srv.stop() == 0, srv.log_text()[-2000:]
