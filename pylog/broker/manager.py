@@ -242,15 +242,26 @@ class Log:
                 continue
             t = self._topics.get(tp[0])
             if t is None or tp[1] >= t.num_partitions:
-                self.warnings.append(f"{entry}: partition directory not in the topic "
-                                     "metadata; left untouched")
+                if files.holds_no_records(self._dir / entry):
+                    # an interrupted creation by an older pylog, or of a partition
+                    # whose metadata never made it to disk: nothing to keep
+                    shutil.rmtree(self._dir / entry)
+                    files.fsync_dir(self._dir)
+                    self.warnings.append(f"{entry}: empty partition directory not in the "
+                                         "topic metadata (an interrupted creation); removed")
+                else:
+                    self.warnings.append(f"{entry}: partition directory not in the topic "
+                                         "metadata; left untouched")
 
     # ---- metadata and checkpoints ------------------------------------------------------
-    def _write_metadata_locked(self) -> None:
+    def _write_metadata_locked(self, pending: tuple | None = None) -> None:
+        """``pending``: (name, partitions, config) of a topic being created."""
+        topics = {name: (t.num_partitions, t.config) for name, t in self._topics.items()}
+        if pending is not None:
+            topics[pending[0]] = pending[1:]
         doc = {"version": METADATA_VERSION, "topics": {
-            name: {"partitions": t.num_partitions,
-                   "config": t.config.to_dict(only_explicit=True)}
-            for name, t in sorted(self._topics.items())}}
+            name: {"partitions": n, "config": cfg.to_dict(only_explicit=True)}
+            for name, (n, cfg) in sorted(topics.items())}}
         files.atomic_write(self._dir / files.METADATA_FILE,
                            (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
@@ -308,21 +319,26 @@ class Log:
             if name in self._topics:
                 raise TopicExistsError(f"topic {name!r} already exists")
             self._check_collision(name)
+            for i in range(partitions):
+                directory = files.partition_dir(self._dir, name, i)
+                if directory.exists():          # leftovers of a topic not in metadata
+                    shutil.rmtree(directory)
+            # Metadata first, then the directories: a crash in between leaves a topic
+            # whose missing partition directories the next open creates, never
+            # directories no metadata explains (issue 18, defect 9).
             parts = []
             try:
+                self._write_metadata_locked(pending=(name, partitions, cfg))
                 for i in range(partitions):
-                    directory = files.partition_dir(self._dir, name, i)
-                    if directory.exists():      # leftovers of a topic not in metadata
-                        shutil.rmtree(directory)
                     parts.append(self._load_partition(name, i, cfg, True, {}, {}))
             except BaseException:
                 for p in parts:
                     p.close()
+                self._write_metadata_locked()
                 raise
             self.recovery_reports = [r for r in self.recovery_reports if r.topic != name
                                      or r.mode != "new"]
             topic = self._topics[name] = Topic(name, cfg, parts)
-            self._write_metadata_locked()
             files.fsync_dir(self._dir)
             return topic
 

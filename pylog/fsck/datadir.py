@@ -145,12 +145,21 @@ def check_data_dir(data_dir: str, *, topic: str | None = None, deep: bool = Fals
     meta = load_metadata(data_dir, report)
     part_dirs = _root_entries(data_dir, names, report, topic)
     # No metadata file is normal until the first topic is created (FORMAT.md §9).
-    if meta is None and files.METADATA_FILE not in names and any(
-            files.parse_partition_dir(n) and os.path.isdir(os.path.join(data_dir, n))
-            for n in names):
-        report.add(Finding(ERROR, "metadata-missing", f"{files.METADATA_FILE} is missing: "
-                           f"topic configs and partition counts are unknown",
-                           file=files.METADATA_FILE))
+    dirs = [n for n in names if files.parse_partition_dir(n)
+            and os.path.isdir(os.path.join(data_dir, n))]
+    if meta is None and files.METADATA_FILE not in names and dirs:
+        if all(files.holds_no_records(os.path.join(data_dir, n)) for n in dirs):
+            # a first topic creation interrupted before its metadata was written
+            # (older pylog wrote directories first): nothing to lose
+            report.add(Finding(WARNING, "orphan-partition-dirs", f"{len(dirs)} partition "
+                               f"directories hold no records and no {files.METADATA_FILE} "
+                               f"lists them (an interrupted topic creation); opening the "
+                               f"log removes them", file=files.METADATA_FILE))
+            part_dirs = []
+        else:
+            report.add(Finding(ERROR, "metadata-missing", f"{files.METADATA_FILE} is "
+                               f"missing: topic configs and partition counts are unknown",
+                               file=files.METADATA_FILE))
     if topic is not None and not part_dirs and (meta is None or topic not in meta):
         raise NotPylogDirError(f"topic {topic!r} is not in {data_dir}")
     for dir_name, t, p in part_dirs:

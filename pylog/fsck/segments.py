@@ -394,6 +394,15 @@ def check_index(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
                 (seg.base_offset + int(rels[i]), None), fix=fix)
         return False
     want, _ = expected_index(seg, interval)
+    have = np.stack((rels, poss), axis=1).tolist()
+    if len(have) < len(want) and [list(w) for w in want[:len(have)]] == have and \
+            sev == ERROR and not active:
+        # Exactly the first entries a rebuild gives and then nothing: the file was
+        # cut short (a different index.interval.bytes would space every entry).
+        ctx.add(ERROR, "index-truncated", f"offset index ends after {len(have)} of the "
+                f"{len(want)} entries a rebuild gives: the file was cut short", name,
+                len(have) * 8, fix="rebuild-index")
+        return False
     if len(want) != len(arr) or not np.array_equal(
             np.array(want, dtype=np.int64).reshape(-1, 2), np.stack((rels, poss), axis=1)):
         # Every entry is right, only the spacing differs: lookups still work (they
@@ -458,12 +467,21 @@ def check_timeindex(path: str, seg: SegmentScan, ctx: _Ctx, interval: int, *,
         _past_end(seg, ctx, "time index", rels + seg.base_offset >= seg.next_offset,
                   rels)
     why = _timeindex_problem(ts, rels, seg, interval, sealed)
+    kind = None
     if why is not None:
         i, msg = why
         if i is None and msg.startswith("time index lacks") and sev == ERROR:
-            sev = WARNING                     # valid entries, other spacing: see above
-        ctx.add(sev, "timeindex-entry" if i is not None else "timeindex-mismatch",
-                msg, name, None if i is None else i * 12,
+            want = expected_timeindex(seg, interval, sealed)
+            have = list(zip(ts.tolist(), rels.tolist()))
+            if active or len(have) >= len(want) or [tuple(w) for w in want[:len(have)]] \
+                    != have:
+                sev = WARNING                 # valid entries, other spacing: see above
+            else:                             # the first entries, then nothing: cut short
+                kind = "timeindex-truncated"
+                msg = (f"time index ends after {len(have)} of the {len(want)} entries a "
+                       f"rebuild gives: the file was cut short")
+        ctx.add(sev, kind if kind else "timeindex-entry" if i is not None else
+                "timeindex-mismatch", msg, name, None if i is None else i * 12,
                 None if i is None or i >= len(rels) else
                 (seg.base_offset + int(rels[i]), None), fix=fix)
         return False

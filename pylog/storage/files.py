@@ -23,6 +23,7 @@ __all__ = [
     "SWAP_SUFFIX", "CLEAN_SHUTDOWN_FILE", "LOCK_FILE", "METADATA_FILE",
     "RECOVERY_POINT_CHECKPOINT", "LOG_START_CHECKPOINT", "MAX_TOPIC_NAME_LENGTH",
     "filename_prefix", "log_file", "index_file", "timeindex_file", "parse_base_offset",
+    "holds_no_records",
     "partition_dir_name", "parse_partition_dir", "validate_topic_name", "partition_dir",
     "fsync_dir", "atomic_write",
 ]
@@ -156,3 +157,17 @@ def atomic_write(path: Path | str, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def holds_no_records(directory: Path | str) -> bool:
+    """True when a partition directory has no .log with a non-zero byte (an empty or
+    never-written segment, indexes, temp files): removing it loses nothing."""
+    for entry in os.scandir(directory):
+        if not entry.is_file(follow_symlinks=False):
+            return False                  # a subdirectory or link: not ours to judge
+        if entry.name.endswith(LOG_SUFFIX) and entry.stat().st_size:
+            with open(entry.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    if chunk.count(0) != len(chunk):
+                        return False
+    return True

@@ -453,6 +453,8 @@ class PartitionLog(GroupCommit):
     # ---- reads ---------------------------------------------------------------------
     def _locate_locked(self, offset: int) -> tuple[Segment, int, int] | None:
         """(segment, batch position, end) for a read at offset; None at the LEO."""
+        if self._closed:
+            raise StorageError(f"{self.topic}-{self.partition} is closed")
         leo = self._active.c.next_offset
         if offset < self._log_start or offset > leo:
             raise OffsetOutOfRangeError(
@@ -614,8 +616,15 @@ class PartitionLog(GroupCommit):
                     self._advance_synced_locked(self._active.next_offset)
             finally:
                 self._fail_waiters_locked(StorageError("partition closed"))
-                for seg in self._segments:
-                    seg.close()
+                self._release_locked()
+
+    def _release_locked(self) -> None:
+        # Close the fds and drop the mappings (unmapped once no caller's view is left,
+        # so a closed log leaves nothing mapped: a tmpfs under it can be unmounted).
+        for seg in self._segments + self._deferred_close + self._unsealed:
+            seg.release()
+        self._on_checkpoint = None          # breaks the Log <-> partition cycle
+        self._listeners = ()
 
     def _abandon(self) -> None:
         """For tests (Log._simulate_crash): close the fds without sealing or syncing."""
@@ -623,8 +632,7 @@ class PartitionLog(GroupCommit):
             self._closed = self._blocked = True
             self._gate_locked()
             self._fail_waiters_locked(StorageError("partition abandoned"))
-            for seg in self._segments:
-                seg.close()
+            self._release_locked()
 
     def discard(self) -> None:
         """For topic deletion: close without barrier or seal (a full disk must not stop

@@ -207,6 +207,20 @@ class Segment:
             if rc:
                 _ffi.check(rc, f"closing segment {self.log_path}")
 
+    def release(self) -> None:
+        """After close, for good (the partition closed): forget the mappings, so they
+        are unmapped as soon as no view a caller still holds refers to them.  The C
+        struct is left with no mapping (size 0), so a stray call fails cleanly."""
+        self.close()
+        for mf in (self.c.log, self.c.index, self.c.timeindex):
+            mf.map = ffi.NULL
+            mf.size = mf.reserved = mf.allocated = mf.synced = mf.limit = 0
+        self.c.verified = ffi.NULL
+        self.c.verified_chunks = 0
+        self._owners = ()
+        self._log_view = memoryview(b"")
+        self._verified = None
+
     def delete(self) -> None:
         """Close and unlink the three files (views of the mapping stay readable)."""
         self.close()

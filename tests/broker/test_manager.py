@@ -69,6 +69,7 @@ def test_stray_partition_directories_are_reported_and_left_alone(tmp_path):
     with pylog.open(tmp_path) as log:
         log.create_topic("t")
     (tmp_path / "orphan-0").mkdir()
+    (tmp_path / "orphan-0" / "00000000000000000000.log").write_bytes(b"data")  # not empty
     with pylog.open(tmp_path) as log:
         assert any("orphan-0" in w for w in log.warnings)
         assert log.topics() == ["t"]
