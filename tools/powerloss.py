@@ -66,7 +66,8 @@ from powerloss_model import Recorder, Recording, StateBuilder  # noqa: E402
 HERE = Path(__file__).resolve().parent
 TOPICS = {"durable": (0, 3, 0), "late": (1, 2, 1)}   # name: (topic no, partitions, session)
 VIOLATIONS = ("lost", "inconsistent", "corrupt_served", "gaps", "duplicates",
-              "recovery_failures", "crashes", "hangs", "lost_after_repair")
+              "recovery_failures", "read_errors", "fsck_failures", "crashes", "hangs",
+              "lost_after_repair")
 
 
 def topic_config(rng: random.Random, unsafe: bool) -> dict:
@@ -155,7 +156,10 @@ def _serve(sock: socket.socket, recorder: Recorder) -> None:
     rec = recorder.rec
     buf = b""
     while True:
-        chunk = sock.recv(1 << 16)
+        try:
+            chunk = sock.recv(1 << 16)
+        except ConnectionResetError:
+            chunk = b""
         if not chunk:
             return
         buf += chunk
@@ -195,19 +199,22 @@ def record(workdir: Path, seed: int, *, sessions: int = 4, appends: int = 100,
                 "appends": appends, "hard_exit_after": hard, "unsafe": unsafe,
                 "vseed": vseed}
         ours, theirs = socket.socketpair()
+        err = tempfile.TemporaryFile()
         env = dict(os.environ, LD_PRELOAD=str(shim), PYLOG_POWERLOSS_FD=str(theirs.fileno()),
                    PYLOG_POWERLOSS_BASE=str(rec.n_barriers),
                    PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen([sys.executable, str(HERE / "powerloss.py"), "--writer",
                                  json.dumps(spec)], env=env, pass_fds=(theirs.fileno(),),
-                                stderr=subprocess.PIPE)
+                                stderr=err)
         theirs.close()
         _serve(ours, recorder)
         ours.close()
-        err = proc.stderr.read().decode()
         code = proc.wait(timeout=120)
+        err.seek(0)
+        tail = err.read()[-3000:].decode(errors="replace")
+        err.close()
         if code != 0:
-            raise RuntimeError(f"writer session {s} exited {code}: {err[-2000:]}")
+            raise RuntimeError(f"writer session {s} exited {code}: {tail}")
         rec.sessions.append({"session": s, "hard_exit_after": hard,
                              "barriers": rec.n_barriers})
     recorder.final()
@@ -249,8 +256,20 @@ def check_partition(p, acked: dict, vseed: int, res: dict) -> None:
     except pylog.CorruptRecordError as e:
         res["corrupt_raised"] += 1
         res["problems"].append(f"{p.topic}-{p.partition}: CorruptRecordError: {e}")
+    except Exception as e:                          # noqa: BLE001 -- a read must not
+        res["read_errors"] += 1                     # fail any other way
+        res["problems"].append(f"{p.topic}-{p.partition}: read from {expect} raised "
+                               f"{_where(e)}")
     res["records"] += len(got)
     check_acked(f"{p.topic}-{p.partition}", got, acked, res)
+
+
+def _where(e: BaseException) -> str:
+    """``Type: message at file:line`` of the innermost frame."""
+    import traceback
+    tb = traceback.extract_tb(e.__traceback__)[-1:] or [None]
+    at = f" at {Path(tb[0].filename).name}:{tb[0].lineno}" if tb[0] else ""
+    return f"{type(e).__name__}: {e}{at}"
 
 
 def check_acked(where: str, got: dict, acked: dict, res: dict, key: str = "lost") -> None:
@@ -276,7 +295,7 @@ def check_state(data: Path, acked: dict, vseed: int) -> dict:
         log = pylog.open(str(data))
     except Exception as e:                          # noqa: BLE001
         res["recovery_failures"] = 1
-        res["problems"].append(f"open failed: {type(e).__name__}: {e}")
+        res["problems"].append(f"open failed: {_where(e)}")
         return res
     try:
         present = set()
@@ -288,27 +307,48 @@ def check_state(data: Path, acked: dict, vseed: int) -> dict:
         for key in sorted(set(acked) - present):
             check_acked(f"{key[0]}-{key[1]} (no such partition)", {}, acked[key], res)
     finally:
-        log.close()
-    rep = fsck_run(str(data))
+        try:
+            log.close()
+        except Exception as e:                      # noqa: BLE001
+            res["read_errors"] += 1
+            res["problems"].append(f"close raised {_where(e)}")
+    try:
+        rep = fsck_run(str(data))
+    except Exception as e:                          # noqa: BLE001
+        res["fsck_failures"] = 1
+        res["problems"].append(f"pylog-fsck raised {_where(e)}")
+        return res
     res["fsck_exit"] = rep.exit_code()
+    if res["fsck_exit"] not in (0, 4):
+        res["fsck_failures"] = 1
+        res["problems"].append(f"pylog-fsck exit {res['fsck_exit']}")
     res["fsck_kinds"] = sorted({f.kind for f in rep.findings if f.severity == "error"})
     if res["fsck_exit"] == 4:
-        res["repair_exit"] = fsck_run(str(data), repair=True).exit_code()
-        after = {k: 0 for k in res if isinstance(res[k], int)}
-        after.update(problems=[])
-        with pylog.open(str(data)) as log:
-            for (name, part), want in acked.items():
-                if not log.has_topic(name) or part >= log.topic(name).num_partitions:
-                    got = {}
-                else:
-                    p = log.topic(name).partition(part)
-                    got = {r.offset: struct.unpack(">QI", (r.value or b"")[:12])
-                           for r in p.iter(p.log_start_offset)}
-                check_acked(f"{name}-{part} after repair", got, want, after,
-                            "lost_after_repair")
-        res["lost_after_repair"] = after["lost_after_repair"] + after["inconsistent"]
-        res["problems"] += after["problems"]
+        try:
+            _repair_and_recheck(data, acked, res)
+        except Exception as e:                      # noqa: BLE001
+            res["fsck_failures"] = 1
+            res["problems"].append(f"pylog-fsck --repair, then open: {_where(e)}")
     return res
+
+
+def _repair_and_recheck(data: Path, acked: dict, res: dict) -> None:
+    """fsck --repair, then every acknowledged record must still be there."""
+    import pylog
+    from pylog.fsck import run as fsck_run
+    res["repair_exit"] = fsck_run(str(data), repair=True).exit_code()
+    after = {"lost_after_repair": 0, "inconsistent": 0, "acked_checked": 0, "problems": []}
+    with pylog.open(str(data)) as log:
+        for (name, part), want in acked.items():
+            got = {}
+            if log.has_topic(name) and part < log.topic(name).num_partitions:
+                p = log.topic(name).partition(part)
+                got = {r.offset: struct.unpack(">QI", (r.value or b"")[:12])
+                       for r in p.iter(p.log_start_offset)}
+            check_acked(f"{name}-{part} after repair", got, want, after,
+                        "lost_after_repair")
+    res["lost_after_repair"] = after["lost_after_repair"] + after["inconsistent"]
+    res["problems"] += after["problems"]
 
 
 def worker_main(scratch: str) -> None:

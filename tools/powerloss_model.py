@@ -58,7 +58,8 @@ class Recording:
 
     @property
     def n_barriers(self) -> int:
-        return len(self.barriers) - 1
+        """Real barriers recorded (the final image, once taken, is not one)."""
+        return len(self.barriers) - 1 - (self.barriers[-1][0] == -1)
 
 
 class Recorder:
@@ -210,6 +211,7 @@ class StateBuilder:
         self.rec = rec
         self._durable = [({}, {})]                # per k: ({file: cid}, {dir: ops})
         files, dirs = {}, {}
+        assert rec.barriers[-1][0] == -1, "the recording has no final image"
         for b in range(1, rec.n_barriers + 1):
             ident, ops = rec.barriers[b]
             if rec.kinds[ident] == "d":
@@ -285,9 +287,10 @@ class StateBuilder:
         out = bytearray(size)
         diff = []
         for at in range(0, size, PAGE):
-            o, n = old[at:at + PAGE], new[at:at + PAGE]
-            o += bytes(min(PAGE, size - at) - len(o))
-            n += bytes(min(PAGE, size - at) - len(n))
+            width = min(PAGE, size - at)
+            o, n = old[at:at + width], new[at:at + width]
+            o += bytes(width - len(o))
+            n += bytes(width - len(n))
             if o == n:
                 out[at:at + len(o)] = o
                 continue
