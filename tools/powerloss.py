@@ -65,6 +65,8 @@ from powerloss_model import Recorder, Recording, StateBuilder  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TOPICS = {"durable": (0, 3, 0), "late": (1, 2, 1)}   # name: (topic no, partitions, session)
+COUNTS = ("records", "acked_checked", "corrupt_raised", "dropped_data_bytes",
+          "changed_pages", "torn_pages")
 VIOLATIONS = ("lost", "inconsistent", "corrupt_served", "gaps", "duplicates",
               "recovery_failures", "read_errors", "fsck_failures", "crashes", "hangs",
               "lost_after_repair")
@@ -178,7 +180,13 @@ def _serve(sock: socket.socket, recorder: Recorder) -> None:
                     recorder.reconcile()
             elif f[0] == "U" and f[2] == "0" and recorder.rel(f[1]) is not None:
                 recorder.unlinked(recorder.rel(f[1]))
-            sock.sendall(b"%d\n" % rec.n_barriers)
+            try:
+                sock.sendall(b"%d\n" % rec.n_barriers)
+            except (BrokenPipeError, ConnectionResetError):
+                if f[0] in ("S", "D") and rec.barriers[-1:] and len(rec.barriers) > 1:
+                    rec.barriers.pop()              # the caller died before the real
+                    rec.snaps.pop()                 # barrier ran: it never happened
+                return
 
 
 def record(workdir: Path, seed: int, *, sessions: int = 4, appends: int = 100,
@@ -289,7 +297,7 @@ def check_state(data: Path, acked: dict, vseed: int) -> dict:
     """Open (recovery), read everything, close, fsck (and repair on exit 4)."""
     import pylog
     from pylog.fsck import run as fsck_run
-    res = {k: 0 for k in VIOLATIONS + ("records", "acked_checked", "corrupt_raised")}
+    res = {k: 0 for k in VIOLATIONS + COUNTS}
     res.update(problems=[], fsck_exit=None, fsck_kinds=[], repair_exit=None)
     try:
         log = pylog.open(str(data))
@@ -297,6 +305,9 @@ def check_state(data: Path, acked: dict, vseed: int) -> dict:
         res["recovery_failures"] = 1
         res["problems"].append(f"open failed: {_where(e)}")
         return res
+    for rep in log.recovery_reports:
+        dropped = sum(r.get("dropped_data_bytes", 0) or 0 for r in rep.recovered or ())
+        res["dropped_data_bytes"] += dropped
     try:
         present = set()
         for name in log.topics():
@@ -368,6 +379,8 @@ def worker_main(scratch: str) -> None:
         d.mkdir(parents=True)
         info = builder.build(job["k"], job["seed"], d)
         res = check_state(d, builder.acked(job["k"]), rec.vseed)
+        res["changed_pages"] = sum(f["changed_pages"] for f in info["files"].values())
+        res["torn_pages"] = sum(f["torn"] is not None for f in info["files"].values())
         res["info"] = info if any(res[k] for k in VIOLATIONS) or job.get("verbose") else None
         if job.get("dump"):
             shutil.rmtree(job["dump"], ignore_errors=True)
@@ -474,20 +487,25 @@ def state_job(rec_path: Path, r: int, i: int, rec_seed: int, intervals: int) -> 
 
 class Totals:
     def __init__(self):
-        self.t = {k: 0 for k in VIOLATIONS + ("records", "acked_checked", "corrupt_raised")}
+        self.t = {k: 0 for k in VIOLATIONS + COUNTS}
         self.t.update(states=0, recordings=0, barriers=0, msyncs=0, acks=0, dir_ops=0,
-                      fsck_exit={}, fsck_error_kinds={}, repair_exit={})
+                      states_dropping_data=0, fsck_exit={}, fsck_error_kinds={},
+                      repair_exit={}, fsck4_examples={})
         self.failures: list[dict] = []
 
     def add(self, job: dict, res: dict) -> None:
         t = self.t
         t["states"] += 1
-        for k in VIOLATIONS + ("records", "acked_checked", "corrupt_raised"):
+        for k in VIOLATIONS + COUNTS:
             t[k] += res.get(k, 0) or 0
+        t["states_dropping_data"] += bool(res.get("dropped_data_bytes"))
         ex = str(res.get("fsck_exit"))
         t["fsck_exit"][ex] = t["fsck_exit"].get(ex, 0) + 1
         for kind in res.get("fsck_kinds") or ():
             t["fsck_error_kinds"][kind] = t["fsck_error_kinds"].get(kind, 0) + 1
+            ex = t["fsck4_examples"].setdefault(kind, [])
+            if len(ex) < 3:
+                ex.append(f"{job['r']}:{job['i']}")
         if res.get("repair_exit") is not None:
             rx = str(res["repair_exit"])
             t["repair_exit"][rx] = t["repair_exit"].get(rx, 0) + 1
