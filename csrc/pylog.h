@@ -142,6 +142,12 @@ int pl_batch_scan(const uint8_t *buf, uint64_t size, uint64_t start,
  * the last batch that got one (0 at first: the first batch never does).  Writes the
  * chosen batch numbers to selected (n entries suffice) (scan.c).
  * OUT: *out_count = entries chosen. */
+/* First position p in [start, stop) where a valid batch (pl_batch_validate: length,
+ * magic, CRC-32C; the batch inside buf[0, size)) with baseOffset >= min_base begins:
+ * where recovery picks the log up again after a corrupt batch.  PL_ENOTFOUND if
+ * there is none. OUT: *out_pos. */
+int pl_batch_resync(const uint8_t *buf, uint64_t size, uint64_t start, uint64_t stop,
+                    int64_t min_base, uint64_t *out_pos);
 int pl_index_rule(const int64_t *positions, uint64_t n, uint32_t interval,
                   int64_t *selected, uint64_t *out_count);
 
@@ -314,14 +320,16 @@ typedef struct pl_segment {
     uint64_t scratch_cap;              /* (PL_WRITE_MIN); freed by seal and close   */
     /* Read-side verification (verify.c).  Batches starting at or after trusted_from
      * were written by this process or checked by load/recovery; below it a read
-     * checks each batch's CRC unless its PL_VERIFY_CHUNK chunk has its bit set in
-     * `verified` (caller-owned, zeroed, verified_bits bits; NULL: check always). */
+     * checks each batch's CRC unless it starts inside the verified prefix of its
+     * PL_VERIFY_CHUNK chunk: verified[c] = how many bytes from the chunk's start
+     * are covered by checked batches (caller-owned, zeroed, verified_chunks entries;
+     * NULL: check always). */
     uint64_t trusted_from;
-    uint64_t *verified;
-    uint64_t verified_bits;
+    uint32_t *verified;
+    uint64_t verified_chunks;
 } pl_segment;
 
-#define PL_VERIFY_CHUNK  65536   /* bytes of .log per bit of pl_segment.verified */
+#define PL_VERIFY_CHUNK  65536   /* bytes of .log per entry of pl_segment.verified */
 
 #define PL_OPEN_ACTIVE   1   /* writable, reserve cfg.segment_bytes of mapping      */
 #define PL_OPEN_SEALED   0   /* read-only, mapped to the file sizes                 */
@@ -354,6 +362,8 @@ typedef struct pl_recover_report {
                                     byte: 0 when the tail was only zero fill
                                     (preallocated space), i.e. nothing was lost;
                                     stop_reason is then PL_OK                         */
+    uint64_t restamped_epochs;   /* batches whose partitionLeaderEpoch (outside the
+                                    CRC) was neither 0 nor -1: set to 0             */
 } pl_recover_report;
 
 /* Recovery scan (DESIGN section 2): validate every batch from position 0 (length
@@ -364,6 +374,12 @@ typedef struct pl_recover_report {
  * batch or the zero tail, truncate there (zeroing the dropped tail and syncing).
  * Invalid data is not an error: the report says what was dropped. OUT: rep. */
 int pl_segment_recover(pl_segment *seg, pl_recover_report *rep);
+/* pl_segment_recover in two steps, so the caller can save what follows an invalid
+ * batch (quarantine, split) before the cut: _scan validates, rebuilds the indexes
+ * and fills rep, leaving the bytes alone; _cut truncates at rep->valid_bytes
+ * (zeroing and syncing the dropped tail) and syncs the indexes. */
+int pl_segment_recover_scan(pl_segment *seg, pl_recover_report *rep);
+int pl_segment_recover_cut(pl_segment *seg, const pl_recover_report *rep);
 
 /* Append client-built batches (buf holds one or more whole batches, as in a Kafka
  * Produce request).  All-or-nothing: every batch is validated first
@@ -411,7 +427,7 @@ int pl_segment_append_now(pl_segment *seg, const void *key, int32_t key_len,
 /* Position of the batch containing offset (index floor lookup + header walk; the
  * walk checks magic and the offset chain, and restarts from position 0 if the
  * index entry led somewhere wrong).  PL_ERANGE if offset < base_offset or >=
- * next_offset. OUT: *out_pos, h. */
+ * next_offset. OUT: *out_pos, h; on a bad batch (PL_EBADOFFSET, ...) *out_pos is its position. */
 int pl_segment_find(const pl_segment *seg, int64_t offset, uint64_t *out_pos,
                     pl_batch_header *h);
 /* Position of the first batch whose maxTimestamp >= ts (time index + walk).
@@ -457,8 +473,9 @@ int pl_segment_decode_upto(const pl_segment *seg, uint64_t pos, uint64_t end,
 int pl_segment_check_batch(const pl_segment *seg, uint64_t pos, uint64_t next,
                            const pl_batch_header *h, int64_t expect);
 
-/* Record that every batch starting in [pos, end) passed pl_segment_check_batch:
- * sets the bits of the chunks that range covers (atomic; readers need no lock). */
+/* Record that the batches [pos, end) (whole, from a batch start) passed
+ * pl_segment_check_batch: extends the verified prefix of each chunk the range
+ * continues (atomic maximum; concurrent readers need no lock). */
 void pl_segment_mark_verified(const pl_segment *seg, uint64_t pos, uint64_t end);
 
 int pl_segment_sync(pl_segment *seg);

@@ -9,6 +9,11 @@
  * one-record batches verifies at memory speed instead of paying one Python->C call
  * per batch.  Nothing is rebuilt or written; the offset chain and timestamps are
  * checked by the caller over the recorded positions.
+ *
+ * pl_batch_resync finds where valid batches start again after a corrupt one (the
+ * loader's quarantine, DESIGN section 2): cheap tests first (magic byte, length
+ * inside the buffer, baseOffset not before the expected one), the CRC last, so a
+ * zero-filled or garbage region is skipped at memory speed.
  */
 #include "pylog.h"
 #include "pl_internal.h"
@@ -42,6 +47,28 @@ int pl_batch_scan(const uint8_t *buf, uint64_t size, uint64_t start,
     *out_count = n;
     *out_pos = pos;
     return rc;
+}
+
+int pl_batch_resync(const uint8_t *buf, uint64_t size, uint64_t start, uint64_t stop,
+                    int64_t min_base, uint64_t *out_pos)
+{
+    if (buf == NULL || out_pos == NULL || start > size || stop > size)
+        return PL_EINVAL;
+    for (uint64_t p = start; p < stop && p + PL_BATCH_HEADER_SIZE <= size; p++) {
+        int32_t blen;
+        if (buf[p + PL_OFF_MAGIC] != PL_MAGIC_V2)
+            continue;
+        blen = (int32_t)pl_be32(buf + p + PL_OFF_BATCH_LENGTH);
+        if (blen < PL_MIN_BATCH_LENGTH || (uint64_t)blen > size - p - PL_LOG_OVERHEAD)
+            continue;
+        if ((int64_t)pl_be64(buf + p) < min_base)
+            continue;
+        if (pl_batch_validate(buf + p, (size_t)(size - p), 0, 0, NULL) == PL_OK) {
+            *out_pos = p;
+            return PL_OK;
+        }
+    }
+    return PL_ENOTFOUND;
 }
 
 int pl_index_rule(const int64_t *positions, uint64_t n, uint32_t interval,

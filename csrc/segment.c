@@ -208,7 +208,7 @@ int pl_segment_create(pl_segment *seg, const char *log_path, const char *index_p
     rc = open_files(seg, paths, PL_MF_EXCL, 1);
     seg->trusted_from = 0;                  /* everything in it will be ours */
     seg->verified = NULL;
-    seg->verified_bits = 0;
+    seg->verified_chunks = 0;
     if (rc == PL_OK)
         seg->active = 1;
     return rc;
@@ -230,7 +230,7 @@ int pl_segment_open(pl_segment *seg, const char *log_path, const char *index_pat
     rc = open_files(seg, paths, PL_MF_CREATE, mode == PL_OPEN_ACTIVE);
     seg->trusted_from = rc == PL_OK ? seg->log.size : 0;   /* nothing checked yet */
     seg->verified = NULL;
-    seg->verified_bits = 0;
+    seg->verified_chunks = 0;
     if (rc == PL_OK)
         seg->active = mode == PL_OPEN_ACTIVE;
     return rc;
@@ -278,8 +278,9 @@ int pl_segment_load_clean(pl_segment *seg)
     }
     while (pos < size) {
         int64_t last;
-        if (pl_batch_validate(seg->log.map + pos, size - pos, 0, 0, &h) != PL_OK)
-            return PL_EBADOFFSET;
+        if (pl_batch_validate(seg->log.map + pos, size - pos, 0, 0, &h) != PL_OK ||
+            (h.partition_leader_epoch != 0 && h.partition_leader_epoch != -1))
+            return PL_EBADOFFSET;           /* recovery restamps a bad epoch */
         last = h.base_offset + h.last_offset_delta;
         if (first && n > 0 ? h.base_offset > entry_offset || h.base_offset < expect
                            : h.base_offset != expect)
@@ -341,7 +342,7 @@ static uint64_t last_nonzero_end(const uint8_t *map, uint64_t from, uint64_t to)
     return to;
 }
 
-int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
+int pl_segment_recover_scan(pl_segment *seg, pl_recover_report *rep)
 {
     uint64_t end, pos = 0;
     int rc, stop = PL_OK;
@@ -367,6 +368,12 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
             stop = PL_EBADOFFSET;
         if (stop != PL_OK)
             break;
+        if (h.partition_leader_epoch != 0 && h.partition_leader_epoch != -1) {
+            /* outside the CRC and meaningless on one node: a flipped bit there is
+             * repaired, not a reason to drop the batch (fsck --repair does the same) */
+            memset(seg->log.map + pos + PL_OFF_LEADER_EPOCH, 0, 4);
+            rep->restamped_epochs++;
+        }
         last = h.base_offset + h.last_offset_delta;
         if (last - seg->base_offset > INT32_MAX) {
             stop = PL_EBADOFFSET;
@@ -389,13 +396,31 @@ int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
     rep->next_offset = seg->next_offset;
     rep->dropped_data_bytes = last_nonzero_end(seg->log.map, pos, end) - pos;
     rep->stop_reason = rep->dropped_data_bytes ? stop : PL_OK;
-    if ((rc = pl_mfile_truncate(&seg->log, pos)) != PL_OK)
+    return PL_OK;
+}
+
+int pl_segment_recover_cut(pl_segment *seg, const pl_recover_report *rep)
+{
+    int rc;
+
+    if (seg == NULL || rep == NULL)
+        return PL_EINVAL;
+    if (!seg->active || !seg->log.writable)
+        return PL_ECLOSED;
+    if ((rc = pl_mfile_truncate(&seg->log, rep->valid_bytes)) != PL_OK)
         return rc;
     if ((rc = timeindex_maybe_append(seg)) != PL_OK && rc != PL_EFULL)
         return rc;
     if ((rc = pl_mfile_sync(&seg->index)) != PL_OK)
         return rc;
     return pl_mfile_sync(&seg->timeindex);
+}
+
+int pl_segment_recover(pl_segment *seg, pl_recover_report *rep)
+{
+    int rc = pl_segment_recover_scan(seg, rep);
+
+    return rc != PL_OK ? rc : pl_segment_recover_cut(seg, rep);
 }
 
 /* ---- append -------------------------------------------------------------------- */
@@ -672,7 +697,8 @@ static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t anchor,
     uint64_t next;
     int rc;
 
-    for (;;) {
+    for (;; pos = next) {
+        *out_pos = pos;                     /* on an error: the batch at fault */
         if ((rc = pl_segment_batch_at(seg, pos, h, &next)) != PL_OK)
             return rc;
         if (h->magic != PL_MAGIC_V2 || h->last_offset_delta < 0 ||
@@ -684,12 +710,9 @@ static int walk_to_offset(const pl_segment *seg, uint64_t pos, int64_t anchor,
         if (expect < 0 && (pos == 0 ? h->base_offset != seg->base_offset
                                     : h->base_offset + h->last_offset_delta != anchor))
             return PL_EBADOFFSET;
-        if (h->base_offset + h->last_offset_delta >= offset) {
-            *out_pos = pos;
+        if (h->base_offset + h->last_offset_delta >= offset)
             return PL_OK;
-        }
         expect = h->base_offset + h->last_offset_delta + 1;
-        pos = next;
     }
 }
 

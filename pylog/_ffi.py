@@ -102,9 +102,10 @@ class CoreNotFoundError(errors.UnknownServerError, LookupError):
     """PL_ENOTFOUND: a lookup (e.g. by timestamp) found nothing."""
 
 
-CORRUPT = _CORRUPT = {lib.PL_ETRUNCATED, lib.PL_EBADLEN, lib.PL_EBADMAGIC, lib.PL_EBADCRC,
+_CORRUPT = {lib.PL_ETRUNCATED, lib.PL_EBADLEN, lib.PL_EBADMAGIC, lib.PL_EBADCRC,
             lib.PL_EBADHEADER}
 _STRUCTURAL = {lib.PL_EBADOFFSET, lib.PL_EBADRECORD}
+CORRUPT = _CORRUPT | _STRUCTURAL        # what a read of bytes on disk calls corruption
 _SIMPLE: dict[int, type[errors.PylogError]] = {
     lib.PL_ECONTROL: errors.InvalidRecordError,
     lib.PL_ETOOLARGE: errors.RecordTooLargeError,

@@ -81,6 +81,10 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
     ConfigSpec("unclean.leader.election.enable", "unclean_leader_election_enable",
                "bool", False, doc="stored (single broker)"),
     ConfigSpec("preallocate", "preallocate", "bool", False, doc="stored"),
+    ConfigSpec("pylog.lost.offsets.policy", "lost_offsets_policy", "str", "skip",
+               choices=("skip", "raise"),
+               doc="A read across offsets lost to corruption (lost-offsets.json): skip "
+                   "them with a logged warning, or raise CorruptRecordError."),
 )
 _BY_NAME = {s.name: s for s in TOPIC_CONFIG_SPECS}
 

@@ -210,8 +210,10 @@ class Log:
             recovery_point=rps.get((topic, i)), log_start_offset=starts.get((topic, i)))
         report.warnings[:0] = getattr(self, "_open_warnings", [])
         self.recovery_reports.append(report)
-        if report.lost_data:
-            _log.warning("recovery of %s-%d dropped data: %s", topic, i, report)
+        if report.bytes_dropped:
+            _log.warning("recovery of %s-%d cut %d bytes of a torn tail (never synced); "
+                         "log end %d", topic, i, report.bytes_dropped, report.log_end_offset)
+        # each quarantined range was logged at WARNING by storage.salvage
         return PartitionLog(topic, i, directory, config, segs, start, rp,
                             flusher=self._flusher, durable=not self._memory,
                             on_checkpoint=self._write_log_start_checkpoint,

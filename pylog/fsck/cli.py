@@ -17,7 +17,7 @@ from pylog.fsck.model import (ERROR, EXIT_OPERATIONAL, EXIT_USAGE, INFO, Report)
 from pylog.fsck.repair import repair as _repair
 from pylog.storage import files
 
-__all__ = ["main", "run", "FsckError"]
+__all__ = ["main", "run", "clear_lost", "FsckError"]
 
 
 class FsckError(Exception):
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="check only this topic's partitions")
     p.add_argument("--repair", action="store_true", help="truncate corrupt tails into "
                    "quarantine/, rebuild indexes, rewrite checkpoints")
+    p.add_argument("--clear-lost", action="store_true", help="mark the offset ranges "
+                   "recovery recorded as lost to corruption as dealt with (lost-offsets."
+                   "json; the bytes stay in quarantine/), then check")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--deep", action="store_true", help="also decode every record")
     p.add_argument("-v", "--verbose", action="store_true", help="also print info findings")
@@ -76,6 +79,26 @@ def _take_lock(data_dir: str) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def clear_lost(data_dir: str, topic: str | None = None) -> list[str]:
+    """Mark every recorded lost range cleared (under the lock); a line per partition."""
+    from pylog.storage.lost import LostOffsets
+    data_dir = _validate_path(os.fspath(data_dir))
+    lock_fd = _take_lock(data_dir)
+    try:
+        done = []
+        for entry in sorted(os.listdir(data_dir)):
+            tp = files.parse_partition_dir(entry)
+            if tp is None or (topic is not None and tp[0] != topic):
+                continue
+            lost = LostOffsets(os.path.join(data_dir, entry))
+            n = lost.count
+            if lost.clear():
+                done.append(f"{entry}: {n} lost offset(s) marked dealt with")
+        return done
+    finally:
+        os.close(lock_fd)
 
 
 def run(data_dir: str, *, topic: str | None = None, repair: bool = False,
@@ -146,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     bar, update = _progress_bar(args.data_dir, not (args.no_progress or args.json)) \
         if os.path.isdir(args.data_dir) else (None, None)
     try:
+        if args.clear_lost:
+            for line in clear_lost(args.data_dir, args.topic):
+                print(f"pylog-fsck: {line}", file=sys.stderr)
         report = run(args.data_dir, topic=args.topic, repair=args.repair,
                      deep=args.deep, progress=update)
     except FsckError as e:

@@ -20,6 +20,7 @@ from pylog.fsck.model import ERROR, INFO, WARNING, Finding, Report
 from pylog.fsck.partition import TEMP_SUFFIXES, scan_partition
 from pylog.storage import files
 from pylog.storage.checkpoint import read_offset_checkpoint
+from pylog.storage.quarantine import QUARANTINE_DIR
 
 __all__ = [
     "QUARANTINE_DIR",
@@ -30,7 +31,6 @@ __all__ = [
     "read_lock_pid",
 ]
 
-QUARANTINE_DIR = "quarantine"
 _KNOWN_ROOT_FILES = {files.LOCK_FILE, files.CLEAN_SHUTDOWN_FILE, files.METADATA_FILE,
                      files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_CHECKPOINT,
                      "producer-id-high-water"}   # pylog.broker.producers.HIGH_WATER_FILE

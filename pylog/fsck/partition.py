@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-from pylog.fsck.model import ERROR, WARNING, PartitionScan, SegmentScan
+from pylog.fsck.model import ERROR, INFO, WARNING, PartitionScan, SegmentScan
 from pylog.fsck.segments import _Ctx, check_index, check_timeindex, scan_segment_log
 from pylog.storage import files
+from pylog.storage.lost import LOST_OFFSETS_FILE, LostOffsets, describe
 
 __all__ = ["scan_partition", "TEMP_SUFFIXES"]
 
@@ -34,6 +35,8 @@ def _classify(dir_path: str, ctx: _Ctx) -> dict[int, set[str]]:
                 by_base.setdefault(parsed[0], set()).add("!" + parsed[1])
                 continue
             by_base.setdefault(parsed[0], set()).add(parsed[1])
+        elif name == LOST_OFFSETS_FILE:
+            continue                       # read by scan_partition
         elif name.endswith(TEMP_SUFFIXES):
             ctx.add(WARNING, "temp-file", "leftover temporary file (an interrupted "
                     "replace, delete or compaction); ignored by readers", name,
@@ -83,7 +86,8 @@ def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
             progress(seg.file_size)
     if ps.unreadable:
         return ps
-    _chain(ps, ctx, live)
+    lost = _lost_ranges(dir_path, ctx)
+    _chain(ps, ctx, live, lost)
     _check_indexes(ps, ctx, dir_path, clean=clean, live=live, interval=interval)
     if ps.segments:
         ps.log_start_offset = ps.segments[0].base_offset
@@ -94,12 +98,32 @@ def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
     return ps
 
 
-def _chain(ps: PartitionScan, ctx: _Ctx, live: bool) -> None:
-    """Find the cut: the first segment with a corrupt tail or a broken link."""
+def _lost_ranges(dir_path: str, ctx: _Ctx) -> LostOffsets:
+    """Offsets recovery quarantined (storage/lost.py): shown until --clear-lost."""
+    lost = LostOffsets(dir_path)
+    if lost.problem:
+        ctx.add(WARNING, "lost-offsets-unreadable", lost.problem, LOST_OFFSETS_FILE)
+    for r in lost.ranges:
+        cleared = "cleared_at" in r
+        ctx.add(INFO if cleared else WARNING, "lost-offsets", describe(r) + (
+                f"; cleared {r['cleared_at']}" if cleared else
+                "; pylog-fsck --clear-lost marks it dealt with"), LOST_OFFSETS_FILE,
+                offsets=(r["start"], r["end"] - 1) if r["end"] > r["start"] else None)
+    return lost
+
+
+def _known_gap(lost: LostOffsets, start: int, end: int) -> bool:
+    return any(r["start"] <= start and end <= r["end"] for r in lost.ranges)
+
+
+def _chain(ps: PartitionScan, ctx: _Ctx, live: bool, lost: LostOffsets) -> None:
+    """Find the cut: the first segment with a corrupt tail or a broken link (a gap
+    that lost-offsets.json records is no break: recovery quarantined it)."""
     prev = None
     for k, seg in enumerate(ps.segments):
         name = os.path.basename(seg.log_path)
-        if prev is not None and seg.base_offset != prev.next_offset:
+        if prev is not None and seg.base_offset != prev.next_offset and \
+                not _known_gap(lost, prev.next_offset, seg.base_offset):
             kind = "gap" if seg.base_offset > prev.next_offset else "overlap"
             ctx.add(ERROR, kind, f"segment starts at offset {seg.base_offset} but the "
                     f"previous one ends before offset {prev.next_offset}; the log is "

@@ -24,70 +24,19 @@ directory does nothing.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 
 from pylog.fsck.model import PartitionScan, Report, SegmentScan
 from pylog.fsck.segments import expected_index, expected_timeindex
 from pylog.storage import files
 from pylog.storage.checkpoint import read_offset_checkpoint, write_offset_checkpoint
+from pylog.storage.quarantine import Quarantine
 
 __all__ = ["repair"]
 
-QUARANTINE_DIR = "quarantine"
-
-
-class _Quarantine:
-    """Moves bytes and files under <data>/quarantine/<dir>/ with a note each."""
-
-    def __init__(self, data_dir: str):
-        self.root = os.path.join(data_dir, QUARANTINE_DIR)
-        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.seq = 0
-        self.touched: set[str] = set()
-
-    def _target(self, sub: str, name: str) -> str:
-        d = os.path.join(self.root, sub)
-        os.makedirs(d, exist_ok=True)
-        self.touched.update({self.root, d})
-        self.seq += 1
-        return os.path.join(d, f"{self.stamp}-{os.getpid()}-{self.seq}-{name}")
-
-    def _note(self, target: str, note: dict) -> None:
-        note = dict(note, quarantined_at=self.stamp, by="pylog-fsck --repair")
-        files.atomic_write(target + ".note.json",
-                           (json.dumps(note, indent=1, sort_keys=True) + "\n").encode())
-
-    def save_range(self, sub: str, path: str, start: int, end: int, note: dict) -> None:
-        """Copy path[start:end] into the quarantine (synced) before it is cut."""
-        target = self._target(sub, f"{os.path.basename(path)}.{start}-{end}")
-        with open(path, "rb") as src, open(target, "wb") as dst:
-            src.seek(start)
-            left = end - start
-            while left > 0:
-                chunk = src.read(min(left, 8 << 20))
-                if not chunk:
-                    break
-                dst.write(chunk)
-                left -= len(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        self._note(target, dict(note, origin=path, byte_range=[start, end]))
-
-    def move_file(self, sub: str, path: str, note: dict) -> None:
-        target = self._target(sub, os.path.basename(path))
-        os.replace(path, target)
-        self._note(target, dict(note, origin=path))
-
-    def sync(self) -> None:
-        for d in sorted(self.touched, key=len, reverse=True):
-            files.fsync_dir(d)
-
-
 def repair(data_dir: str, report: Report) -> None:
     """Apply every fix the findings name (module doc); marks them fixed."""
-    q = _Quarantine(data_dir)
+    q = Quarantine(data_dir, by="pylog-fsck --repair")
     clean = os.path.exists(os.path.join(data_dir, files.CLEAN_SHUTDOWN_FILE))
     logs_changed = False
     by_part: dict[tuple, list] = {}
@@ -115,7 +64,7 @@ def repair(data_dir: str, report: Report) -> None:
     report.repaired = True
 
 
-def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: _Quarantine,
+def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: Quarantine,
                       clean: bool) -> bool:
     d = os.path.join(data_dir, ps.dir_name)
     kinds = {f.fix for f in fixes}
@@ -155,7 +104,7 @@ def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: _Quarant
     return changed
 
 
-def _cut(d: str, ps: PartitionScan, q: _Quarantine) -> list[SegmentScan]:
+def _cut(d: str, ps: PartitionScan, q: Quarantine) -> list[SegmentScan]:
     """Quarantine everything from the cut on; returns the segments that remain."""
     k, pos = ps.cut
     seg = ps.segments[k]

@@ -17,7 +17,8 @@ The JSON document (every figure is computed when asked; nothing is cached):
         (a committed offset below the log start counts from the log start), or
         the records retained (log end - log start) when no group has committed
     partitions {"<topic>-<partition>": log_start_offset, log_end_offset, size_bytes,
-                records_retained, records_waiting, slowest_group}
+                records_retained, records_waiting, slowest_group, lost_offsets,
+                lost_ranges, lost [ranges recovery quarantined, storage/lost.py]}
     groups {group: {lag, partitions {"<topic>-<partition>": committed_offset,
                                      log_end_offset, lag}}}
     requests {listener: {api or command: count}}
@@ -122,6 +123,12 @@ class _Snapshot:
                 "pylog_queue_records_waiting",
                 "Log end offset minus the slowest group's committed offset "
                 "(records retained when no group committed)", labels=labels),
+            "lost_offsets": GaugeMetricFamily(
+                "pylog_lost_offsets", "Offsets recovery quarantined as corrupt "
+                "(lost-offsets.json, until pylog-fsck --clear-lost)", labels=labels),
+            "lost_ranges": GaugeMetricFamily(
+                "pylog_lost_offset_ranges", "Quarantined ranges behind pylog_lost_offsets",
+                labels=labels),
         }
         for row in partitions.values():
             key = [row["topic"], str(row["partition"])]

@@ -180,6 +180,15 @@ def count_batch_records(data, max_batches: int = 64) -> int:
     return total
 
 
+class _NoLoss:
+    count, ranges, open_ranges = 0, (), ()
+
+
+def _lost(p):
+    """The partition's LostOffsets (storage/lost.py); none for a log without one."""
+    return getattr(p, "lost", _NoLoss)
+
+
 def partition_state(log, committed: dict[str, dict[tuple[str, int], int]],
                     internal: bool = False) -> tuple[dict, dict]:
     """Per-partition and per-group figures from the Log and committed offsets.
@@ -203,12 +212,15 @@ def partition_state(log, committed: dict[str, dict[tuple[str, int], int]],
             p = topic.partition(i)
             start, end = p.log_start_offset, p.log_end_offset
             ends[(name, i)] = end
+            lost = _lost(p)
             partitions[f"{name}-{i}"] = {
                 "topic": name, "partition": i,
                 "log_start_offset": start, "log_end_offset": end,
                 "size_bytes": int(getattr(p, "size_bytes", 0)),
                 "records_retained": end - start,
                 "records_waiting": end - start, "slowest_group": None,
+                "lost_offsets": lost.count, "lost_ranges": len(lost.open_ranges),
+                "lost": [dict(r) for r in lost.ranges],
             }
     groups: dict[str, dict] = {}
     for group in sorted(committed):

@@ -10,9 +10,13 @@ Kafka's ``LogLoader`` does it (DESIGN section 2, research/kafka-protocol.md 1.7)
                  After an unclean one: trust segments below the one holding the
                  recovery point the same way, and recover that one and every later one:
                  validate each batch, rebuild the indexes, stop at the first invalid
-                 batch, truncate there (the tail is zeroed and synced by the C core).
-    Fourth pass  if a segment was truncated (or does not continue its predecessor),
-                 delete every later segment: a corrupt tail ends the log.
+                 batch.  A torn tail of the active segment is cut there (zeroed and
+                 synced by the C core); corruption anywhere else is quarantined, its
+                 offsets recorded as lost and the valid batches after it split off
+                 into a segment of their own (``storage.salvage``).
+    Fourth pass  a segment that overlaps offsets of the one before it is moved to the
+                 quarantine (never deleted); gaps between segments are allowed (lost
+                 ranges, later compaction).
     Fifth pass   no segment left: create an empty one at the log start offset.
 
 Invalid data on disk is a normal outcome: the report says what was dropped.  Only an
@@ -28,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pylog.storage import files
+from pylog.storage.lost import LostOffsets
+from pylog.storage.quarantine import Quarantine
+from pylog.storage.salvage import recover_segment
 from pylog.storage.segment import Segment
 
 __all__ = ["RecoveryReport", "load_segments"]
@@ -41,11 +48,10 @@ class RecoveryReport:
     mode: str                                   # "clean", "unclean" or "new"
     segments: int = 0                           # segments loaded
     recovered: list[dict] = field(default_factory=list)   # per recovered segment
-    deleted_segments: list[str] = field(default_factory=list)
+    deleted_segments: list[str] = field(default_factory=list)   # empty ones, after a split
+    quarantined: list[dict] = field(default_factory=list)  # lost ranges found (lost.py)
     removed_files: list[str] = field(default_factory=list)
     bytes_dropped: int = 0                      # non-zero bytes cut from torn tails
-    bytes_deleted: int = 0                      # sizes of deleted later segments
-    offsets_lost_at_least: int = 0              # offsets in deleted later segments
     log_start_offset: int = 0
     log_end_offset: int = 0
     recovery_point: int = 0
@@ -53,7 +59,7 @@ class RecoveryReport:
 
     @property
     def lost_data(self) -> bool:
-        return bool(self.bytes_dropped or self.deleted_segments)
+        return bool(self.bytes_dropped or self.quarantined)
 
 
 def _resolve_temp_files(directory: Path, report: RecoveryReport) -> None:
@@ -97,8 +103,8 @@ def _indexes_present(index_names: set, base: int) -> bool:
 
 
 def _open_trusted(directory: Path, base: int, cfg, last: bool,
-                  report: RecoveryReport, index_names: set) -> Segment:
-    """Open a segment we expect to be intact; recover it if a sanity check fails."""
+                  report: RecoveryReport, index_names: set) -> Segment | None:
+    """Open a segment we expect to be intact; None if it must be recovered."""
     if _indexes_present(index_names, base):
         seg = Segment.open(directory, base, cfg, active=last)
         if seg.load_clean():
@@ -108,19 +114,7 @@ def _open_trusted(directory: Path, base: int, cfg, last: bool,
                                "failed; segment recovered")
     else:
         report.warnings.append(f"{files.filename_prefix(base)}: index missing; rebuilt")
-    return _open_recovered(directory, base, cfg, last, report)
-
-
-def _open_recovered(directory: Path, base: int, cfg, last: bool,
-                    report: RecoveryReport) -> Segment:
-    """Recover a segment (it must be opened writable to truncate and rebuild)."""
-    seg = Segment.open(directory, base, cfg, active=True)
-    rep = seg.recover()
-    report.recovered.append(rep)
-    report.bytes_dropped += rep["dropped_data_bytes"]
-    if not last:
-        seg.seal()
-    return seg
+    return None
 
 
 def load_segments(directory: Path, topic: str, partition: int, cfg, *, clean: bool,
@@ -151,9 +145,6 @@ def load_segments(directory: Path, topic: str, partition: int, cfg, *, clean: bo
         doomed.delete()
     for seg in segments[:-1]:
         seg.close()                     # sealed: reads use the mapping, not the fd
-    if report.deleted_segments:
-        last_deleted = max(files.parse_base_offset(n)[0] for n in report.deleted_segments)
-        report.offsets_lost_at_least = max(0, last_deleted - leo)
     report.segments = len(segments)
     report.log_start_offset, report.log_end_offset = start, leo
     report.recovery_point = leo        # trusted or recovered-and-synced up to the end
@@ -169,57 +160,68 @@ def _load(directory: Path, bases: list[int], cfg, clean: bool,
     else:
         # the segment holding the recovery point, and everything after it
         first_unsafe = max(0, sum(1 for b in bases if b <= recovery_point) - 1)
+    lost = LostOffsets(directory)
+    if lost.problem:
+        report.warnings.append(lost.problem)
     segments: list[Segment] = []
-    for i, base in enumerate(bases):
+    trusted = set(bases[:first_unsafe])
+    bases = list(bases)
+    i = 0
+    while i < len(bases):
+        base = bases[i]
         last = i == len(bases) - 1
         expected = segments[-1].next_offset if segments else None
         if expected is not None and base < expected:
-            _delete_from(directory, bases[i:], report,
-                         f"{files.filename_prefix(base)} overlaps offsets before "
-                         f"{expected}")
-            break
-        if i < first_unsafe:
-            seg = _open_trusted(directory, base, cfg, last, report, index_names)
+            _quarantine_overlap(directory, base, expected, report)
+            del bases[i]
+            continue
+        seg = _open_trusted(directory, base, cfg, last, report, index_names) \
+            if base in trusted else None
+        split = None
+        if seg is None:
+            seg, split = recover_segment(directory, base, cfg, last=last,
+                                         next_base=None if last else bases[i + 1],
+                                         clean=clean, report=report, lost=lost)
+            if split is not None:
+                bases.insert(i + 1, split)     # not trusted: recovered next
+            elif not last:
+                seg.seal()
+        if split is not None and seg.size == 0:
+            report.deleted_segments.append(seg.log_path.name)   # emptied by the split
+            seg.delete()
         else:
-            seg = _open_recovered(directory, base, cfg, last, report)
-        segments.append(seg)
-        rep = report.recovered[-1] if report.recovered else None
-        if (rep is not None and rep["segment"] == seg.log_path.name
-                and rep["stop_reason"] is not None and not last):
-            _delete_from(directory, bases[i + 1:], report,
-                         f"{seg.log_path.name} truncated at byte {rep['stop_position']}")
-            break
+            if split is not None:
+                seg.seal()
+            segments.append(seg)
+        i += 1
     if segments and not segments[-1].active:
-        # The last surviving segment was opened sealed (later ones deleted): reopen it
-        # writable so appends can continue in it.
+        # The last surviving segment was opened sealed: reopen it writable so appends
+        # can continue in it.
         seg = segments.pop()
         seg.close()
         seg = Segment.open(directory, seg.base_offset, cfg, active=True)
         if not seg.load_clean():
-            rep = seg.recover()
-            report.recovered.append(rep)
-            report.bytes_dropped += rep["dropped_data_bytes"]
+            seg, _ = recover_segment(directory, seg.base_offset, cfg, last=True,
+                                     next_base=None, clean=clean, report=report,
+                                     lost=lost)
         segments.append(seg)
     # Recovery truncates with pl_mfile_truncate, which fdatasyncs the kept prefix, so
     # everything loaded is durable and the recovery point can be the log end.
     return segments
 
 
-def _delete_from(directory: Path, bases: list[int], report: RecoveryReport,
-                 why: str) -> None:
-    """Fourth pass: delete every segment from ``bases`` on (a corrupt tail ends the log)."""
-    if not bases:
-        return
-    report.warnings.append(f"{why}: deleting {len(bases)} later segment(s)")
-    for base in bases:
-        for path in (files.log_file(directory, base), files.index_file(directory, base),
-                     files.timeindex_file(directory, base)):
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            if path.suffix == files.LOG_SUFFIX:
-                report.deleted_segments.append(path.name)
-                report.bytes_deleted += size
+def _quarantine_overlap(directory: Path, base: int, expected: int,
+                        report: RecoveryReport) -> None:
+    """Fourth pass: a segment whose offsets overlap the previous one's is not part of
+    the log; its files go to the quarantine (never deleted)."""
+    why = (f"{files.filename_prefix(base)} overlaps offsets before {expected}")
+    q = Quarantine(directory.parent, by="pylog recovery")
+    for path in (files.log_file(directory, base), files.index_file(directory, base),
+                 files.timeindex_file(directory, base)):
+        if path.exists():
+            q.move_file(directory.name, path, {"topic": report.topic,
+                                               "partition": report.partition,
+                                               "reason": why})
+    q.sync()
     files.fsync_dir(directory)
+    report.warnings.append(f"{why}: moved to {q.root}")

@@ -48,6 +48,7 @@ from pylog.storage import files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
 from pylog.storage.flusher import GroupCommit
+from pylog.storage.lost import LostOffsets
 from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
@@ -114,6 +115,7 @@ class PartitionLog(GroupCommit):
         self._barriers = 0                     # barriers running outside the lock
         self._deferred_close: list[Segment] = []
         self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
+        self.lost = LostOffsets(self.directory)   # offsets recovery quarantined
         self._barrier_lock = threading.Lock()  # one barrier at a time per partition
         self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
         self._expect_waiters = 0               # ... until this many wait
@@ -463,7 +465,10 @@ class PartitionLog(GroupCommit):
             seg = self._segments[i]
             if offset < seg.c.next_offset:
                 break
-            i += 1                            # a gap after compaction: next segment
+            i += 1                            # a gap (lost, or compacted): next segment
+            if offset < self._bases[i] and self.lost.ranges:
+                self.lost.crossing(offset, self.config.lost_offsets_policy,
+                                   f"{self.topic}-{self.partition}")
             offset = max(offset, self._bases[i])
         h = ffi.new("pl_batch_header *")
         return seg, seg.find(offset, h), seg.size

@@ -123,12 +123,13 @@ class Segment:
         self._owners = tuple(owners)
         self._log_view = (memoryview(ffi.buffer(owners[0], int(c.log.reserved)))
                           .toreadonly() if owners[0] is not None else memoryview(b""))
-        # the read-side verification bitmap (csrc/verify.c): one bit per 64 KiB of
-        # the mapping, zeroed; it lives as long as this object, like the struct
-        bits = int(c.log.reserved) // lib.PL_VERIFY_CHUNK + 1
-        self._verified = ffi.new("uint64_t[]", (bits + 63) // 64)
+        # read-side verification (csrc/verify.c): per 64 KiB chunk of the mapping,
+        # how far from its start checked batches reach (zeroed); lives as long as this
+        # object, like the struct
+        chunks = int(c.log.reserved) // lib.PL_VERIFY_CHUNK + 1
+        self._verified = ffi.new("uint32_t[]", chunks)
         c.verified = self._verified
-        c.verified_bits = bits
+        c.verified_chunks = chunks
 
     def load_clean(self) -> bool:
         """Trust the files after a clean shutdown; False if a sanity check failed."""
@@ -142,10 +143,16 @@ class Segment:
 
     def recover(self) -> dict:
         """Scan, rebuild indexes, truncate (zeroed) at the first invalid batch."""
+        rep = self.recover_scan()
+        self.recover_cut(rep)
+        return rep
+
+    def recover_scan(self) -> dict:
+        """The first step of recover(): validate, rebuild the indexes, report; the bytes
+        after the valid prefix are still there (storage.salvage saves them)."""
         rep = ffi.new("pl_recover_report *")
-        rc = lib.pl_segment_recover(self.c, rep)
+        rc = lib.pl_segment_recover_scan(self.c, rep)
         _ffi.check(rc, f"recovering segment {self.log_path}")
-        self._refresh_created()
         return {
             "segment": self.log_path.name,
             "valid_bytes": rep.valid_bytes,
@@ -156,7 +163,27 @@ class Segment:
             "stop_reason": (None if rep.stop_reason == 0
                             else _ffi.strerror(rep.stop_reason)),
             "stop_position": rep.stop_position,
+            "restamped_epochs": rep.restamped_epochs,
         }
+
+    def recover_cut(self, rep: dict) -> None:
+        """The second step: cut at the valid prefix (zeroed tail, synced)."""
+        c_rep = ffi.new("pl_recover_report *")
+        c_rep.valid_bytes = rep["valid_bytes"]
+        rc = lib.pl_segment_recover_cut(self.c, c_rep)
+        _ffi.check(rc, f"truncating segment {self.log_path}")
+        self._refresh_created()
+
+    def resync(self, start: int, stop: int, min_base: int) -> int | None:
+        """Position of the first valid batch starting in [start, stop) with baseOffset
+        >= min_base (csrc/scan.c; it may end anywhere in the mapping), or None."""
+        out = ffi.new("uint64_t *")
+        rc = lib.pl_batch_resync(self.c.log.map, int(self.c.log.allocated), start, stop,
+                                 min_base, out)
+        if rc == lib.PL_ENOTFOUND:
+            return None
+        _ffi.check(rc, f"resynchronising {self.log_path}")
+        return out[0]
 
     def _refresh_created(self) -> None:
         # segment.ms counts from the first batch (Kafka's rollingBasedTimestamp), but never
@@ -220,7 +247,9 @@ class Segment:
         """Position of the batch containing ``offset``; fills the header cdata ``h``."""
         pos = ffi.new("uint64_t *")
         rc = lib.pl_segment_find(self.c, offset, pos, h)
-        if rc:
+        if rc in _ffi.CORRUPT:
+            _ffi.check(rc, f"finding offset {offset}: {self.where(pos[0])}")
+        elif rc:
             _ffi.check(rc, f"finding offset {offset} in {self.log_path}")
         return pos[0]
 

@@ -149,30 +149,59 @@ def test_recovery_truncates_torn_batch_at_every_byte(fast_path, how):
         shutil.rmtree(work)
 
 
-def test_truncated_tail_is_zeroed_so_no_stale_batch_returns_after_a_second_crash(tmp_path):
+def test_a_torn_tail_is_cut_and_zeroed_so_no_stale_batch_returns(tmp_path):
+    """The active segment's invalid tail with no valid batch after it is a torn write:
+    cut, and zeroed so a later append of the same size cannot chain onto stale bytes."""
     log = pylog.open(tmp_path)
     p = log.create_topic("t").partition(0)
     for v in (b"A" * 20, b"B" * 20, b"C" * 20):
         p.append(v, timestamp=1000)
     _crash(log)
     path, = _logs(tmp_path)
-    (_, a_end), (b_start, b_end), (_, c_end) = _batch_spans(path)
-    with open(path, "r+b") as f:                     # corrupt B's records (CRC fails)
-        f.seek(b_end - 3)
+    (_, a_end), (b_start, b_end), (c_start, c_end) = _batch_spans(path)
+    with open(path, "r+b") as f:                     # tear C: its CRC fails
+        f.seek(c_end - 3)
         f.write(b"\xff")
     log = pylog.open(tmp_path)
     p = log.topic("t").partition(0)
     rep, = log.recovery_reports
-    assert rep.recovered and rep.recovered[-1]["stop_position"] == b_start
-    assert _values(p) == [b"A" * 20]
-    assert path.read_bytes()[a_end:c_end] == b"\x00" * (c_end - a_end)   # zeroed
-    p.append(b"D" * 20, timestamp=1000)             # same size as B: C would chain on
+    assert rep.recovered and rep.recovered[-1]["stop_position"] == c_start
+    assert rep.quarantined == [] and rep.bytes_dropped > 0
+    assert _values(p) == [b"A" * 20, b"B" * 20]
+    assert path.read_bytes()[b_end:c_end] == b"\x00" * (c_end - b_end)   # zeroed
+    p.append(b"D" * 20, timestamp=1000)
     _crash(log)
     with pylog.open(tmp_path) as log:
-        assert _values(log.topic("t").partition(0)) == [b"A" * 20, b"D" * 20]
+        assert _values(log.topic("t").partition(0)) == [b"A" * 20, b"B" * 20, b"D" * 20]
 
 
-def test_corrupt_middle_segment_ends_the_log_and_later_segments_are_deleted(tmp_path):
+def test_a_bad_batch_followed_by_valid_ones_is_quarantined_and_the_rest_split_off(tmp_path):
+    log = pylog.open(tmp_path)
+    p = log.create_topic("t").partition(0)
+    for v in (b"A" * 20, b"B" * 20, b"C" * 20):
+        p.append(v, timestamp=1000)
+    _crash(log)
+    path, = _logs(tmp_path)
+    (_, a_end), (b_start, b_end), _ = _batch_spans(path)
+    bad = bytearray(path.read_bytes()[b_start:b_end])
+    bad[-3] ^= 0xFF
+    with open(path, "r+b") as f:
+        f.seek(b_start)
+        f.write(bad)
+    with pylog.open(tmp_path) as log:
+        p = log.topic("t").partition(0)
+        rep, = log.recovery_reports
+        (q,) = rep.quarantined
+        assert (q["start"], q["end"], q["byte_range"]) == (1, 2, [b_start, b_end])
+        assert (tmp_path / q["quarantine"]).read_bytes() == bytes(bad)
+        assert [(r.offset, r.value) for r in p.iter(0)] == [(0, b"A" * 20), (2, b"C" * 20)]
+        assert p.log_end_offset == 3
+        assert p.append(b"D") == 3
+    assert [f.name for f in _logs(tmp_path)][:2] == ["00000000000000000000.log",
+                                                     "00000000000000000002.log"]
+
+
+def test_corrupt_middle_segment_keeps_every_later_segment(tmp_path):
     log = pylog.open(tmp_path)
     t = log.create_topic("t", config=SMALL)
     for i in range(300):
@@ -188,12 +217,13 @@ def test_corrupt_middle_segment_ends_the_log_and_later_segments_are_deleted(tmp_
     base = files.parse_base_offset(victim.name)[0]
     with pylog.open(tmp_path) as log:
         rep, = log.recovery_reports
-        assert len(rep.deleted_segments) == len(logs) - 2
-        assert rep.offsets_lost_at_least > 0 and rep.lost_data
+        assert rep.deleted_segments == [] and rep.lost_data
+        assert [(q["start"], q["end"]) for q in rep.quarantined] == [(base + 2, base + 3)]
         p = log.topic("t").partition(0)
-        assert p.log_end_offset == base + 2
-        assert _values(p) == [b"m%03d" % i for i in range(base + 2)]
-    assert len(_logs(tmp_path)) == 2
+        assert p.log_end_offset == 300
+        assert [r.offset for r in p.iter(0)] == [o for o in range(300) if o != base + 2]
+        assert _values(p) == [b"m%03d" % i for i in range(300) if i != base + 2]
+    assert len(_logs(tmp_path)) == len(logs) + 1     # the split-off tail
 
 
 def _lookups_match_scan(p) -> None:
