@@ -461,7 +461,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", type=int, default=4, help="writer sessions per recording")
     ap.add_argument("--appends", type=int, default=100,
                     help="appends per writer thread per session")
-    ap.add_argument("--states-per-recording", type=int, default=2500)
+    ap.add_argument("--states-per-recording", type=int, default=1000,
+                    help="states built from one recording (more recordings: more workloads)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds one state may take before it counts as a hang")
     ap.add_argument("--dir", help="work directory (kept)")
