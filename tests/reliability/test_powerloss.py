@@ -1,7 +1,7 @@
 """Simulated power loss at every barrier (tools/powerloss.py, powerloss_model.py).
 
 CI tier: 1,000 crash states from two recordings (each: four writer sessions, two
-ending mid-write as kill -9 does, 300-400 barriers) with flush.messages=1.  Every
+ending mid-write as kill -9 does, ~800 barriers) with flush.messages=1.  Every
 state: 0 acknowledged records lost or changed, 0 wrong bytes served, recovery never
 fails, crashes or hangs, pylog-fsck exits 0 or 4 and --repair loses nothing.  The
 long tier is ``python tools/powerloss.py --states 10000``.
