@@ -472,6 +472,8 @@ class PartitionLog(GroupCommit):
                 self.lost.crossing(offset, self.config.lost_offsets_policy,
                                    f"{self.topic}-{self.partition}")
             offset = max(offset, self._bases[i])
+            if offset >= leo:
+                return None                   # the gap runs up to an empty last segment
         h = ffi.new("pl_batch_header *")
         return seg, seg.find(offset, h), seg.size
 

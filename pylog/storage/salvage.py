@@ -69,6 +69,17 @@ def recover_segment(directory: Path, base: int, cfg, *, last: bool, next_base: i
             if at is not None:
                 _split_off(directory, seg, at, _split_end(seg, at, data_end), new_base)
                 split = new_base
+    elif not last and next_base is not None and next_base > rep["next_offset"]:
+        # Only zeros after the valid prefix, yet the next segment starts later: the
+        # tail was never synced (a power cut after a roll).  Nothing acknowledged
+        # under flush.messages=1 is lost, but the hole is recorded so reads, fsck and
+        # /metrics can explain it.
+        r = lost.add(rep["next_offset"], next_base, segment=seg.log_path.name,
+                     byte_range=[rep["valid_bytes"], rep["valid_bytes"]], quarantine=None,
+                     reason="the segment ends before the next one starts (its tail was "
+                            "never synced)")
+        report.quarantined.append(r)
+        _log.warning("%s-%d: %s", report.topic, report.partition, describe(r))
     if rep["restamped_epochs"]:
         report.warnings.append(f"{seg.log_path.name}: {rep['restamped_epochs']} batch(es) "
                                "had a partitionLeaderEpoch other than 0/-1 (outside the "

@@ -28,10 +28,9 @@ from pylog.records import valid_headers
 ROOT = Path(__file__).resolve().parents[2]
 STATES = int(os.environ.get("PYLOG_POWERLOSS_STATES", "1000"))
 
-# A torn tail of a rolled, not yet sealed segment is cut while the next segment
-# stays: offsets are skipped with no lost range recorded (gaps), and when the next
-# segment is empty a read across the hole raises IndexError (read_errors).
-KNOWN_DEFECTS = {"gaps", "read_errors"}
+# Fixed: a rolled segment whose tail was never synced now records the hole as a
+# lost range, and a read across it up to an empty last segment is the log end.
+KNOWN_DEFECTS: set[str] = set()
 
 
 def _tool(*args, timeout=600) -> dict:
@@ -128,10 +127,6 @@ def test_acks_are_journaled_with_the_barrier_that_covered_them(recording):
             assert offsets.setdefault((topic, part, o), 1) == 1   # each offset once
 
 
-@pytest.mark.xfail(reason="known: recovery cuts a rolled segment's torn tail but keeps "
-                   "the empty next segment; the hole is not a lost range and a read "
-                   "across it raises IndexError (found by tools/powerloss.py)",
-                   strict=False)
 def test_power_cut_after_a_roll_before_the_old_tail_was_synced(scratch):
     d = scratch / "d"
     subprocess.run([sys.executable, "-c", f"""
