@@ -11,7 +11,7 @@ from kafka_raw import module
 import pylog
 from pylog.records import encode_batch, iter_headers
 from pylog.server.kafka.context import BrokerContext, BrokerSettings, RequestContext
-from pylog.server.kafka.dispatch import API_TABLE
+from pylog.server.kafka.dispatch import API_TABLE, Applied
 from pylog.server.kafka.messages import RequestHeader
 
 MS = datetime.timedelta(milliseconds=1)
@@ -29,6 +29,8 @@ def call(broker, key, version, body):
     result = API_TABLE[key].handler(ctx, body)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
+    if isinstance(result, Applied):
+        result = asyncio.run(result.awaitable)
     return result
 
 
@@ -137,8 +139,8 @@ def test_produce_waits_for_the_barrier_when_the_topic_asks_for_durable_acks(tmp_
                                                                    partition_data=(pd,)),))
         ctx = RequestContext(broker, RequestHeader(0, 8, 1, "t", 0))
         result = API_TABLE[0].handler(ctx, body)
-        assert asyncio.iscoroutine(result)          # answered only after the barrier
-        resp = asyncio.run(result)
+        assert isinstance(result, Applied)          # appended; answered after the barrier
+        resp = asyncio.run(result.awaitable)
         part = resp.responses[0].partition_responses[0]
         assert (part.error_code, part.base_offset) == (0, 0)
         assert log.topic("durable").partition(0).recovery_point >= 2

@@ -4,6 +4,14 @@ No I/O.  ``decode_request(frame)`` turns one frame into a ``Request`` (header,
 kio body entity, the ``ApiSpec`` that will answer it) or raises ProtocolError;
 the connection then calls ``spec.handler(ctx, request.body)``.
 
+What a handler returns (the connection applies one connection's requests in the
+order sent, as Kafka does): a response, or None (no response: acks=0), once the
+request has taken effect; ``Applied(awaitable)`` when it has taken effect but its
+response waits (a durability barrier, other group members), so the connection may
+apply its next request meanwhile; or a coroutine when it has not taken effect yet
+(it waits for a producer-state rebuild; a long-polling Fetch): the connection's
+next request is not applied before it returns.  Its result is again one of these.
+
 Versions (research/kafka-protocol.md §2.4–2.5): every API is advertised with
 min 0 and max = its highest non-flexible version, because librdkafka < 2.11.1
 (Debian's kcat) drops compression and other features when a v0 is missing from
@@ -25,7 +33,7 @@ from pylog.errors import ProtocolError
 
 from .messages import RequestHeader, decode_body, decode_header, request_class
 
-__all__ = ["ApiSpec", "Request", "UnsupportedRequestError", "CloseConnection",
+__all__ = ["ApiSpec", "Applied", "Request", "UnsupportedRequestError", "CloseConnection",
            "decode_request", "register",
            "API_TABLE", "API_VERSIONS_KEY"]
 
@@ -41,13 +49,23 @@ class CloseConnection(Exception):
     (Kafka does this for a failed acks=0 Produce: there is no response to carry it)."""
 
 
+class Applied:
+    """A handler's answer for a request that has taken effect (its writes are in the
+    log, its group change is made) but whose response still waits on ``awaitable``."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable) -> None:
+        self.awaitable = awaitable
+
+
 @dataclass(frozen=True)
 class ApiSpec:
     key: int
     name: str
     versions: range                 # versions decoded and answered
     advertised_max: int             # highest version advertised (advertised min is 0)
-    handler: Callable[..., Any]     # handler(ctx, body) -> response | awaitable | None
+    handler: Callable[..., Any]     # handler(ctx, body) -> response | None | Applied | coroutine
 
 
 class Request(NamedTuple):

@@ -22,7 +22,7 @@ import threading
 
 from pylog.broker import groups as G
 
-from .dispatch import ApiSpec, register
+from .dispatch import ApiSpec, Applied, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 FIND_COORDINATOR, OFFSET_COMMIT, OFFSET_FETCH = 10, 8, 9
@@ -139,7 +139,7 @@ def handle_join_group(ctx, request):
             _coordinator(ctx).abandon_join(request.group_id, parked)
             raise
         return _join_response(mod, r)
-    return later()
+    return Applied(later())           # the group change is made; the answer waits
 
 
 def _sync_response(mod, r: G.SyncResult):
@@ -160,7 +160,7 @@ def handle_sync_group(ctx, request):
     async def later():
         r = await _await_parked(ctx, result, G.SyncResult(G.COORDINATOR_NOT_AVAILABLE))
         return _sync_response(mod, r)
-    return later()
+    return Applied(later())           # the group change is made; the answer waits
 
 
 # -- Heartbeat / LeaveGroup ------------------------------------------------------------------

@@ -17,6 +17,12 @@ needs a barrier (flush.messages=1), the response is a coroutine awaiting
 ``durable_future(last_offset)`` — the flusher thread's group commit.  acks=0
 returns None: no response at all (§2.6); when such a request fails, the connection
 is closed instead, as Kafka does, since there is no response to carry the error.
+
+Order: the first idempotent batch for a large partition after a restart waits for
+its producer state (rebuilt in a worker thread); the handler then returns a
+coroutine, and the connection holds its later requests until it has appended
+(protocol.py), so a pipelined request never overtakes it.  A response waiting only
+for the barrier is ``Applied``: the next request is appended meanwhile.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from pylog.broker.producers import PartitionProducerState, next_sequence
 from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
                           StorageError)
 
-from .dispatch import ApiSpec, CloseConnection, register
+from .dispatch import ApiSpec, Applied, CloseConnection, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 API_KEY = 0
@@ -162,9 +168,10 @@ def _rebuild_future(broker, p):
 
 
 async def _produce_after(ctx, request, waits):
+    """Append once the rebuilds are done.  Until this returns the connection applies
+    none of its later requests (they would otherwise overtake this one)."""
     await asyncio.gather(*waits, return_exceptions=True)
-    result = _produce_now(ctx, request)
-    return await result if asyncio.iscoroutine(result) else result
+    return _produce_now(ctx, request)
 
 
 def handle_produce(ctx, request):
@@ -198,8 +205,8 @@ def _produce_now(ctx, request):
             raise CloseConnection(f"acks=0 produce failed for (topic, partition, error) "
                                   f"{failed[:5]}")
         return None
-    if pending:
-        return _respond_when_durable(ctx, results)
+    if pending:          # appended: the connection may apply its next request meanwhile
+        return Applied(_respond_when_durable(ctx, results))
     return _response(ctx, results)
 
 

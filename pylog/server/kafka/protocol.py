@@ -5,11 +5,17 @@ the append into the mmap, a memcpy), encoding and writing.  What does not: the
 barrier (fsync/msync) behind durable acks, done by the storage engine's
 flusher thread; a Produce response waiting for it is a coroutine here.
 
-Ordering: Kafka answers the requests of one connection in the order they came
-(librdkafka keeps up to 5 Produce requests in flight and relies on it).  A
-response that is ready at once is written at once when nothing is queued
-before it; otherwise it joins ``_queue`` and ``_drain`` writes the queue in
-order, awaiting each pending response (durable Produce, long-polling Fetch).
+Ordering: Kafka applies and answers the requests of one connection in the order
+they came (librdkafka keeps up to 5 idempotent Produce requests in flight and
+relies on it).  Applied: a request whose handler returns a coroutine has not taken
+effect yet (a Produce waiting for a producer-state rebuild, a long-polling Fetch);
+until that coroutine returns, later frames of the connection wait, undecoded, in
+``_backlog`` and are then handled in order.  A request that has taken effect but
+whose answer waits (``Applied``: a durability barrier, a parked JoinGroup) does not
+hold the next one back, so pipelined durable Produce requests share barriers.
+Answered: a response that is ready at once is written at once when nothing is
+queued before it; otherwise it joins ``_queue`` and ``_drain`` writes the queue in
+order, awaiting each pending response.
 
 Errors: a frame size Kafka would refuse, an undecodable request, or an API key
 or version we do not serve closes this connection (Kafka does the same); a
@@ -25,7 +31,7 @@ from collections import deque
 from pylog.errors import ProtocolError
 
 from .context import BrokerContext, RequestContext
-from .dispatch import CloseConnection, UnsupportedRequestError, decode_request
+from .dispatch import Applied, CloseConnection, UnsupportedRequestError, decode_request
 from .framing import FrameDecoder, FrameError
 from .messages import encode_response
 
@@ -95,6 +101,9 @@ class KafkaConnection(asyncio.Protocol):
         # Per request: answers not yet written, in request order.
         self._queue: deque = deque()        # (correlation_id, api name, task | response)
         self._drainer: asyncio.Task | None = None
+        # Requests received while an earlier one is not applied yet, in order (frames).
+        self._backlog: deque[bytes] = deque()
+        self._applying = False              # a handler's coroutine has not applied it yet
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -116,6 +125,7 @@ class KafkaConnection(asyncio.Protocol):
             if isinstance(item, asyncio.Task):
                 item.cancel()
         self._queue.clear()
+        self._backlog.clear()
         if self._drainer is not None:
             self._drainer.cancel()
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
@@ -143,7 +153,12 @@ class KafkaConnection(asyncio.Protocol):
         for frame in frames:
             if self.transport.is_closing():
                 return
-            self._handle(frame)
+            if self._applying:
+                self._backlog.append(frame)
+                if self._owed >= MAX_QUEUED:
+                    self.flow.pause("queue")
+            else:
+                self._handle(frame)
 
     # -- requests ---------------------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
@@ -167,8 +182,11 @@ class KafkaConnection(asyncio.Protocol):
             return
         if result is None:
             return                           # acks=0: no response at all
-        if asyncio.iscoroutine(result):
-            result = asyncio.ensure_future(result)
+        if isinstance(result, Applied):      # in effect; the answer waits (a barrier)
+            result = asyncio.ensure_future(result.awaitable)
+        elif asyncio.iscoroutine(result):    # not in effect yet: hold the next requests
+            self._applying = True
+            result = asyncio.ensure_future(self._apply(result))
         if (not self._queue and not isinstance(result, asyncio.Future)
                 and self.flow.can_write):
             self._write(header.correlation_id, request.spec.name, result)
@@ -177,10 +195,33 @@ class KafkaConnection(asyncio.Protocol):
         # reads again, so a client that never reads holds at most MAX_QUEUED answers
         # (encoded only when written) instead of one encoded copy per pipelined request.
         self._queue.append((header.correlation_id, request.spec.name, result))
-        if len(self._queue) >= MAX_QUEUED:
+        if self._owed >= MAX_QUEUED:
             self.flow.pause("queue")
         if self._drainer is None:
             self._drainer = asyncio.ensure_future(self._drain())
+
+    async def _apply(self, pending):
+        """Await a handler's coroutine; once it returns, the request has taken effect and
+        the requests received meanwhile are handled, in order, before its answer (which
+        may still wait: ``Applied``) is awaited."""
+        try:
+            result = await pending
+        except BaseException:
+            # The connection closes (in _drain, after the earlier answers) or is gone:
+            # nothing sent after this request is applied.
+            self._backlog.clear()
+            raise
+        self._applying = False
+        while self._backlog and not self._applying and not self.transport.is_closing():
+            self._handle(self._backlog.popleft())
+        if isinstance(result, Applied):
+            result = await result.awaitable
+        return result
+
+    @property
+    def _owed(self) -> int:
+        """Requests received and not yet answered (queued answers and the backlog)."""
+        return len(self._queue) + len(self._backlog)
 
     async def _drain(self) -> None:
         """Write queued responses in request order, awaiting the pending ones."""
@@ -205,7 +246,7 @@ class KafkaConnection(asyncio.Protocol):
                 self._queue.popleft()
                 if item is not None:                 # None: acks=0, nothing to send
                     self._write(cid, name, item)
-                if len(self._queue) < MAX_QUEUED // 2:
+                if self._owed < MAX_QUEUED // 2:
                     self.flow.resume("queue")
         finally:
             self._drainer = None
@@ -226,7 +267,7 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def busy(self) -> bool:
         """True while requests of this connection are being answered."""
-        return bool(self._queue)
+        return bool(self._queue or self._backlog)
 
     def stop_reading(self) -> None:
         """Shutdown step: take no new requests (answers already owed still go out)."""
