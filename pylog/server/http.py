@@ -52,7 +52,7 @@ from prometheus_client.exposition import (CONTENT_TYPE_PLAIN_0_0_4, choose_encod
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
-from .listener import Listener, sweep_interval
+from .listener import Listener, Wrapped, sweep_interval
 from .metrics import CommittedOffsets, Metrics, partition_state, queues
 
 __all__ = ["HttpServer", "collect", "render_prometheus"]
@@ -182,7 +182,7 @@ _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
               b"Connection: close\r\n\r\n")
 
 
-class _TimedHandler(asyncio.Protocol):
+class _TimedHandler(Wrapped):
     """aiohttp's RequestHandler with a request deadline in front (event-loop thread).
 
     The clock starts at the first byte received while no request is being handled
@@ -190,7 +190,7 @@ class _TimedHandler(asyncio.Protocol):
     unfinished headers and unfinished bodies of a request are both bounded."""
 
     def __init__(self, inner, timed: dict) -> None:
-        self.inner = inner              # aiohttp.web_protocol.RequestHandler
+        super().__init__(inner)         # aiohttp.web_protocol.RequestHandler
         self.timed = timed              # inner -> self, for the middleware and the sweep
         self.transport: asyncio.Transport | None = None
         self.request_started: float | None = None
@@ -209,15 +209,6 @@ class _TimedHandler(asyncio.Protocol):
         if self.request_started is None and not self.in_handler and data:
             self.request_started = asyncio.get_running_loop().time()
         self.inner.data_received(data)
-
-    def eof_received(self):
-        return self.inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
 
 
 class HttpServer:

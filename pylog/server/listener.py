@@ -34,7 +34,7 @@ import resource
 import socket
 from typing import Callable
 
-__all__ = ["Listener", "ConnectionCap", "default_max_connections", "sweep_interval"]
+__all__ = ["Listener", "ConnectionCap", "Wrapped", "default_max_connections", "sweep_interval"]
 
 log = logging.getLogger("pylog.server")
 
@@ -76,21 +76,17 @@ class ConnectionCap:
         return self.open < self.limit
 
 
-class _Counted(asyncio.Protocol):
-    """The listener's protocol, with the connection counted in its ConnectionCap until
-    the transport is gone."""
+class Wrapped(asyncio.Protocol):
+    """A protocol in front of another: every callback passes through to ``inner``;
+    subclasses add what they watch (connection counts, request deadlines)."""
 
-    def __init__(self, inner: asyncio.Protocol, cap: ConnectionCap) -> None:
+    def __init__(self, inner: asyncio.Protocol) -> None:
         self.inner = inner
-        self.cap = cap
-        self.made = False
 
     def connection_made(self, transport) -> None:
-        self.made = True
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc) -> None:
-        self.cap.open -= 1
         self.inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -104,6 +100,24 @@ class _Counted(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
+
+
+class _Counted(Wrapped):
+    """The listener's protocol, with the connection counted in its ConnectionCap until
+    the transport is gone."""
+
+    def __init__(self, inner: asyncio.Protocol, cap: ConnectionCap) -> None:
+        super().__init__(inner)
+        self.cap = cap
+        self.made = False
+
+    def connection_made(self, transport) -> None:
+        self.made = True
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        self.cap.open -= 1
+        self.inner.connection_lost(exc)
 
 
 class _Throttled:
