@@ -197,12 +197,16 @@ class TextServer:
             self._listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for conn in list(self.connections):
-            if not conn.busy and conn.task is not None:
-                conn.task.cancel()              # waiting for a command: nothing is lost
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.connections and loop.time() < deadline:
+            # Cancel every connection waiting for a command (nothing is lost), again on
+            # each round: Python 3.11's wait_for swallows a cancel that lands as the
+            # read it waits on completes, and the task then waits for the rest of a
+            # half-sent line with the deadline sweeper already stopped.
+            for conn in list(self.connections):
+                if not conn.busy and conn.task is not None:
+                    conn.task.cancel()
             await asyncio.sleep(0.01)
         for conn in list(self.connections):
             if conn.task is not None:
