@@ -162,3 +162,21 @@ def test_pipelined_idempotent_produce_across_restarts_keeps_sequence_order(tmp_p
         offsets = [o for o, _ in batches]
         assert offsets == sorted(offsets)
         assert [s for _, s in batches] == list(range(seqs[i])), (i, batches)
+
+
+def test_long_polling_fetch_is_applied_before_a_later_produce_of_its_connection(bootstrap):
+    """Kafka's order for reads too: a Fetch waiting for data on an empty partition, then a
+    Produce to it on the same connection: the Fetch is answered (empty, at its max wait)
+    before the Produce is applied, so it cannot see that later request's record."""
+    from test_protocol_raw import batch, fetch_req, metadata, produce_req
+    with RawClient(bootstrap) as c:
+        metadata(c, ["order-poll"])
+        fetch_cid = c.send(FETCH, 11, fetch_req("order-poll", 0, max_wait_ms=300))
+        produce_cid = c.send(PRODUCE, 8, produce_req("order-poll", batch(["later"])))
+        cid, f = c.recv(FETCH, 11)
+        assert cid == fetch_cid
+        part = f.responses[0].partitions[0]
+        assert (part.error_code, part.high_watermark, part.records or b"") == (0, 0, b"")
+        cid, p = c.recv(PRODUCE, 8)
+        assert cid == produce_cid
+        assert p.responses[0].partition_responses[0].base_offset == 0
