@@ -52,7 +52,7 @@ from prometheus_client.exposition import (CONTENT_TYPE_PLAIN_0_0_4, choose_encod
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
-from .listener import Listener, Wrapped, sweep_interval
+from .listener import Listener, Wrapped, sweep_deadlines
 from .metrics import CommittedOffsets, Metrics, partition_state, queues
 
 __all__ = ["HttpServer", "collect", "render_prometheus"]
@@ -269,23 +269,18 @@ class HttpServer:
 
     async def _sweep(self) -> None:
         """408 and close a connection whose request is late (see the module doc)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(sweep_interval(self.request_timeout_s))
-            now = loop.time()
-            for timed in list(self._timed.values()):
-                started = timed.request_started
-                if started is None or now - started <= self.request_timeout_s:
-                    continue
-                timed.request_started = None
-                self.broker.metrics.request_timed_out("http")
-                peer = timed.transport.get_extra_info("peername") or ("?", 0)
-                log.warning("http connection from %s:%s: request not complete %g s after "
-                            "its first byte (request_timeout_ms): closed", peer[0], peer[1],
-                            self.request_timeout_s)
-                if not timed.transport.is_closing():
-                    timed.transport.write(_TIMED_OUT)
-                    timed.transport.close()
+        def late(timed, _now: float) -> None:
+            timed.request_started = None
+            self.broker.metrics.request_timed_out("http")
+            peer = timed.transport.get_extra_info("peername") or ("?", 0)
+            log.warning("http connection from %s:%s: request not complete %g s after "
+                        "its first byte (request_timeout_ms): closed", peer[0], peer[1],
+                        self.request_timeout_s)
+            if not timed.transport.is_closing():
+                timed.transport.write(_TIMED_OUT)
+                timed.transport.close()
+
+        await sweep_deadlines(self._timed.values, self.request_timeout_s, late)
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.broker.metrics.request("/metrics", "http")

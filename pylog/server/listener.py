@@ -32,9 +32,10 @@ import asyncio
 import logging
 import resource
 import socket
-from typing import Callable
+from typing import Callable, Iterable
 
-__all__ = ["Listener", "ConnectionCap", "Wrapped", "default_max_connections", "sweep_interval"]
+__all__ = ["Listener", "ConnectionCap", "Wrapped", "default_max_connections",
+           "sweep_deadlines", "sweep_interval"]
 
 log = logging.getLogger("pylog.server")
 
@@ -59,6 +60,22 @@ def sweep_interval(request_timeout_s: float) -> float:
     """How often a listener checks request deadlines: a quarter of the deadline,
     between 10 ms and 1 s (so a deadline is enforced within 25 % late at most)."""
     return min(1.0, max(0.01, request_timeout_s / 4))
+
+
+async def sweep_deadlines(connections: Callable[[], Iterable], timeout_s: float,
+                          late: Callable[[object, float], None]) -> None:
+    """The text and HTTP listeners' request-deadline loop (until cancelled; the Kafka
+    listener's own also closes idle connections): each
+    sweep_interval, call ``late(conn, now)`` for each connection whose
+    ``request_started`` is more than ``timeout_s`` ago."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(sweep_interval(timeout_s))
+        now = loop.time()
+        for conn in list(connections()):
+            started = conn.request_started
+            if started is not None and now - started > timeout_s:
+                late(conn, now)
 
 
 class ConnectionCap:

@@ -53,7 +53,7 @@ from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRe
 from pylog.records import encode_batch
 
 from .kafka.context import validate_topic_name
-from .listener import Listener, sweep_interval
+from .listener import Listener, sweep_deadlines
 from .metrics import Metrics
 
 __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
@@ -168,14 +168,8 @@ class TextServer:
     async def _sweep(self) -> None:
         """Cut off connections whose command is not complete request_timeout_s after
         its first byte (a half line, a PRODUCEB payload still arriving)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(sweep_interval(self.request_timeout_s))
-            now = loop.time()
-            for conn in list(self.connections):
-                started = conn.request_started
-                if started is not None and now - started > self.request_timeout_s:
-                    conn.cut_off(self.request_timeout_s)
+        await sweep_deadlines(lambda: self.connections, self.request_timeout_s,
+                              lambda conn, _now: conn.cut_off(self.request_timeout_s))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = TextConnection(self, reader, writer)
