@@ -165,11 +165,16 @@ def test_the_issue_reproduction_keeps_11_of_12(tmp_path):
         assert [r.offset for r in log.partition("t", 0).iter(0)] == [0] + list(range(2, N))
 
 
-def test_policy_raise_names_the_lost_range(tmp_path):
-    d = tmp_path / "data"
-    build(d, clean=True, config={"pylog.lost.offsets.policy": "raise"})
+def lose_offset_6(d: Path, config=None) -> None:
+    """A clean log with one bit flipped in record 6 (a sealed segment's middle)."""
+    build(d, clean=True, config=config)
     seg = segs(d)[1]
     flip(seg, seg.read_bytes().index(b"value-6-") + 20)
+
+
+def test_policy_raise_names_the_lost_range(tmp_path):
+    d = tmp_path / "data"
+    lose_offset_6(d, {"pylog.lost.offsets.policy": "raise"})
     with pylog.open(d) as log:
         p = log.partition("t", 0)
         assert [r.offset for r in p.read(4, 100)] == [4, 5]
@@ -180,9 +185,7 @@ def test_policy_raise_names_the_lost_range(tmp_path):
 
 def test_policy_skip_logs_one_warning_per_range(tmp_path, caplog):
     d = tmp_path / "data"
-    build(d, clean=True)
-    seg = segs(d)[1]
-    flip(seg, seg.read_bytes().index(b"value-6-") + 20)
+    lose_offset_6(d)
     with pylog.open(d) as log:
         p = log.partition("t", 0)
         caplog.clear()
