@@ -24,6 +24,11 @@ __all__ = [
     "InvalidProducerEpochError", "StorageError", "UnknownProducerIdError",
     "NonEmptyGroupError", "GroupIdNotFoundError", "MemberIdRequiredError",
     "InvalidRecordError", "LogLockedError", "ProtocolError",
+    "UnknownTopicIdError", "InconsistentTopicIdError", "FencedMemberEpochError",
+    "UnreleasedInstanceIdError", "GroupMaxSizeReachedError", "FencedInstanceIdError",
+    "UnstableOffsetCommitError", "GroupSubscribedToTopicError", "PolicyViolationError",
+    "FetchSessionIdNotFoundError", "InvalidFetchSessionEpochError",
+    "UnsupportedAssignorError", "StaleMemberEpochError", "ThrottlingQuotaExceededError",
 ]
 
 _REGISTRY: dict[int, type["PylogError"]] = {}
@@ -118,6 +123,29 @@ GroupIdNotFoundError = _define("GroupIdNotFoundError", 69, "GROUP_ID_NOT_FOUND")
 MemberIdRequiredError = _define("MemberIdRequiredError", 79, "MEMBER_ID_REQUIRED")
 InvalidRecordError = _define("InvalidRecordError", 87, "INVALID_RECORD",
                              doc="Structurally invalid batch: offsets vs count, control batch.")
+
+PolicyViolationError = _define("PolicyViolationError", 44, "POLICY_VIOLATION")
+FetchSessionIdNotFoundError = _define("FetchSessionIdNotFoundError", 70,
+                                      "FETCH_SESSION_ID_NOT_FOUND", True)
+InvalidFetchSessionEpochError = _define("InvalidFetchSessionEpochError", 71,
+                                        "INVALID_FETCH_SESSION_EPOCH", True)
+GroupMaxSizeReachedError = _define("GroupMaxSizeReachedError", 81, "GROUP_MAX_SIZE_REACHED")
+FencedInstanceIdError = _define("FencedInstanceIdError", 82, "FENCED_INSTANCE_ID")
+UnstableOffsetCommitError = _define("UnstableOffsetCommitError", 88, "UNSTABLE_OFFSET_COMMIT",
+                                    True)
+ThrottlingQuotaExceededError = _define("ThrottlingQuotaExceededError", 89,
+                                       "THROTTLING_QUOTA_EXCEEDED", True)
+GroupSubscribedToTopicError = _define("GroupSubscribedToTopicError", 86,
+                                      "GROUP_SUBSCRIBED_TO_TOPIC")
+UnknownTopicIdError = _define("UnknownTopicIdError", 100, "UNKNOWN_TOPIC_ID", True,
+                              doc="No topic has this id (KIP-516).")
+InconsistentTopicIdError = _define("InconsistentTopicIdError", 103, "INCONSISTENT_TOPIC_ID",
+                                   True)
+FencedMemberEpochError = _define("FencedMemberEpochError", 110, "FENCED_MEMBER_EPOCH")
+UnreleasedInstanceIdError = _define("UnreleasedInstanceIdError", 111,
+                                    "UNRELEASED_INSTANCE_ID")
+UnsupportedAssignorError = _define("UnsupportedAssignorError", 112, "UNSUPPORTED_ASSIGNOR")
+StaleMemberEpochError = _define("StaleMemberEpochError", 113, "STALE_MEMBER_EPOCH")
 
 
 class LogLockedError(StorageError):

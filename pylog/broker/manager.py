@@ -38,14 +38,16 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from pylog.config import TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
-                          StorageError, TopicExistsError, UnknownTopicError)
+                          StorageError, TopicExistsError, UnknownTopicError,
+                          UnknownTopicIdError)
 from pylog.partitioner import RoundRobinPartitioner, partition_for_key
 from pylog.records import RecordMetadata
-from pylog.storage import checkpoint, files
+from pylog.storage import checkpoint, files, partition_metadata
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
 from pylog.storage.log import PartitionLog
@@ -58,14 +60,52 @@ _tuple_new = tuple.__new__       # RecordMetadata without its Python-level __new
 METADATA_VERSION = 1
 
 
+def _topic_id_in(directory) -> uuid.UUID | None:
+    """The id a partition directory carries; None (logged) for a damaged file, which
+    is then rewritten with the topic's id: it holds nothing else."""
+    try:
+        return partition_metadata.read_topic_id(directory)
+    except StorageError as e:
+        _log.warning("%s; rewriting it with the topic's id", e)
+        return None
+
+
+def _describe_ids(found: dict) -> str:
+    return ", ".join(f"{partition_metadata.format_topic_id(t)} (partitions "
+                     f"{sorted(ps)})" for t, ps in found.items())
+
+
 class Topic:
     """A named set of partitions sharing one TopicConfig."""
 
-    def __init__(self, name: str, config: TopicConfig, partitions: list[PartitionLog]):
+    def __init__(self, name: str, config: TopicConfig, partitions: list[PartitionLog],
+                 topic_id: uuid.UUID | None = None):
         self.name = name
         self.config = config
         self._partitions = partitions
         self._null_key = RoundRobinPartitioner()
+        self.topic_id = topic_id or self._load_topic_id()
+
+    def _load_topic_id(self) -> uuid.UUID:
+        """The id the partition directories carry (``partition.metadata``); a new one,
+        written to each directory, when none has one (a topic created by pylog < 0.2)."""
+        found = {}
+        for p in self._partitions:
+            tid = _topic_id_in(p.directory)
+            if tid is not None:
+                found.setdefault(tid, []).append(p.partition)
+        if len(found) > 1:
+            raise StorageError(f"topic {self.name!r}: partition directories carry different "
+                               f"topic ids {_describe_ids(found)} (directories of a deleted "
+                               "topic of the same name?); pylog-fsck reports them")
+        topic_id = next(iter(found)) if found else partition_metadata.new_topic_id()
+        self._write_topic_id(topic_id)
+        return topic_id
+
+    def _write_topic_id(self, topic_id: uuid.UUID) -> None:
+        for p in self._partitions:
+            if _topic_id_in(p.directory) is None:
+                partition_metadata.write_topic_id(p.directory, topic_id)
 
     @property
     def num_partitions(self) -> int:
@@ -363,6 +403,13 @@ class Log:
     def has_topic(self, name: str) -> bool:
         return name in self._topics
 
+    def topic_by_id(self, topic_id: uuid.UUID) -> Topic:
+        """The topic with this id (KIP-516); UnknownTopicIdError if there is none."""
+        for topic in list(self._topics.values()):
+            if topic.topic_id == topic_id:
+                return topic
+        raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+
     def partition(self, topic: str, i: int) -> PartitionLog:
         return self.topic(topic).partition(i)
 
@@ -415,6 +462,7 @@ class Log:
             for i in range(topic.num_partitions, total):
                 topic._partitions.append(
                     self._load_partition(name, i, topic.config, True, {}, {}))
+            topic._write_topic_id(topic.topic_id)
             self._write_metadata_locked()
 
     # ---- consumer groups (pylog/broker/groups.py, consumer.py) -------------------------

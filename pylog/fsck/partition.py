@@ -18,6 +18,8 @@ from pylog.fsck.segments import _Ctx, check_index, check_timeindex, scan_segment
 from pylog.storage import files
 from pylog.storage.lost import LOST_OFFSETS_FILE, LostOffsets, describe
 
+from pylog.storage.partition_metadata import PARTITION_METADATA_FILE
+
 __all__ = ["scan_partition", "TEMP_SUFFIXES"]
 
 TEMP_SUFFIXES = (files.DELETED_SUFFIX, files.CLEANED_SUFFIX, files.SWAP_SUFFIX, ".tmp")
@@ -37,6 +39,8 @@ def _classify(dir_path: str, ctx: _Ctx) -> dict[int, set[str]]:
             by_base.setdefault(parsed[0], set()).add(parsed[1])
         elif name == LOST_OFFSETS_FILE:
             continue                       # read by scan_partition
+        elif name == PARTITION_METADATA_FILE:
+            continue                       # the topic id (storage/partition_metadata.py)
         elif name.endswith(TEMP_SUFFIXES):
             ctx.add(WARNING, "temp-file", "leftover temporary file (an interrupted "
                     "replace, delete or compaction); ignored by readers", name,

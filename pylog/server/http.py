@@ -22,6 +22,7 @@ The JSON document (every figure is computed when asked; nothing is cached):
     groups {group: {lag, partitions {"<topic>-<partition>": committed_offset,
                                      log_end_offset, lag}}}
     requests {listener: {api or command: count}}
+    kafka_api_versions {api: {version: count}}   the versions clients negotiated
     records {produced_total, fetched_total, produce_rate, fetch_rate (records/s over
              the last rate_window_seconds)}
 
@@ -97,6 +98,12 @@ class _Snapshot:
             for api, n in sorted(apis.items()):
                 requests.add_metric([listener, api], n)
         yield requests
+        versions = CounterMetricFamily("pylog_kafka_api_versions",
+                                       "Kafka requests by API and version", labels=["api", "version"])
+        for api, by_version in sorted(d["kafka_api_versions"].items()):
+            for version, n in sorted(by_version.items()):
+                versions.add_metric([api, version], n)
+        yield versions
         rec = d["records"]
         yield CounterMetricFamily("pylog_records_produced", "Records appended by clients",
                                   value=rec["produced_total"])

@@ -87,6 +87,7 @@ class Metrics:
         self.refused: Counter[str] = Counter({name: 0 for name in LISTENERS})
         self.timed_out: Counter[str] = Counter({name: 0 for name in LISTENERS})
         self.requests: Counter[tuple[str, str]] = Counter()    # (listener, api) -> count
+        self.api_versions: Counter[tuple[str, int]] = Counter()  # Kafka (api, version)
         self.produced = RateCounter(clock=clock)
         self.fetched = RateCounter(clock=clock)
         # Gauges read at collection time (e.g. aiohttp's own connection list).
@@ -107,8 +108,10 @@ class Metrics:
     def request_timed_out(self, listener: str) -> None:
         self.timed_out[listener] += 1
 
-    def request(self, api_name: str, listener: str = "kafka") -> None:
+    def request(self, api_name: str, listener: str = "kafka", version: int | None = None) -> None:
         self.requests[(listener, api_name)] += 1
+        if version is not None:
+            self.api_versions[(api_name, version)] += 1
 
     def records_in(self, n: int) -> None:
         self.produced.add(n)
@@ -147,6 +150,7 @@ class Metrics:
             "connections_refused": dict(self.refused),
             "requests_timed_out": dict(self.timed_out),
             "requests": by_listener,
+            "kafka_api_versions": _by_api(self.api_versions),
             "records": {
                 "produced_total": self.produced.total,
                 "fetched_total": self.fetched.total,
@@ -155,6 +159,13 @@ class Metrics:
                 "rate_window_seconds": RATE_WINDOW_S,
             },
         }
+
+
+def _by_api(counts) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (api, version), n in sorted(counts.items()):
+        out.setdefault(api, {})[str(version)] = n
+    return out
 
 
 def count_batch_records(data, max_batches: int = 64) -> int:

@@ -514,6 +514,10 @@ class PartitionLog(GroupCommit):
         """First offset whose timestamp >= ts_ms (ListOffsets by time), or None."""
         return self._reader.offset_for_time(ts_ms)
 
+    def max_timestamp(self) -> int:
+        """The largest record timestamp in the log, -1 if it is empty."""
+        return self._reader.max_timestamp()
+
     def iter_batch_headers(self, start_offset: int | None = None):
         """BatchHeader of each batch from the one holding start_offset (default: all)."""
         with self._lock:

@@ -362,6 +362,12 @@ class ColumnReader:
         chunks = _decode(seg, pos, seg_end, offset, cols)
         return chunks_to_columns(cols, chunks)
 
+    def max_timestamp(self) -> int:
+        """The largest timestamp of any batch (segment headers; -1 for an empty log)."""
+        p = self._p
+        with p._lock:
+            return max((s.max_timestamp for s in p._segments if s.size), default=-1)
+
     def offset_for_time(self, ts: int) -> int | None:
         p = self._p
         h = ffi.new("pl_batch_header *")

@@ -47,10 +47,15 @@ class RawClient:
         cid = client_id.encode()
         return struct.pack(">hhih", api_key, version, self.correlation_id, len(cid)) + cid
 
-    def send(self, api_key: int, version: int, request) -> int:
+    def send(self, api_key: int, version: int, request, tagged: bytes = b"\0") -> int:
+        """Send a request; a flexible version gets header v2, whose tagged-field
+        section is ``tagged`` (default: none)."""
         buf = io.BytesIO()
         entity_writer(type(request))(buf, request)
-        self.send_frame(self.header(api_key, version) + buf.getvalue())
+        head = self.header(api_key, version)
+        if type(request).__flexible__:
+            head += tagged
+        self.send_frame(head + buf.getvalue())
         return self.correlation_id
 
     def recv_frame(self) -> bytes:
@@ -69,7 +74,13 @@ class RawClient:
     def recv(self, api_key: int, version: int):
         frame = self.recv_frame()
         (cid,) = struct.unpack_from(">i", frame, 0)
-        entity, _ = entity_reader(_response_class(api_key, version))(frame, 4)
+        cls = _response_class(api_key, version)
+        pos = 4
+        if cls.__header_schema__.__version__ >= 1:     # response header v1
+            assert frame[4] == 0, "response header v1 with tagged fields"
+            pos = 5
+        entity, size = entity_reader(cls)(frame, pos)
+        assert pos + size == len(frame), f"{len(frame) - pos - size} bytes after the body"
         return cid, entity
 
     def call(self, api_key: int, version: int, request):

@@ -13,18 +13,53 @@ def header(key, version, cid=7, client=b"t"):
     return struct.pack(">hhih", key, version, cid, len(client)) + client
 
 
-def test_every_api_is_advertised_from_version_zero_up_to_its_non_flexible_max():
-    expected = {0: 8, 1: 11, 2: 5, 3: 8, 8: 7, 9: 5, 10: 2, 11: 5, 12: 3, 13: 3, 14: 3,
-                15: 4, 16: 2, 18: 2, 19: 4, 20: 3, 22: 1, 32: 3}
-    assert {k: s.advertised_max for k, s in API_TABLE.items()} == expected
+def test_every_api_is_advertised_up_to_the_highest_version_kio_has():
+    from kio.index import UnknownEntity
+    from pylog.server.kafka.messages import request_class
+    for key, spec in API_TABLE.items():
+        assert spec.advertised_max == spec.versions[-1], spec.name
+        request_class(key, spec.advertised_max)
+        with pytest.raises(UnknownEntity):           # nothing newer left unserved
+            request_class(key, spec.advertised_max + 1)
 
 
-def test_api_versions_v3_is_decoded_without_reading_the_flexible_body():
-    req = decode_request(header(18, 3) + b"\x00garbage-tagged-fields")
+def test_api_versions_above_4_is_decoded_without_reading_the_body():
+    req = decode_request(header(18, 5) + b"\x00garbage-tagged-fields")
     assert req.body is None and req.spec.name == "ApiVersions"
 
 
-@pytest.mark.parametrize("key,version", [(0, 2), (1, 3), (2, 0), (0, 9), (1, 12), (3, 9),
+def test_flexible_request_header_tagged_fields_are_skipped():
+    # ApiVersions v3: header v2 = v1 + tagged fields (2 fields, ascending tags), then
+    # the body: compact strings "a" and "1", empty body tagged fields.
+    tags = b"\x02" + b"\x00\x02zz" + b"\x05\x00"
+    req = decode_request(header(18, 3) + tags + b"\x02a\x021\x00")
+    assert (req.body.client_software_name, req.body.client_software_version) == ("a", "1")
+
+
+@pytest.mark.parametrize("tags", [b"\x01\x00\x09ab", b"\x02\x03\x00\x01\x00",
+                                  b"\x01", b"\xff\xff\xff\xff\xff\x0f",
+                                  b"\x01\x00\xff\xff\xff\xff\x07"])
+def test_bad_header_tagged_fields_are_protocol_errors(tags):
+    """Sizes past the end, descending tags, truncation, over-long varints, huge sizes."""
+    with pytest.raises(ProtocolError):
+        decode_request(header(18, 3) + tags + b"\x02a\x021\x00")
+
+
+def test_flexible_response_has_header_v1_but_api_versions_keeps_v0():
+    from kio.schema.api_versions.v3.response import ApiVersionsResponse
+    from kio.schema.heartbeat.v4.response import HeartbeatResponse
+    from kio.schema.errors import ErrorCode
+    hb = b"".join(encode_response(5, HeartbeatResponse(error_code=ErrorCode.none,
+                                                       throttle_time=__import__("datetime")
+                                                       .timedelta(0))))
+    assert hb[8] == 0 and len(hb) == 4 + 4 + 1 + 4 + 2 + 1   # size, cid, tags, body
+    av = b"".join(encode_response(5, ApiVersionsResponse(
+        error_code=ErrorCode.none, api_keys=(), throttle_time=__import__("datetime")
+        .timedelta(0))))
+    assert struct.unpack_from(">h", av, 8)[0] == 0           # error_code right after cid
+
+
+@pytest.mark.parametrize("key,version", [(0, 2), (1, 3), (2, 0), (0, 14), (1, 19), (3, 14),
                                          (999, 0), (17, 0), (-1, 0)])
 def test_unserved_api_or_version_is_refused(key, version):
     with pytest.raises(UnsupportedRequestError):

@@ -84,24 +84,42 @@ def client(bootstrap):
 
 
 # -- ApiVersions -------------------------------------------------------------------------
-@pytest.mark.parametrize("version", [3, 4, 7])
-def test_api_versions_above_2_is_answered_in_v0_layout_with_error_35(client, version):
+@pytest.mark.parametrize("version", [5, 7, 300])
+def test_api_versions_above_4_is_answered_in_v0_layout_with_error_35(client, version):
     client.send_frame(client.header(API_VERSIONS, version) + b"\x00\x00\x00")
     frame = client.recv_frame()
     cid, code, count = struct.unpack_from(">ihi", frame, 0)
     assert (cid, code) == (client.correlation_id, 35)
     entries = [struct.unpack_from(">hhh", frame, 10 + 6 * i) for i in range(count)]
-    assert (18, 0, 2) in entries and (0, 0, 8) in entries and (1, 0, 11) in entries
+    assert (18, 0, 4) in entries and (0, 0, 13) in entries and (1, 0, 18) in entries
     assert len(frame) == 10 + 6 * count
 
 
-@pytest.mark.parametrize("version", [0, 1, 2])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
 def test_api_versions_served_versions_list_every_api_from_zero(client, version):
-    resp = client.call(API_VERSIONS, version, req(API_VERSIONS, version))
+    fields = {"client_software_name": "raw", "client_software_version": "1"} \
+        if version >= 3 else {}
+    resp = client.call(API_VERSIONS, version, req(API_VERSIONS, version, **fields))
     assert resp.error_code == 0
     table = {a.api_key: (a.min_version, a.max_version) for a in resp.api_keys}
-    assert table[0] == (0, 8) and table[1] == (0, 11) and table[22] == (0, 1)
+    assert table[0] == (0, 13) and table[1] == (0, 18) and table[22] == (0, 6)
     assert all(lo == 0 for lo, _ in table.values())
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_api_versions_v3_plus_is_flexible_with_a_v0_response_header(client, version):
+    """The response header stays v0 (no tagged-field byte after the correlation id),
+    the body is flexible and lists the finalized features."""
+    body = req(API_VERSIONS, version, client_software_name="raw",
+               client_software_version="1.0")
+    client.send(API_VERSIONS, version, body)
+    frame = client.recv_frame()
+    cid, code = struct.unpack_from(">ih", frame, 0)      # no tag byte before error_code
+    assert (cid, code) == (client.correlation_id, 0)
+    resp = client.call(API_VERSIONS, version, body)
+    finalized = {f.name: f.max_version_level for f in resp.finalized_features}
+    assert finalized["metadata.version"] >= 7
+    assert {f.name for f in resp.supported_features} >= set(finalized)
 
 
 # -- Metadata ----------------------------------------------------------------------------

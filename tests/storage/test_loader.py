@@ -301,7 +301,7 @@ def test_orphan_indexes_and_temporary_files_are_resolved(tmp_path):
         assert _values(log.topic("t").partition(0)) == [b"x"]
     assert sorted(x.name for x in d.iterdir()) == [
         "00000000000000000000.index", "00000000000000000000.log",
-        "00000000000000000000.timeindex"]
+        "00000000000000000000.timeindex", "partition.metadata"]
 
 
 def test_garbage_checkpoints_are_treated_as_absent_with_a_warning(tmp_path):

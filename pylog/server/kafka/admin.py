@@ -1,4 +1,7 @@
-"""Admin APIs: CreateTopics (19) v2–4, DeleteTopics (20) v1–3, DescribeConfigs (32) v1–3.
+"""Admin APIs: CreateTopics (19) v2–7, DeleteTopics (20) v1–6, DescribeConfigs (32) v1–4.
+
+CreateTopics v5+ answers with the topic's partitions, replication factor and
+configs; v7 with its id.  DeleteTopics v6 names topics by name or id.
 
 Single node, so a replication factor other than 1 (or -1, "broker default",
 v4+) is INVALID_REPLICATION_FACTOR (38) and manual assignments may only name
@@ -61,7 +64,7 @@ def handle_create_topics(ctx, request):
     names = [t.name for t in request.topics]
     results = []
     for t in request.topics:
-        code, message = 0, None
+        code, message, made = 0, None, None
         try:
             if names.count(t.name) > 1:
                 raise InvalidRequestError(f"topic {t.name!r} appears more than once")
@@ -71,33 +74,55 @@ def handle_create_topics(ctx, request):
                 if broker.log.has_topic(t.name):
                     raise TopicExistsError(f"topic {t.name!r} already exists")
             else:
-                broker.create_topic(t.name, partitions, configs)
+                made = broker.create_topic(t.name, partitions, configs)
                 log.info("created topic %s (%d partitions, configs %s)", t.name, partitions,
                          configs or "{}")
         except PylogError as exc:
             code, message = exc.errno, str(exc)
-        results.append(build(mod.CreatableTopicResult, name=t.name if t.name is not None else "",
-                             error_code=error_code(code), error_message=message))
+        results.append(_created(mod, t, code, message, made))
     return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
+
+
+def _created(mod, t, code: int, message, topic):
+    """One CreatableTopicResult; v5+ describes the new topic."""
+    extra = {}
+    if topic is not None and hasattr(mod, "CreatableTopicConfigs"):
+        extra = dict(num_partitions=topic.num_partitions, replication_factor=1,
+                     topic_id=topic.topic_id, configs=tuple(
+                         build(mod.CreatableTopicConfigs, name=k, value=v, read_only=False,
+                               config_source=SOURCE_DEFAULT if dflt else SOURCE_TOPIC_CONFIG,
+                               is_sensitive=False)
+                         for k, v, dflt in topic.config.describe()))
+    return build(mod.CreatableTopicResult, name=t.name if t.name is not None else "",
+                 error_code=error_code(code), error_message=message,
+                 **({"num_partitions": -1, "replication_factor": -1, "configs": None,
+                     "topic_id": None} | extra))
 
 
 def handle_delete_topics(ctx, request):
     broker = ctx.broker
     mod = response_module(DELETE_TOPICS, ctx.version)
     results = []
-    for name in request.topic_names:
-        code = 0
+    wanted = ([(t.name, t.topic_id) for t in request.topics] if ctx.version >= 6
+              else [(n, None) for n in request.topic_names])
+    for name, topic_id in wanted:
+        code, message = 0, None
         try:
+            if topic_id is not None and topic_id.int != 0:
+                name = broker.log.topic_by_id(topic_id).name
             validate_topic_name(name)
             if not broker.log.has_topic(name):
                 raise UnknownTopicError(f"unknown topic {name!r}")
+            topic_id = broker.log.topic(name).topic_id
             broker.log.delete_topic(name)
             broker.producers.forget_topic(name)
             log.info("deleted topic %s", name)
         except PylogError as exc:
-            code = exc.errno
-        results.append(build(mod.DeletableTopicResult, name=name if name is not None else "",
-                             error_code=error_code(code)))
+            code, message = exc.errno, str(exc)
+        results.append(build(mod.DeletableTopicResult,
+                             name=name if name is not None or ctx.version >= 6 else "",
+                             topic_id=topic_id, error_code=error_code(code),
+                             error_message=message))
     return build(mod.DeleteTopicsResponse, throttle_time=ZERO_MS, responses=tuple(results))
 
 
@@ -136,6 +161,6 @@ def handle_describe_configs(ctx, request):
     return build(mod.DescribeConfigsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
 
-register(ApiSpec(CREATE_TOPICS, "CreateTopics", range(2, 5), 4, handle_create_topics),
-         ApiSpec(DELETE_TOPICS, "DeleteTopics", range(1, 4), 3, handle_delete_topics),
-         ApiSpec(DESCRIBE_CONFIGS, "DescribeConfigs", range(1, 4), 3, handle_describe_configs))
+register(ApiSpec(CREATE_TOPICS, "CreateTopics", range(2, 8), 7, handle_create_topics),
+         ApiSpec(DELETE_TOPICS, "DeleteTopics", range(1, 7), 6, handle_delete_topics),
+         ApiSpec(DESCRIBE_CONFIGS, "DescribeConfigs", range(1, 5), 4, handle_describe_configs))

@@ -18,6 +18,7 @@ from pylog.broker.producers import ProducerStateManager
 from pylog.errors import (InvalidTopicError, UnknownTopicError)
 
 from ..metrics import Metrics
+from .fetch_session import DEFAULT_EVICTION_MS, DEFAULT_SLOTS, FetchSessionCache
 from .messages import RequestHeader
 
 __all__ = ["BrokerSettings", "BrokerContext", "RequestContext", "validate_topic_name"]
@@ -50,6 +51,8 @@ class BrokerSettings:
     num_partitions: int = 1                 # num.partitions
     max_request_bytes: int = 104_857_600    # socket.request.max.bytes
     group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
+    fetch_session_cache_slots: int = DEFAULT_SLOTS   # max.incremental.fetch.session.cache.slots
+    fetch_session_eviction_ms: int = DEFAULT_EVICTION_MS   # min.incremental.fetch.session.eviction.ms
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     topic_defaults: dict[str, Any] = field(default_factory=dict)   # log.* → topic config
 
@@ -76,6 +79,8 @@ class BrokerContext:
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
+        self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
+                                                self.settings.fetch_session_eviction_ms)
         self.metrics = Metrics()        # connections, requests, record rates (every listener)
 
     def close(self) -> None:
@@ -89,6 +94,14 @@ class BrokerContext:
         """The Topic, or UnknownTopicError / InvalidTopicError (name checked first)."""
         validate_topic_name(name)
         return self.log.topic(name)
+
+    def topic_ref(self, name: str | None, topic_id):
+        """The Topic named by id (when the request carries a non-zero id: Fetch v13+,
+        Produce v13, Metadata v10+ ...) or else by name; UnknownTopicIdError /
+        UnknownTopicError / InvalidTopicError."""
+        if topic_id is not None and topic_id.int != 0:
+            return self.log.topic_by_id(topic_id)
+        return self.topic(name)
 
     def partition(self, name: str, index: int):
         """The PartitionLog for (topic, index); UnknownTopicError if either is unknown."""

@@ -31,7 +31,8 @@ from kio.index import UnknownEntity
 
 from pylog.errors import ProtocolError
 
-from .messages import RequestHeader, decode_body, decode_header, request_class
+from .messages import (RequestHeader, decode_body, decode_header, request_class,
+                       skip_tagged_fields)
 
 __all__ = ["ApiSpec", "Applied", "Request", "UnsupportedRequestError", "CloseConnection",
            "decode_request", "register",
@@ -102,14 +103,17 @@ def decode_request(frame: bytes) -> Request:
         cls = request_class(header.api_key, header.api_version)
     except UnknownEntity as exc:                    # pragma: no cover - checked by the tests
         raise UnsupportedRequestError(str(exc)) from exc
-    body = decode_body(cls, frame, header.body_offset)
+    offset = header.body_offset
+    if cls.__flexible__:                            # request header v2: tagged fields
+        offset = skip_tagged_fields(frame, offset)
+    body = decode_body(cls, frame, offset)
     return Request(header, body, spec)
 
 
 def _install() -> None:
     """Import the handler modules; each calls ``register`` for its APIs."""
     from . import admin, api_versions, fetch, groups, list_offsets, metadata  # noqa: F401
-    from . import produce, producer_ids  # noqa: F401
+    from . import produce, producer_ids, telemetry  # noqa: F401
 
 
 _install()

@@ -1,4 +1,4 @@
-"""Fetch (1), v4–11: whole record batches as views over the segment mmap.
+"""Fetch (1), v4–18: whole record batches as views over the segment mmap.
 
 Rules (research/kafka-protocol.md §2.5–2.6):
 - Records start at the batch that *contains* fetch_offset; clients skip the
@@ -9,10 +9,13 @@ Rules (research/kafka-protocol.md §2.5–2.6):
   least one whole batch, so a batch larger than the limits still gets through.
   A later partition whose next batch does not fit what is left returns no
   records this time (never a partial batch that some clients reject).
-- Every requested partition is in the response, with session_id 0: clients
-  then stay in sessionless full-fetch mode.  last_stable_offset = high
-  watermark (no transactions), aborted_transactions empty, log_start_offset,
-  preferred_read_replica -1.
+- Fetch sessions (KIP-227, v7+; fetch_session.py): a sessionless or full fetch
+  answers every partition it names; an incremental one only those with records,
+  an error, or a changed high watermark / log start offset.
+- Topics are named by id from v13 (UNKNOWN_TOPIC_ID, 100, for an id nobody has).
+  last_stable_offset = high watermark (no transactions), aborted_transactions
+  empty, preferred_read_replica -1; v12+'s diverging epoch, current leader and
+  snapshot id keep their defaults (one node, one leader epoch, no KRaft snapshots).
 - fetch_offset < log start or > high watermark → OFFSET_OUT_OF_RANGE (1);
   == high watermark → no records.
 - Long poll: with fewer than ``min_bytes`` available and ``max_wait_ms`` > 0 the
@@ -25,10 +28,11 @@ import asyncio
 import logging
 import threading
 
-from pylog.errors import OffsetOutOfRangeError, PylogError
+from pylog.errors import OffsetOutOfRangeError, PylogError, UnknownTopicIdError
 
 from ..metrics import count_batch_records
 from .dispatch import ApiSpec, register
+from .fetch_session import CachedPartition, FetchContext, open_session, resolve_context
 from .messages import ZERO_MS, build, error_code, response_module
 
 API_KEY = 1
@@ -37,35 +41,33 @@ log = logging.getLogger("pylog.server.kafka")
 
 
 class _Read:
-    """One pass over every requested partition."""
-    __slots__ = ("topics", "total", "failed", "partitions")
+    """One pass over every partition of the fetch."""
+    __slots__ = ("results", "total", "failed", "partitions")
 
     def __init__(self) -> None:
-        self.topics: list[tuple[str, list]] = []
+        self.results: list[tuple] = []   # (CachedPartition, code, hw, start, records)
         self.total = 0
         self.failed = False
         self.partitions: list = []       # the PartitionLogs found (for long-poll listeners)
 
 
-def _read_partition(mod, broker, topic: str, fp, budget: int, first: bool, read: _Read):
-    """PartitionData for one requested partition; updates ``read``'s totals."""
-    none = error_code(0)
+def _read_partition(broker, cp, budget: int, first: bool, read: _Read) -> None:
     try:
-        p = broker.partition(topic, fp.partition)
+        if cp.topic is None:
+            raise UnknownTopicIdError(f"unknown topic id {cp.topic_id}")
+        p = broker.partition(cp.topic, cp.partition)
     except PylogError as exc:
         read.failed = True
-        return build(mod.PartitionData, partition_index=fp.partition,
-                     error_code=error_code(exc.errno), high_watermark=-1,
-                     last_stable_offset=-1, log_start_offset=-1, aborted_transactions=(),
-                     preferred_read_replica=-1, records=b"")
+        read.results.append((cp, exc.errno, -1, -1, b""))
+        return
     read.partitions.append(p)
-    hw, start, offset = p.high_watermark, p.log_start_offset, fp.fetch_offset
+    hw, start, offset = p.high_watermark, p.log_start_offset, cp.fetch_offset
     code, records = 0, b""
     if offset < start or offset > hw:
         code = OFFSET_OUT_OF_RANGE
         read.failed = True
     elif offset < hw and (budget > 0 or first):
-        limit = max(1, min(fp.partition_max_bytes, budget))
+        limit = max(1, min(cp.max_bytes, budget))
         try:
             view = p.read_raw(offset, limit)
         except PylogError as exc:
@@ -78,44 +80,75 @@ def _read_partition(mod, broker, topic: str, fp, budget: int, first: bool, read:
             records = view
             read.total += n
             broker.metrics.records_out(count_batch_records(view) if n else 0)
-    return build(mod.PartitionData, partition_index=fp.partition,
-                 error_code=none if code == 0 else error_code(code), high_watermark=hw,
-                 last_stable_offset=hw, log_start_offset=start, aborted_transactions=(),
-                 preferred_read_replica=-1, records=records)
+    read.results.append((cp, code, hw, start, records))
 
 
-def _read_all(ctx, request) -> _Read:
-    mod = response_module(API_KEY, ctx.version)
+def _read_all(ctx, request, fctx: FetchContext) -> _Read:
     read = _Read()
     max_bytes = request.max_bytes if request.max_bytes > 0 else 0
-    for ft in request.topics:
-        parts = []
-        for fp in ft.partitions:
-            first = read.total == 0
-            parts.append(_read_partition(mod, ctx.broker, ft.topic, fp,
-                                         max_bytes - read.total, first, read))
-        read.topics.append((ft.topic, parts))
+    for cp in fctx.partitions:
+        _read_partition(ctx.broker, cp, max_bytes - read.total, read.total == 0, read)
     return read
 
 
-def _response(ctx, read: _Read):
+def _requested(broker, request) -> list[CachedPartition]:
+    """The request's partitions, topics resolved (v13+: by id; None if unknown)."""
+    out = []
+    for ft in request.topics:
+        topic_id = getattr(ft, "topic_id", None)
+        name = getattr(ft, "topic", None)
+        if topic_id is not None and topic_id.int != 0:
+            try:
+                name = broker.log.topic_by_id(topic_id).name
+            except UnknownTopicIdError:
+                name = None
+        else:
+            topic_id = None
+        for fp in ft.partitions:
+            out.append(CachedPartition(name, topic_id, fp.partition, fp.fetch_offset,
+                                       fp.partition_max_bytes))
+    return out
+
+
+def _response(ctx, fctx: FetchContext, read: _Read):
     mod = response_module(API_KEY, ctx.version)
-    topics = tuple(build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts))
-                   for name, parts in read.topics)
-    return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=error_code(0),
-                 session_id=0, responses=topics)
+    session_id = fctx.session.id if fctx.session is not None else 0
+    if fctx.new_session:
+        session_id = open_session(ctx.broker.fetch_sessions, fctx)
+    topics: list[tuple] = []                    # ((name, id), [PartitionData])
+    for cp, code, hw, start, records in read.results:
+        has_records = bool(len(records))
+        if not fctx.include(cp, has_records, code, hw, hw, start):
+            continue
+        data = build(mod.PartitionData, partition_index=cp.partition,
+                     error_code=error_code(code), high_watermark=hw,
+                     last_stable_offset=hw, log_start_offset=start,
+                     aborted_transactions=(), preferred_read_replica=-1, records=records)
+        key = (cp.topic, cp.topic_id)
+        if topics and topics[-1][0] == key:
+            topics[-1][1].append(data)
+        else:
+            topics.append((key, [data]))
+    responses = tuple(build(mod.FetchableTopicResponse, topic=name, topic_id=topic_id,
+                            partitions=tuple(parts))
+                      for (name, topic_id), parts in topics)
+    return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=error_code(fctx.error),
+                 session_id=session_id, responses=responses)
 
 
 def handle_fetch(ctx, request):
-    read = _read_all(ctx, request)
+    broker = ctx.broker
+    fctx = resolve_context(broker.fetch_sessions, request, ctx.version,
+                           _requested(broker, request))
+    read = _read_all(ctx, request, fctx)
     wait_ms = request.max_wait.total_seconds() * 1000
     if read.total >= max(request.min_bytes, 1) or wait_ms <= 0 or read.failed \
-            or not read.partitions or ctx.broker.closing:
-        return _response(ctx, read)
-    return _long_poll(ctx, request, read.partitions, wait_ms / 1000)
+            or not read.partitions or broker.closing:
+        return _response(ctx, fctx, read)
+    return _long_poll(ctx, request, fctx, read.partitions, wait_ms / 1000)
 
 
-async def _long_poll(ctx, request, partitions, timeout: float):
+async def _long_poll(ctx, request, fctx, partitions, timeout: float):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     woken = asyncio.Event()
@@ -134,11 +167,11 @@ async def _long_poll(ctx, request, partitions, timeout: float):
         p.add_listener(on_append)
     try:
         while True:
-            read = _read_all(ctx, request)
+            read = _read_all(ctx, request, fctx)
             remaining = deadline - loop.time()
             if read.total >= max(request.min_bytes, 1) or read.failed or remaining <= 0 \
                     or broker.closing:
-                return _response(ctx, read)
+                return _response(ctx, fctx, read)
             woken.clear()
             try:
                 await asyncio.wait_for(woken.wait(), remaining)
@@ -153,4 +186,4 @@ async def _long_poll(ctx, request, partitions, timeout: float):
                 pass
 
 
-register(ApiSpec(API_KEY, "Fetch", range(4, 12), 11, handle_fetch))
+register(ApiSpec(API_KEY, "Fetch", range(4, 19), 18, handle_fetch))

@@ -10,10 +10,12 @@ thread).  The connection keeps its request order meanwhile; other connections ar
 not held up.  At shutdown a parked request is answered COORDINATOR_NOT_AVAILABLE
 (it waits on one of the broker's shutdown events, ``BrokerContext.fetch_waiters``).
 
-Versions: every API is advertised with min 0 and its highest non-flexible version
-(research/kafka-protocol.md §2.4): FindCoordinator 2, JoinGroup 5, SyncGroup 3,
-Heartbeat 3, LeaveGroup 3, OffsetCommit 7, OffsetFetch 5, DescribeGroups 4,
-ListGroups 2.  Member ids are assigned directly, without MEMBER_ID_REQUIRED (§2.6).
+Versions: every API is advertised with min 0 and the highest version kio has:
+FindCoordinator 6 (v4+ batches keys), JoinGroup 9, SyncGroup 5 (v5 echoes the
+protocol type and name), Heartbeat 4, LeaveGroup 5, OffsetCommit 10 and
+OffsetFetch 10 (v10: topics by id; OffsetFetch v8+ batches groups),
+DescribeGroups 6, ListGroups 5.  Member ids are assigned directly, without
+MEMBER_ID_REQUIRED (§2.6).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import asyncio
 import threading
 
 from pylog.broker import groups as G
+from pylog.errors import PylogError, UnknownTopicIdError
 
 from .dispatch import ApiSpec, Applied, register
 from .messages import ZERO_MS, build, error_code, response_module
@@ -95,25 +98,42 @@ async def _await_parked(ctx, future: asyncio.Future, unavailable):
 
 
 # -- FindCoordinator -----------------------------------------------------------------------
+# key types a coordinator is served for; transactions (1) and share groups (2) are
+# added by the modules that serve them
+COORDINATOR_KEY_TYPES = {0}
+
+
+def _coordinator_fields(ctx, key_type: int) -> dict:
+    host, port = ctx.advertised
+    if key_type not in COORDINATOR_KEY_TYPES:
+        kind = {1: "transactions are", 2: "share groups are"}.get(key_type, "this key type is")
+        return dict(error_code=error_code(G.COORDINATOR_NOT_AVAILABLE),
+                    error_message=f"{kind} not supported", node_id=-1, host="", port=-1)
+    return dict(error_code=error_code(0), error_message=None,
+                node_id=ctx.broker.settings.node_id, host=host, port=port)
+
+
 def handle_find_coordinator(ctx, request):
     mod = response_module(FIND_COORDINATOR, ctx.version)
-    host, port = ctx.advertised
-    if getattr(request, "key_type", 0) != 0:        # transactions: not served
+    key_type = getattr(request, "key_type", 0)
+    if ctx.version >= 4:                            # v4+: a batch of keys
+        coordinators = tuple(build(mod.Coordinator, key=k, **_coordinator_fields(ctx, key_type))
+                             for k in request.coordinator_keys)
         return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS,
-                     error_code=error_code(G.COORDINATOR_NOT_AVAILABLE),
-                     error_message="transactions are not supported", node_id=-1,
-                     host="", port=-1)
-    return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS, error_code=error_code(0),
-                 error_message=None, node_id=ctx.broker.settings.node_id, host=host, port=port)
+                     coordinators=coordinators)
+    return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS,
+                 **_coordinator_fields(ctx, key_type))
 
 
 # -- JoinGroup / SyncGroup -------------------------------------------------------------------
-def _join_response(mod, r: G.JoinResult):
+def _join_response(mod, r: G.JoinResult, protocol_type: str | None):
     members = tuple(build(mod.JoinGroupResponseMember, member_id=mid, group_instance_id=gi,
                           metadata=meta) for mid, gi, meta in r.members)
     return build(mod.JoinGroupResponse, throttle_time=ZERO_MS, error_code=error_code(r.error),
                  generation_id=r.generation, protocol_name=r.protocol_name, leader=r.leader,
-                 member_id=r.member_id, members=members)
+                 member_id=r.member_id, members=members,
+                 protocol_type=protocol_type if r.error == G.NONE else None,
+                 skip_assignment=False)
 
 
 def handle_join_group(ctx, request):
@@ -128,8 +148,9 @@ def handle_join_group(ctx, request):
         client_id=ctx.header.client_id or "", client_host=f"/{ctx.local_host}",
         group_instance_id=getattr(request, "group_instance_id", None))
     result = parked.settle()
+    ptype = request.protocol_type
     if not isinstance(result, asyncio.Future):
-        return _join_response(mod, result)
+        return _join_response(mod, result, ptype)
 
     async def later():
         try:
@@ -138,13 +159,17 @@ def handle_join_group(ctx, request):
         except asyncio.CancelledError:      # the connection is gone
             _coordinator(ctx).abandon_join(request.group_id, parked)
             raise
-        return _join_response(mod, r)
+        return _join_response(mod, r, ptype)
     return Applied(later())           # the group change is made; the answer waits
 
 
-def _sync_response(mod, r: G.SyncResult):
+def _sync_response(ctx, mod, r: G.SyncResult, group_id: str):
+    ptype = pname = None
+    if r.error == G.NONE and ctx.version >= 5:      # v5: the group's protocol type and name
+        _code, state = _coordinator(ctx).describe_group(group_id)
+        ptype, pname = state.protocol_type or None, state.protocol or None
     return build(mod.SyncGroupResponse, throttle_time=ZERO_MS, error_code=error_code(r.error),
-                 assignment=r.assignment)
+                 assignment=r.assignment, protocol_type=ptype, protocol_name=pname)
 
 
 def handle_sync_group(ctx, request):
@@ -155,11 +180,11 @@ def handle_sync_group(ctx, request):
                            assignments, parked)
     result = parked.settle()
     if not isinstance(result, asyncio.Future):
-        return _sync_response(mod, result)
+        return _sync_response(ctx, mod, result, request.group_id)
 
     async def later():
         r = await _await_parked(ctx, result, G.SyncResult(G.COORDINATOR_NOT_AVAILABLE))
-        return _sync_response(mod, r)
+        return _sync_response(ctx, mod, r, request.group_id)
     return Applied(later())           # the group change is made; the answer waits
 
 
@@ -188,53 +213,116 @@ def handle_leave_group(ctx, request):
 
 
 # -- OffsetCommit / OffsetFetch ----------------------------------------------------------------
+def _name_of(ctx, t) -> str | None:
+    """The topic a request entry names: by name, or (v10) by id; None if the id is
+    unknown."""
+    topic_id = getattr(t, "topic_id", None)
+    if topic_id is None or topic_id.int == 0:
+        return getattr(t, "name", None)
+    try:
+        return ctx.broker.log.topic_by_id(topic_id).name
+    except UnknownTopicIdError:
+        return None
+
+
+def _id_of(ctx, name: str):
+    try:
+        return ctx.broker.log.topic(name).topic_id
+    except PylogError:
+        return None
+
+
 def handle_offset_commit(ctx, request):
     mod = response_module(OFFSET_COMMIT, ctx.version)
     entries, shape = [], []
     for t in request.topics:
-        shape.append((t.name, [p.partition_index for p in t.partitions]))
+        name = _name_of(ctx, t)
+        shape.append((t, name, [p.partition_index for p in t.partitions]))
+        if name is None:
+            continue
         for p in t.partitions:
-            entries.append((t.name, p.partition_index, p.committed_offset,
+            entries.append((name, p.partition_index, p.committed_offset,
                             getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
     codes = iter(_coordinator(ctx).commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id, entries))
+    unknown_id = error_code(UnknownTopicIdError.errno)
     topics = tuple(
-        build(mod.OffsetCommitResponseTopic, name=name, partitions=tuple(
-            build(mod.OffsetCommitResponsePartition, partition_index=i,
-                  error_code=error_code(next(codes))) for i in parts))
-        for name, parts in shape)
+        build(mod.OffsetCommitResponseTopic, name=name or "",
+              topic_id=getattr(t, "topic_id", None), partitions=tuple(
+                  build(mod.OffsetCommitResponsePartition, partition_index=i,
+                        error_code=unknown_id if name is None else error_code(next(codes)))
+                  for i in parts))
+        for t, name, parts in shape)
     return build(mod.OffsetCommitResponse, throttle_time=ZERO_MS, topics=topics)
+
+
+def _fetch_group(ctx, mod, group_id: str, topics, v8: bool):
+    """One group's committed offsets: (top-level code, response topics)."""
+    wanted, unknown = None, []
+    if topics is not None:
+        wanted = []
+        for t in topics:
+            name = _name_of(ctx, t)
+            if name is None:
+                unknown.append(t)
+            else:
+                wanted += [(name, i) for i in t.partition_indexes]
+    code, found = _coordinator(ctx).fetch_offsets(group_id, wanted)
+    if wanted is None:
+        wanted = sorted(found)
+    part_code = code if ctx.version < 2 else G.NONE       # v2+: one top-level error
+    by_topic: dict[str, list] = {}
+    parts_cls = mod.OffsetFetchResponsePartitions if v8 else mod.OffsetFetchResponsePartition
+    topic_cls = mod.OffsetFetchResponseTopics if v8 else mod.OffsetFetchResponseTopic
+    for topic, i in wanted:
+        c = found.get((topic, i))
+        by_topic.setdefault(topic, []).append(build(
+            parts_cls, partition_index=i,
+            committed_offset=-1 if c is None else c.offset,
+            committed_leader_epoch=-1 if c is None else c.leader_epoch,
+            metadata="" if c is None else c.metadata, error_code=error_code(part_code)))
+    out = [build(topic_cls, name=name, topic_id=_id_of(ctx, name), partitions=tuple(parts))
+           for name, parts in by_topic.items()]
+    for t in unknown:                                      # v10: ids nobody has
+        out.append(build(topic_cls, topic_id=t.topic_id, partitions=tuple(
+            build(parts_cls, partition_index=i, committed_offset=-1, committed_leader_epoch=-1,
+                  metadata="", error_code=error_code(UnknownTopicIdError.errno))
+            for i in t.partition_indexes)))
+    return code, tuple(out)
 
 
 def handle_offset_fetch(ctx, request):
     mod = response_module(OFFSET_FETCH, ctx.version)
-    wanted = None if request.topics is None else [
-        (t.name, i) for t in request.topics for i in t.partition_indexes]
-    code, found = _coordinator(ctx).fetch_offsets(request.group_id, wanted)
-    if wanted is None:
-        wanted = sorted(found)
-    by_topic: dict[str, list] = {}
-    part_code = code if ctx.version < 2 else G.NONE       # v2+: one top-level error
-    for topic, i in wanted:
-        c = found.get((topic, i))
-        by_topic.setdefault(topic, []).append(build(
-            mod.OffsetFetchResponsePartition, partition_index=i,
-            committed_offset=-1 if c is None else c.offset,
-            committed_leader_epoch=-1 if c is None else c.leader_epoch,
-            metadata="" if c is None else c.metadata, error_code=error_code(part_code)))
-    topics = tuple(build(mod.OffsetFetchResponseTopic, name=name, partitions=tuple(parts))
-                   for name, parts in by_topic.items())
+    if ctx.version >= 8:                                   # v8+: a batch of groups
+        groups = []
+        for g in request.groups:
+            code, topics = _fetch_group(ctx, mod, g.group_id, g.topics, True)
+            groups.append(build(mod.OffsetFetchResponseGroup, group_id=g.group_id,
+                                topics=topics, error_code=error_code(code)))
+        return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, groups=tuple(groups))
+    code, topics = _fetch_group(ctx, mod, request.group_id, request.topics, False)
     return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, topics=topics,
                  error_code=error_code(code))
 
 
 # -- ListGroups / DescribeGroups ----------------------------------------------------------------
 def handle_list_groups(ctx, request):
+    """v4+ filter by state, v5+ by type (both case-insensitive, as Kafka's)."""
     mod = response_module(LIST_GROUPS, ctx.version)
-    code, groups = _coordinator(ctx).list_groups()
-    listed = tuple(build(mod.ListedGroup, group_id=g, protocol_type=pt) for g, pt in groups)
+    coord = _coordinator(ctx)
+    code, groups = coord.list_groups()
+    states = {x.lower() for x in getattr(request, "states_filter", ()) or ()}
+    types = {x.lower() for x in getattr(request, "types_filter", ()) or ()}
+    listed = []
+    for g, pt in groups:
+        state = coord.describe_group(g)[1].state if ctx.version >= 4 else ""
+        gtype = "classic"
+        if (states and state.lower() not in states) or (types and gtype not in types):
+            continue
+        listed.append(build(mod.ListedGroup, group_id=g, protocol_type=pt, group_state=state,
+                            group_type=gtype))
     return build(mod.ListGroupsResponse, throttle_time=ZERO_MS, error_code=error_code(code),
-                 groups=listed)
+                 groups=tuple(listed))
 
 
 def handle_describe_groups(ctx, request):
@@ -250,18 +338,24 @@ def handle_describe_groups(ctx, request):
         out.append(build(mod.DescribedGroup, error_code=error_code(code), group_id=group_id,
                          group_state=s.state, protocol_type=s.protocol_type,
                          protocol_data=s.protocol, members=members,
-                         authorized_operations=-2147483648))
+                         authorized_operations=-2147483648,
+                         error_message=None if code == 0 else _group_error_text(code, group_id)))
     return build(mod.DescribeGroupsResponse, throttle_time=ZERO_MS, groups=tuple(out))
 
 
+def _group_error_text(code: int, group_id: str) -> str:
+    from pylog.errors import error_name
+    return f"{error_name(code)}: group {group_id!r}"
+
+
 register(
-    ApiSpec(OFFSET_COMMIT, "OffsetCommit", range(2, 8), 7, handle_offset_commit),
-    ApiSpec(OFFSET_FETCH, "OffsetFetch", range(1, 6), 5, handle_offset_fetch),
-    ApiSpec(FIND_COORDINATOR, "FindCoordinator", range(0, 3), 2, handle_find_coordinator),
-    ApiSpec(JOIN_GROUP, "JoinGroup", range(0, 6), 5, handle_join_group),
-    ApiSpec(HEARTBEAT, "Heartbeat", range(0, 4), 3, handle_heartbeat),
-    ApiSpec(LEAVE_GROUP, "LeaveGroup", range(0, 4), 3, handle_leave_group),
-    ApiSpec(SYNC_GROUP, "SyncGroup", range(0, 4), 3, handle_sync_group),
-    ApiSpec(DESCRIBE_GROUPS, "DescribeGroups", range(0, 5), 4, handle_describe_groups),
-    ApiSpec(LIST_GROUPS, "ListGroups", range(0, 3), 2, handle_list_groups),
+    ApiSpec(OFFSET_COMMIT, "OffsetCommit", range(2, 11), 10, handle_offset_commit),
+    ApiSpec(OFFSET_FETCH, "OffsetFetch", range(1, 11), 10, handle_offset_fetch),
+    ApiSpec(FIND_COORDINATOR, "FindCoordinator", range(0, 7), 6, handle_find_coordinator),
+    ApiSpec(JOIN_GROUP, "JoinGroup", range(0, 10), 9, handle_join_group),
+    ApiSpec(HEARTBEAT, "Heartbeat", range(0, 5), 4, handle_heartbeat),
+    ApiSpec(LEAVE_GROUP, "LeaveGroup", range(0, 6), 5, handle_leave_group),
+    ApiSpec(SYNC_GROUP, "SyncGroup", range(0, 6), 5, handle_sync_group),
+    ApiSpec(DESCRIBE_GROUPS, "DescribeGroups", range(0, 7), 6, handle_describe_groups),
+    ApiSpec(LIST_GROUPS, "ListGroups", range(0, 6), 5, handle_list_groups),
 )

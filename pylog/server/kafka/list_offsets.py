@@ -1,12 +1,16 @@
-"""ListOffsets (2), v1–5: earliest, latest, or the first offset at or after a time.
+"""ListOffsets (2), v1–11: earliest, latest, max timestamp, or the first offset at a time.
 
-Timestamp -2 → the log start offset, -1 → the high watermark (== log end
-offset: one replica, no transactions), both with timestamp -1 as Kafka answers.
-Any other timestamp → the first record whose timestamp is ≥ it (the
-``.timeindex`` lookup behind ``PartitionLog.offset_for_time``) with that
-record's timestamp, or offset -1 / timestamp -1 when there is none.  The leader
-epoch (v4+) is always 0.  v0 (old_style_offsets) is not served; no current
-client sends it.
+Timestamp -2 (EARLIEST) and -4 (EARLIEST_LOCAL, v8+: every segment is local)
+→ the log start offset; -1 (LATEST) → the high watermark (== log end offset: one
+replica, no transactions); all with timestamp -1 as Kafka answers.  -3
+(MAX_TIMESTAMP, v7+) → the first record carrying the log's largest timestamp,
+with that timestamp.  -5 (LATEST_TIERED, v9+) and -6 (EARLIEST_PENDING_UPLOAD,
+v11) → offset -1, timestamp -1: nothing is tiered, as Kafka answers without
+remote storage.  Any other timestamp → the first record whose timestamp is ≥ it
+(the ``.timeindex`` lookup behind ``PartitionLog.offset_for_time``) with that
+record's timestamp, or offset -1 / timestamp -1 when there is none.
+The leader epoch (v4+) is always 0.  v0 (old_style_offsets) is not served; no
+current client sends it.  v10's ``timeout_ms`` needs no wait on one node.
 """
 from __future__ import annotations
 
@@ -18,22 +22,32 @@ from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 API_KEY = 2
-EARLIEST, LATEST = -2, -1
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -2, -1, -3, -4
+LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -5, -6
 log = logging.getLogger("pylog.server.kafka")
 
 
-def _lookup(p, timestamp: int) -> tuple[int, int]:
-    """(offset, timestamp) for one ListOffsets query on partition log ``p``."""
-    if timestamp == EARLIEST:
-        return p.log_start_offset, -1
-    if timestamp == LATEST:
-        return p.high_watermark, -1
+def _record_at_or_after(p, timestamp: int) -> tuple[int, int]:
     offset = p.offset_for_time(timestamp)
     if offset is None:
         return -1, -1
     records = p.read(offset, max_records=1)
     found = records[0].timestamp if records else -1
     return offset, found
+
+
+def _lookup(p, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) for one ListOffsets query on partition log ``p``."""
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return p.log_start_offset, -1
+    if timestamp == LATEST:
+        return p.high_watermark, -1
+    if timestamp == MAX_TIMESTAMP:
+        top = p.max_timestamp()
+        return _record_at_or_after(p, top) if top >= 0 else (-1, -1)
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1
+    return _record_at_or_after(p, timestamp)
 
 
 def handle_list_offsets(ctx, request):
@@ -55,4 +69,4 @@ def handle_list_offsets(ctx, request):
     return build(mod.ListOffsetsResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
 
-register(ApiSpec(API_KEY, "ListOffsets", range(1, 6), 5, handle_list_offsets))
+register(ApiSpec(API_KEY, "ListOffsets", range(1, 12), 11, handle_list_offsets))

@@ -1,10 +1,14 @@
 """Bytes ↔ ``kio`` entities for request headers, request bodies and responses.
 
-No I/O here.  pylog serves only non-flexible versions (research/kafka-protocol.md
-§2.5), so every request it decodes has header v1 (api_key i16, api_version i16,
-correlation_id i32, client_id nullable i16-string) and every response has header
-v0 (correlation_id i32).  Bodies go through ``kio``'s generated entities, one
-class per API version; ``build`` fills a version's class from keyword arguments
+No I/O here.  Headers (KIP-482): a request of a non-flexible version has header v1
+(api_key i16, api_version i16, correlation_id i32, client_id nullable i16-string);
+a flexible version has header v2, the same fields (client_id keeps its i16 length)
+and then a tagged-field section, which is skipped (``skip_tagged_fields``: no
+header tag is defined that a broker must read).  A response has header v0
+(correlation_id) or, for flexible versions, v1 (correlation_id, empty tagged
+fields); ApiVersions' response keeps header v0 at every version so that any client
+can read it.  kio's classes say which (``__flexible__``, ``__header_schema__``).
+Bodies go through ``kio``'s generated entities, one class per API version; ``build`` fills a version's class from keyword arguments
 and drops the fields that version does not have, so a handler can describe one
 response for all the versions it serves.
 
@@ -29,6 +33,7 @@ from kio.static.constants import EntityType
 from pylog.errors import ProtocolError
 
 __all__ = ["RequestHeader", "decode_header", "decode_body", "encode_response", "Chunks",
+           "skip_tagged_fields",
            "build", "request_class", "response_module", "error_code", "ms", "ZERO_MS"]
 
 _HEADER = struct.Struct(">hhih")
@@ -65,6 +70,39 @@ def decode_header(frame: bytes) -> RequestHeader:
     elif n != -1:
         raise ProtocolError(f"client_id length {n} is negative")
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
+
+
+def _uvarint(frame: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned varint of at most 5 bytes (a 32-bit value) at ``pos``."""
+    value = shift = 0
+    for i in range(5):
+        if pos + i >= len(frame):
+            raise ProtocolError("tagged fields run past the request end")
+        b = frame[pos + i]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos + i + 1
+        shift += 7
+    raise ProtocolError("varint longer than 5 bytes in the tagged fields")
+
+
+def skip_tagged_fields(frame: bytes, pos: int) -> int:
+    """Skip a tagged-field section (uvarint count, then per field uvarint tag, uvarint
+    size, ``size`` bytes); every size is checked against the bytes left.  Tags must
+    ascend, as Kafka's reader requires."""
+    count, pos = _uvarint(frame, pos)
+    last = -1
+    for _ in range(count):
+        tag, pos = _uvarint(frame, pos)
+        if tag <= last:
+            raise ProtocolError(f"tagged field {tag} out of order (after {last})")
+        last = tag
+        size, pos = _uvarint(frame, pos)
+        if size > len(frame) - pos:
+            raise ProtocolError(f"tagged field {tag} of {size} bytes runs past the "
+                                "request end")
+        pos += size
+    return pos
 
 
 def decode_body(cls: type, frame: bytes, offset: int) -> Any:
@@ -176,11 +214,18 @@ def _writer(cls: type):
     return entity_writer(cls)
 
 
+@lru_cache(maxsize=None)
+def _header_bytes(cls: type) -> bytes:
+    """What follows the correlation id in this response's header: nothing (v0) or
+    an empty tagged-field section (v1)."""
+    return b"\0" if cls.__header_schema__.__version__ >= 1 else b""
+
+
 def encode_response(correlation_id: int, response: Any) -> list[bytes | memoryview]:
-    """Frame a response: size, header v0 (correlation id), body; as buffers to write."""
+    """Frame a response: size, header v0/v1, body; as buffers to write."""
     out = Chunks()
     out.write(b"\0\0\0\0")                 # size placeholder, patched below
-    out.write(_I32.pack(correlation_id))
+    out.write(_I32.pack(correlation_id) + _header_bytes(type(response)))
     _writer(type(response))(out, response)
     parts = out.finish()
     first = bytearray(parts[0])

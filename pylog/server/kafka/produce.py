@@ -1,4 +1,8 @@
-"""Produce (0), v3–8: append client-built RecordBatch v2 bytes to partitions.
+"""Produce (0), v3–13: append client-built RecordBatch v2 bytes to partitions.
+
+v13 names topics by id (KIP-516; an unknown id gets UNKNOWN_TOPIC_ID, 100);
+v10+'s current-leader fields are left at their defaults: this node leads every
+partition and never answers NOT_LEADER_OR_FOLLOWER.
 
 The records of each partition stay opaque bytes: ``PartitionLog.append_raw``
 (the C core) validates length, magic, CRC and ``max.message.bytes`` and stamps
@@ -33,7 +37,7 @@ import struct
 
 from pylog.broker.producers import PartitionProducerState, next_sequence
 from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
-                          StorageError)
+                          StorageError, UnknownTopicIdError)
 
 from .dispatch import ApiSpec, Applied, CloseConnection, register
 from .messages import ZERO_MS, build, error_code, response_module
@@ -134,6 +138,7 @@ def _rebuilds_to_await(broker, request) -> list:
     partitions whose state is not loaded yet (the first ones after a restart)."""
     waits = []
     for td in request.topic_data:
+        name = _topic_name(broker, td)
         for pd in td.partition_data:
             rec = pd.records
             if not rec or len(rec) < BATCH_HEADER_BYTES:
@@ -141,7 +146,7 @@ def _rebuilds_to_await(broker, request) -> list:
             if _BATCH_HEADER.unpack_from(rec)[9] < 0:          # producerId: not idempotent
                 continue
             try:
-                p = broker.partition(td.name, pd.index)
+                p = broker.partition(name, pd.index)
             except PylogError:
                 continue
             if not broker.producers.has_state(p) and p.size_bytes >= INLINE_REBUILD_BYTES:
@@ -181,24 +186,40 @@ def handle_produce(ctx, request):
     return _produce_now(ctx, request)
 
 
+def _topic_name(broker, td) -> str | None:
+    """The topic a TopicProduceData names: by name, or (v13) by id; None for an
+    unknown id."""
+    topic_id = getattr(td, "topic_id", None)
+    if topic_id is None or topic_id.int == 0:
+        return getattr(td, "name", None)
+    try:
+        return broker.log.topic_by_id(topic_id).name
+    except UnknownTopicIdError:
+        return None
+
+
 def _produce_now(ctx, request):
     broker, acks = ctx.broker, request.acks
-    results: list[tuple[str, list[_Outcome]]] = []
+    results: list[tuple[tuple, list[_Outcome]]] = []
     pending = False
     for topic_data in request.topic_data:
+        name = _topic_name(broker, topic_data)
         outcomes = []
         for pd in topic_data.partition_data:
             if acks not in _VALID_ACKS:
                 outcome = _Outcome(pd.index, INVALID_REQUIRED_ACKS,
                                    message=f"acks must be -1, 0 or 1, not {acks}")
+            elif name is None:
+                outcome = _Outcome(pd.index, UnknownTopicIdError.errno,
+                                   message=f"unknown topic id {topic_data.topic_id}")
             else:
-                outcome = _append(broker, topic_data.name, pd.index, pd.records, acks)
+                outcome = _append(broker, name, pd.index, pd.records, acks)
             if outcome.code != NONE:
-                log.info("produce to %s-%d rejected: %s (%s)", topic_data.name, pd.index,
+                log.info("produce to %s-%d rejected: %s (%s)", name, pd.index,
                          outcome.code, outcome.message)
             pending = pending or (outcome.durable is not None and not outcome.durable.done())
             outcomes.append(outcome)
-        results.append((topic_data.name, outcomes))
+        results.append(((name, getattr(topic_data, "topic_id", None)), outcomes))
     if acks == 0:
         failed = [(name, o.index, o.code) for name, outs in results for o in outs if o.code]
         if failed:
@@ -230,7 +251,7 @@ def _timestamp(ms: int):
 def _response(ctx, results):
     mod = response_module(API_KEY, ctx.version)
     topics = []
-    for name, outcomes in results:
+    for (name, topic_id), outcomes in results:
         parts = []
         for out in outcomes:
             if out.durable is not None and out.durable.exception() is not None:
@@ -245,8 +266,9 @@ def _response(ctx, results):
                 log_append_time=_timestamp(out.log_append_time) if ok else None,
                 log_start_offset=out.log_start_offset if ok else -1,
                 record_errors=(), error_message=None if ok else out.message))
-        topics.append(build(mod.TopicProduceResponse, name=name, partition_responses=tuple(parts)))
+        topics.append(build(mod.TopicProduceResponse, name=name, topic_id=topic_id,
+                            partition_responses=tuple(parts)))
     return build(mod.ProduceResponse, responses=tuple(topics), throttle_time=ZERO_MS)
 
 
-register(ApiSpec(API_KEY, "Produce", range(3, 9), 8, handle_produce))
+register(ApiSpec(API_KEY, "Produce", range(3, 14), 13, handle_produce))

@@ -1,4 +1,9 @@
-"""InitProducerId (22), v0–1: producer ids for idempotent producers.
+"""InitProducerId (22), v0–6: producer ids for idempotent producers.
+
+v3+ requests may carry the producer's current id and epoch (KIP-360, asking for
+an epoch bump after an error); for a producer without a transactional id Kafka
+then hands out a fresh id, and so does pylog.  v6's two-phase-commit fields
+(KIP-939) only apply to transactional ids.
 
 kafka-python's default producer is idempotent and fails without this API;
 librdkafka and aiokafka call it when idempotence is on (research/
@@ -38,4 +43,4 @@ def handle_init_producer_id(ctx, request):
                  producer_id=pid, producer_epoch=0 if code == 0 else -1)
 
 
-register(ApiSpec(API_KEY, "InitProducerId", range(0, 2), 1, handle_init_producer_id))
+register(ApiSpec(API_KEY, "InitProducerId", range(0, 7), 6, handle_init_producer_id))

@@ -168,7 +168,7 @@ class KafkaConnection(asyncio.Protocol):
             self.close(str(exc))
             return
         header = request.header
-        self.broker.metrics.request(request.spec.name)
+        self.broker.metrics.request(request.spec.name, version=header.api_version)
         ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
         try:
             result = request.spec.handler(ctx, request.body)
