@@ -1,7 +1,7 @@
 """``topic-metadata.json`` and its previous generation ``topic-metadata.json.prev``
 (FORMAT.md section 9): which topics exist, their partition counts and config overrides.
 
-    {"crc32c": 3411702370, "topics": {"orders": {"config": {"retention.ms": 86400000},
+    {"crc32c": 1609324084, "topics": {"orders": {"config": {"retention.ms": 86400000},
                                                  "partitions": 3}}, "version": 1}
 
 ``crc32c`` is the CRC-32C (pylog.crc) of the *canonical* JSON of the document without
@@ -94,28 +94,9 @@ def read_generation(data_dir, name: str = files.METADATA_FILE) -> Generation:
     except OSError as e:                          # EIO, EISDIR: the file is damaged
         g.problem = f"cannot read it: {e.strerror or e}"
         return g
-    if not raw.strip():
-        g.problem = "empty" if not raw else "blank"
+    doc, checked, g.problem = _parse(raw)
+    if g.problem:
         return g
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        g.problem = f"not valid JSON: {e}"
-        return g
-    if not isinstance(doc, dict):
-        g.problem = "not a JSON object"
-        return g
-    checked = "crc32c" in doc
-    if checked:
-        stored = doc.pop("crc32c")
-        try:
-            want = crc32c(_canonical(doc))
-        except ValueError as e:                   # NaN/Infinity: not what we write
-            g.problem = f"not canonical JSON: {e}"
-            return g
-        if stored != want or type(stored) is not int:
-            g.problem = f"checksum mismatch (crc32c {stored!r} stored, {want} computed)"
-            return g
     extra = set(doc) - _KEYS
     if extra:
         g.problem = f"unknown top-level key(s) {sorted(extra)}"
@@ -136,6 +117,28 @@ def read_generation(data_dir, name: str = files.METADATA_FILE) -> Generation:
         else:
             g.problem = str(e)
     return g
+
+
+def _parse(raw: bytes) -> tuple[dict | None, bool, str | None]:
+    """(document without crc32c, whether it had a matching one, problem or None)."""
+    if not raw.strip():
+        return None, False, "empty" if not raw else "blank"
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return None, False, f"not valid JSON: {e}"
+    if not isinstance(doc, dict):
+        return None, False, "not a JSON object"
+    if "crc32c" not in doc:
+        return doc, False, None
+    stored = doc.pop("crc32c")
+    try:
+        want = crc32c(_canonical(doc))
+    except ValueError as e:                       # NaN/Infinity: not what we write
+        return None, False, f"not canonical JSON: {e}"
+    if stored != want or type(stored) is not int:
+        return None, False, f"checksum mismatch (crc32c {stored!r} stored, {want} computed)"
+    return doc, True, None
 
 
 def _topics(topics) -> dict[str, tuple[int, TopicConfig]]:
@@ -249,9 +252,20 @@ def write(data_dir, topics: dict[str, tuple[int, TopicConfig]]) -> None:
             current = fh.read()
     except FileNotFoundError:
         current = None
-    if current is not None and read_generation(data_dir).ok:
+    if current is not None and _passes(data_dir, current):
         files.atomic_write(os.path.join(data_dir, PREV_FILE), current)
     files.atomic_write(main, encode(topics))
+
+
+def _passes(data_dir, raw: bytes) -> bool:
+    # A matching checksum is enough for a file this module wrote (no per-topic
+    # validation on every write: a server may hold thousands of topics).
+    doc, checked, problem = _parse(raw)
+    if problem:
+        return False
+    if checked:
+        return set(doc) == _KEYS and doc.get("version") == METADATA_VERSION
+    return read_generation(data_dir).ok
 
 
 def rebuild(data_dir, rec: Recovered, by: str) -> str | None:
