@@ -174,8 +174,10 @@ def test_metadata_and_checkpoint_problems_are_reported(tmp_path):
     assert (d / "notes.txt").exists()             # strays are left alone
     assert run(str(d)).exit_code() == 0
     (d / files.METADATA_FILE).write_text("{not json")
-    r = run(str(d), repair=True)
-    assert r.exit_code() == 4 and any(f.kind == "metadata" for f in r.findings)
+    r = run(str(d), repair=True)                   # rebuilt (issue 18, defect 4)
+    assert r.exit_code() == 1 and any(f.kind == "metadata" and f.fixed
+                                      for f in r.findings)
+    assert run(str(d)).exit_code() == 0
 
 
 @pytest.mark.parametrize("case", ["missing", "file", "not-pylog", "empty",

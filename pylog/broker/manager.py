@@ -3,7 +3,9 @@
     <data>/.lock                               flock held while open; holds the pid
     <data>/.kafka_cleanshutdown                written LAST on close, deleted FIRST on open
     <data>/topic-metadata.json                 {"version": 1, "topics": {name:
-                                                 {"partitions": N, "config": {...}}}}
+                                                 {"partitions": N, "config": {...}}},
+                                                 "crc32c": C}  (storage/metadata.py)
+    <data>/topic-metadata.json.prev            the generation before it
     <data>/recovery-point-offset-checkpoint    Kafka's text format (storage/checkpoint.py)
     <data>/log-start-offset-checkpoint
     <data>/<topic>-<partition>/...             one PartitionLog each
@@ -11,7 +13,8 @@
 Open, as steps: take the lock (a second opener gets LogLockedError naming the pid);
 note and delete the clean-shutdown marker (KAFKA-10471: deleted before anything loads,
 so a crash while loading means a full recovery next time); read the checkpoints; read
-the topic metadata; load every partition (storage/loader.py); start the flusher.
+the topic metadata (falling back to its previous generation or the partition
+directories, storage/metadata.py); load every partition (storage/loader.py); start the flusher.
 
 Close, as steps: stop the flusher; close every partition (barrier, seal: trim + fsync);
 write both checkpoints; write the clean-shutdown marker last; release the lock.
@@ -31,7 +34,6 @@ import errno
 import fcntl
 import functools
 import gc
-import json
 import logging
 import os
 import shutil
@@ -47,7 +49,7 @@ from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedEr
                           UnknownTopicIdError)
 from pylog.partitioner import RoundRobinPartitioner, partition_for_key
 from pylog.records import RecordMetadata
-from pylog.storage import checkpoint, files, partition_metadata
+from pylog.storage import checkpoint, files, metadata, partition_metadata
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
 from pylog.storage.log import PartitionLog
@@ -57,7 +59,7 @@ __all__ = ["Log", "Topic", "open_log"]
 
 _log = logging.getLogger("pylog.manager")
 _tuple_new = tuple.__new__       # RecordMetadata without its Python-level __new__
-METADATA_VERSION = 1
+METADATA_VERSION = metadata.METADATA_VERSION
 
 
 def _topic_id_in(directory) -> uuid.UUID | None:
@@ -233,11 +235,17 @@ class Log:
         self._open_warnings = list(self.warnings)     # also in each partition's report
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
-        for name, entry in self._read_metadata().items():
-            config = TopicConfig.from_dict(entry.get("config") or {})
+        for name, (n, config) in self._read_metadata().items():
             parts = [self._load_partition(name, i, config, clean, rps, starts)
-                     for i in range(int(entry["partitions"]))]
+                     for i in range(n)]
             self._topics[name] = Topic(name, config, parts)
+        if self._metadata_recovered is not None:      # a good file again, from now on
+            with self._lock:
+                kept = metadata.rebuild(self._dir, self._metadata_recovered,
+                                        by="pylog.open")
+            if kept:
+                _log.warning("%s: the damaged %s was moved to %s", self._dir,
+                             files.METADATA_FILE, kept)
         self._note_stray_dirs()
         self._open_warnings = []
 
@@ -260,20 +268,15 @@ class Log:
                             grow_chunk=chunk)
 
     def _read_metadata(self) -> dict:
-        path = self._dir / files.METADATA_FILE
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise StorageError(f"{path}: unreadable topic metadata ({e})") from e
-        if doc.get("version") != METADATA_VERSION or not isinstance(doc.get("topics"), dict):
-            raise StorageError(f"{path}: unsupported topic metadata version "
-                               f"{doc.get('version')!r}")
-        topics = doc["topics"]
-        for name in topics:
-            files.validate_topic_name(name)
-        return topics
+        """{name: (partitions, TopicConfig)} by storage/metadata.py's fallback order: the
+        main file, else its previous generation or the partition directories (each
+        step logged at WARNING and kept in ``warnings``; the file is then rewritten)."""
+        rec = metadata.load(self._dir)
+        for note in rec.notes:
+            _log.warning("%s: %s", self._dir, note)
+            self.warnings.append(note)
+        self._metadata_recovered = rec if rec.needs_rewrite else None
+        return rec.topics
 
     def _note_stray_dirs(self) -> None:
         for entry in os.listdir(self._dir):
@@ -295,15 +298,12 @@ class Log:
 
     # ---- metadata and checkpoints ------------------------------------------------------
     def _write_metadata_locked(self, pending: tuple | None = None) -> None:
-        """``pending``: (name, partitions, config) of a topic being created."""
+        """``pending``: (name, partitions, config) of a topic being created.  The file
+        it replaces is kept as ``topic-metadata.json.prev`` (storage/metadata.py)."""
         topics = {name: (t.num_partitions, t.config) for name, t in self._topics.items()}
         if pending is not None:
             topics[pending[0]] = pending[1:]
-        doc = {"version": METADATA_VERSION, "topics": {
-            name: {"partitions": n, "config": cfg.to_dict(only_explicit=True)}
-            for name, (n, cfg) in sorted(topics.items())}}
-        files.atomic_write(self._dir / files.METADATA_FILE,
-                           (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        metadata.write(self._dir, topics)
 
     def _all_partitions(self) -> list[PartitionLog]:
         with self._lock:

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", help="the data directory (what pylog.open was given)")
     p.add_argument("--topic", help="check only this topic's partitions")
     p.add_argument("--repair", action="store_true", help="truncate corrupt tails into "
-                   "quarantine/, rebuild indexes, rewrite checkpoints")
+                   "quarantine/, rebuild indexes and damaged topic metadata, rewrite "
+                   "checkpoints")
     p.add_argument("--clear-lost", action="store_true", help="mark the offset ranges "
                    "recovery recorded as lost to corruption as dealt with (lost-offsets."
                    "json; the bytes stay in quarantine/), then check")

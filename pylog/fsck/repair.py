@@ -17,6 +17,12 @@ caller, and only acts on findings that name a ``fix``:
    indexes and temporary files are moved to the quarantine.
 5. ``rewrite-checkpoints``: both checkpoints are rewritten with offsets clamped to
    the partitions' valid ranges (entries for missing partitions dropped).
+6. ``rebuild-metadata``: a damaged or missing ``topic-metadata.json`` is rebuilt as
+   ``pylog.open`` would (storage/metadata.py: from ``.prev`` reconciled with the
+   partition directories, else from the directories with default configs); the
+   damaged file is moved to ``<data>/quarantine/metadata/``.
+   ``rewrite-metadata-prev``: an unusable ``.prev`` is replaced by a copy of the
+   (good) main file.
 If any ``.log`` changed, the clean-shutdown marker is removed (so the next open runs
 recovery rather than trusting the old state).  Each step is idempotent: a repair
 interrupted by a crash is finished by the next one, and a repair of a clean
@@ -28,7 +34,7 @@ import os
 
 from pylog.fsck.model import PartitionScan, Report, SegmentScan
 from pylog.fsck.segments import expected_index, expected_timeindex
-from pylog.storage import files
+from pylog.storage import files, metadata
 from pylog.storage.checkpoint import read_offset_checkpoint, write_offset_checkpoint
 from pylog.storage.quarantine import Quarantine
 
@@ -57,11 +63,28 @@ def repair(data_dir: str, report: Report) -> None:
     q.sync()
     if any(f.fix == "rewrite-checkpoints" for f in report.findings):
         _rewrite_checkpoints(data_dir, report)
+    _repair_metadata(data_dir, report)
     marker = os.path.join(data_dir, files.CLEAN_SHUTDOWN_FILE)
     if logs_changed and os.path.exists(marker):
         os.unlink(marker)
         files.fsync_dir(data_dir)
     report.repaired = True
+
+
+def _repair_metadata(data_dir: str, report: Report) -> None:
+    todo = [f for f in report.findings if f.fix in ("rebuild-metadata",
+                                                     "rewrite-metadata-prev")]
+    if any(f.fix == "rebuild-metadata" for f in todo):
+        rec = metadata.load(data_dir)
+        if rec.needs_rewrite:
+            metadata.rebuild(data_dir, rec, by="pylog-fsck --repair")
+    elif todo:
+        main = os.path.join(data_dir, files.METADATA_FILE)
+        if metadata.read_generation(data_dir).ok:
+            with open(main, "rb") as fh:
+                files.atomic_write(os.path.join(data_dir, metadata.PREV_FILE), fh.read())
+    for f in todo:
+        f.fixed = True
 
 
 def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: Quarantine,

@@ -78,7 +78,9 @@ def test_a_directory_with_records_is_never_removed(tmp_path):
     log.create_topic("t", 1).partition(0).append(b"keep me")
     log.close()
     (d / files.METADATA_FILE).unlink()
-    with pylog.open(d) as log:
-        assert any("left untouched" in w for w in log.warnings)
-    assert list((d / "t-0").glob("*.log"))
     assert fsck(d)[0] == 4                          # metadata missing, data present
+    with pylog.open(d) as log:                      # rebuilt from the directories
+        assert any("recovered from its partition directories" in w for w in log.warnings)
+        assert log.partition("t", 0).read(0)[0].value == b"keep me"
+    assert list((d / "t-0").glob("*.log"))
+    assert fsck(d)[0] == 0                          # and the metadata is good again
