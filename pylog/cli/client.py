@@ -193,7 +193,8 @@ def parse_time(text: str) -> int:
             f"2026-12-07T09:00:00Z)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.timezone.utc)
-    return int(when.timestamp() * 1000)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    return (when - epoch) // _dt.timedelta(milliseconds=1)      # exact, no float
 
 
 def parse_config(text: str) -> tuple[str, str]:
