@@ -5,9 +5,10 @@ import argparse
 import datetime as _dt
 import socket
 
-__all__ = ["TextClient", "ServerError", "ConnectionLost", "Usage", "Record",
+__all__ = ["TextClient", "ServerError", "ConnectionLost", "Usage", "Refused", "Record",
            "DEFAULT_SERVER", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_CONNECTION",
-           "EXIT_INTERRUPTED", "parse_time", "parse_config"]
+           "EXIT_INTERRUPTED", "parse_time", "parse_config", "parse_header", "nonnegative",
+           "positive", "partition_arg"]
 
 DEFAULT_SERVER = "127.0.0.1:3000"
 CONNECT_TIMEOUT_S = 5.0

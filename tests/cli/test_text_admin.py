@@ -78,7 +78,8 @@ def conn(server):
 blobs = st.one_of(st.none(), st.binary(max_size=300))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=blobs, value=blobs, headers=st.lists(st.tuples(
     st.text(min_size=0, max_size=20).map(str.encode), blobs), max_size=4),
     ts=st.integers(0, 2**50))
