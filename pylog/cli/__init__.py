@@ -58,10 +58,14 @@ def _parser() -> argparse.ArgumentParser:
                              f"{DEFAULT_SERVER})")
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="do not print which server is used")
+    examples = (__doc__ or "\n\n\n").split("\n\n")[1]    # None under python -OO
     p = argparse.ArgumentParser(
-        prog="pylog", parents=[common],
-        description="pylog client over the text protocol. Exit status: 0 ok, 1 refused by "
-        "the server or not found, 2 usage, 3 cannot connect, 130 interrupted.")
+        prog="pylog", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="pylog client over pylog-server's text protocol; `pylog COMMAND -h` "
+        "for each command.",
+        epilog=f"examples:\n{examples}\n\nexit status: 0 ok; 1 refused by the server (its "
+        "Kafka error name on stderr) or not found;\n2 usage error; 3 cannot connect or "
+        "connection lost; 130 interrupted.\nReference: docs/cli.md")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (produce, consume, topics, groups):

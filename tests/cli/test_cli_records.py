@@ -157,3 +157,12 @@ def test_consume_all_partitions_with_a_group_commits_each(pylog, new_topic):
 ])
 def test_bad_input_is_a_clear_message_and_a_nonzero_exit(pylog, args, code, text):
     assert text in refused(pylog(*args), code)
+
+
+@pytest.mark.parametrize("command", [(), ("produce",), ("consume",), ("topics",), ("groups",)])
+def test_help_of_every_command_exits_0(command):
+    r = subprocess.run([sys.executable, "-m", "pylog.cli", *command, "--help"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith(b"usage: pylog"), r.stderr
+    if not command:
+        assert b"exit status: 0 ok; 1 refused" in r.stdout and b"docs/cli.md" in r.stdout
