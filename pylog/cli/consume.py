@@ -120,7 +120,7 @@ def _starts(client: TextClient, args) -> dict[int, object]:
 
 def run(client: TextClient, args) -> int:
     if args.format != "value" and args.show_offsets:
-        raise Usage("--show-offsets is for the value format (json has the offset)")
+        raise Usage("--show-offsets is for the value format (json lines carry the offset)")
     out = sys.stdout.buffer
     write = _writer(args, out)
     positions = _starts(client, args)
