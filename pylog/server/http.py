@@ -23,6 +23,7 @@ The JSON document (every figure is computed when asked; nothing is cached):
                                      log_end_offset, lag}}}
     requests {listener: {api or command: count}}
     kafka_api_versions {api: {version: count}}   the versions clients negotiated
+    fetch_sessions {sessions, slots, partitions, evictions}   KIP-227 session cache
     records {produced_total, fetched_total, produce_rate, fetch_rate (records/s over
              the last rate_window_seconds)}
 
@@ -104,6 +105,15 @@ class _Snapshot:
             for version, n in sorted(by_version.items()):
                 versions.add_metric([api, version], n)
         yield versions
+        fs = d.get("fetch_sessions")
+        if fs is not None:
+            yield GaugeMetricFamily("pylog_fetch_sessions", "Incremental fetch sessions held "
+                                    "(KIP-227)", value=fs["sessions"])
+            yield GaugeMetricFamily("pylog_fetch_session_partitions",
+                                    "Partitions in all fetch sessions", value=fs["partitions"])
+            yield CounterMetricFamily("pylog_fetch_session_evictions",
+                                      "Fetch sessions evicted for a new one",
+                                      value=fs["evictions"])
         rec = d["records"]
         yield CounterMetricFamily("pylog_records_produced", "Records appended by clients",
                                   value=rec["produced_total"])

@@ -82,6 +82,7 @@ class BrokerContext:
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
         self.metrics = Metrics()        # connections, requests, record rates (every listener)
+        self.metrics.section("fetch_sessions", self.fetch_sessions.stats)
 
     def close(self) -> None:
         """Shutdown step: answer every long-polling Fetch now."""
