@@ -11,6 +11,8 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pylog
 from pylog.fsck import main as fsck_main
@@ -148,3 +150,26 @@ def test_the_text_report_says_what_repair_did(template, tmp_path):
         assert fsck_main([str(d), "--repair", "--no-progress"]) == 1
     text = out.getvalue()
     assert "[fixed: rebuild-metadata]" in text and "exit 1" in text
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=st.sampled_from(["flip", "zero", "truncate"]), pos=st.integers(0, 1 << 16),
+       bit=st.integers(0, 7))
+def test_damage_anywhere_is_found_and_repaired(template, tmp_path_factory, how, pos, bit):
+    d = tmp_path_factory.mktemp("any") / "d"
+    shutil.copytree(template, d)
+    raw = bytearray((d / META).read_bytes())
+    pos %= len(raw) - 1                      # (the trailing newline alone carries nothing)
+    if how == "flip":
+        raw[pos] ^= 1 << bit
+    elif how == "zero":
+        raw[pos] = 0 if raw[pos] else 1
+    else:
+        del raw[pos:]
+    (d / META).write_bytes(bytes(raw))
+    code, found = fsck(d)
+    assert code == 4 and any(f["fix"] == "rebuild-metadata" for f in found), found
+    assert fsck(d, "--repair")[0] == 1
+    assert fsck(d)[0] == 0
+    check_log(d, configs_kept=True)

@@ -59,7 +59,6 @@ __all__ = ["Log", "Topic", "open_log"]
 
 _log = logging.getLogger("pylog.manager")
 _tuple_new = tuple.__new__       # RecordMetadata without its Python-level __new__
-METADATA_VERSION = metadata.METADATA_VERSION
 
 
 def _topic_id_in(directory) -> uuid.UUID | None:

@@ -15,9 +15,12 @@ truncates torn or corrupt tails into ``<data>/quarantine/``, rebuilds indexes an
 Finding kinds (severity, what --repair does):
 
     torn-batch bad-length bad-magic bad-crc bad-offset   error  the log's valid prefix
-        ends at a batch that fails FORMAT.md V1-V8 and non-zero bytes follow: truncate
-        there (bytes to quarantine/), later segments to quarantine/
+        ends at a batch that fails FORMAT.md V1-V8 and non-zero bytes follow: when valid
+        batches or segments follow, salvage as recovery does (the bad batch to
+        quarantine/, its offsets to lost-offsets.json, the rest kept); else truncate
+        there (bytes to quarantine/)
     gap overlap after-corruption                          error  same cut, at the segment
+                              (gap, overlap: later segments to quarantine/)
     log-truncated             error  an index or the recovery point names data the .log
                               no longer has: rebuild indexes / rewrite checkpoints
     untrimmed                 error (warning on the last segment): zero tail of a sealed

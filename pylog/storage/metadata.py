@@ -166,11 +166,15 @@ def _topics(topics) -> dict[str, tuple[int, TopicConfig]]:
 
 
 def partition_dirs(data_dir) -> dict[str, list[int]]:
-    """{topic: sorted partition numbers} of the ``<topic>-<n>`` directories."""
+    """{topic: sorted partition numbers} of the ``<topic>-<n>`` directories that hold
+    a segment file (pylog creates one with every partition directory; a directory
+    without any is not taken for a partition, and left alone)."""
     out: dict[str, list[int]] = {}
     for entry in sorted(os.listdir(data_dir)):
         tp = files.parse_partition_dir(entry)
-        if tp is not None and os.path.isdir(os.path.join(data_dir, entry)):
+        path = os.path.join(data_dir, entry)
+        if tp is not None and os.path.isdir(path) and any(
+                files.parse_base_offset(n) for n in os.listdir(path)):
             out.setdefault(tp[0], []).append(tp[1])
     return {t: sorted(ps) for t, ps in out.items()}
 
