@@ -52,6 +52,7 @@ from pylog.records import RecordMetadata
 from pylog.storage import checkpoint, files, metadata, partition_metadata
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
+from pylog.storage.quarantine import Quarantine
 from pylog.storage.log import PartitionLog
 from pylog.storage.segment import GROW_CHUNK, MEMORY_GROW_CHUNK, segment_config
 
@@ -361,7 +362,7 @@ class Log:
             for i in range(partitions):
                 directory = files.partition_dir(self._dir, name, i)
                 if directory.exists():          # leftovers of a topic not in metadata
-                    shutil.rmtree(directory)
+                    self._clear_leftover(name, i, directory)
             # Metadata first, then the directories: a crash in between leaves a topic
             # whose missing partition directories the next open creates, never
             # directories no metadata explains (issue 18, defect 9).
@@ -380,6 +381,23 @@ class Log:
             topic = self._topics[name] = Topic(name, cfg, parts)
             files.fsync_dir(self._dir)
             return topic
+
+    def _clear_leftover(self, name: str, i: int, directory: Path) -> None:
+        """A directory of a topic the metadata does not know: removed when it holds
+        nothing (an interrupted creation), else moved to the quarantine: a new topic of
+        the same name never deletes records."""
+        if files.holds_no_records(directory):
+            shutil.rmtree(directory)
+            return
+        target = Quarantine(self._dir, by="create_topic").move_file(
+            f"{name}-{i}", directory, {"reason": "partition directory with records, not in "
+                                                 "the topic metadata, in the way of a new "
+                                                 f"topic {name!r}"})
+        files.fsync_dir(self._dir)
+        _log.warning("%s: not in the topic metadata but holds records; moved to %s before "
+                     "creating topic %r", directory, target, name)
+        self.warnings.append(f"{directory.name}: moved to {target} (records of a topic "
+                             "not in the metadata)")
 
     def _check_collision(self, name: str) -> None:
         # Kafka: topics whose names differ only in '.' vs '_' collide in metric names.
