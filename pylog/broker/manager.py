@@ -164,6 +164,10 @@ class Log:
         self.recovery_reports: list[RecoveryReport] = []
         self.warnings: list[str] = []
         self._groups = None                    # GroupCoordinator, created on first use
+        self._group_configs = None             # GroupConfigs, created on first use
+        # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
+        # broker configs), used by every topic key the topic does not set itself.
+        self.topic_defaults: dict = {}
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -354,6 +358,7 @@ class Log:
             raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
                                          f"an integer from 1 to 100000, not {partitions!r}")
         cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
+        cfg = cfg.with_defaults(self.topic_defaults)
         with self._lock:
             self._check_open()
             if name in self._topics:
@@ -444,12 +449,33 @@ class Log:
         """Set Kafka-named config keys on a topic (None resets a nullable one)."""
         with self._lock:
             topic = self.topic(name)
-            cfg = topic.config.with_updates(updates)
-            topic.config = cfg
-            for p in topic._partitions:
-                p.update_config(cfg)
-            self._write_metadata_locked()
-            return cfg
+            return self._set_config_locked(topic, topic.config.with_updates(updates))
+
+    def set_topic_config(self, name: str, config: dict) -> TopicConfig:
+        """Replace the topic's own configs with ``config`` (Kafka's AlterConfigs): keys
+        not named fall back to the broker default (``topic_defaults``) or built-in."""
+        cfg = TopicConfig.from_dict(config).with_defaults(self.topic_defaults)
+        with self._lock:
+            return self._set_config_locked(self.topic(name), cfg)
+
+    def apply_topic_defaults(self, defaults: dict) -> None:
+        """New broker defaults for topic configs, applied live to every topic's keys
+        that the topic does not set (InvalidConfigError before anything changes)."""
+        with self._lock:
+            new = {n: t.config.with_defaults(defaults) for n, t in self._topics.items()}
+            self.topic_defaults = dict(defaults)
+            for name, cfg in new.items():
+                topic = self._topics[name]
+                topic.config = cfg
+                for p in topic._partitions:
+                    p.update_config(cfg)
+
+    def _set_config_locked(self, topic: Topic, cfg: TopicConfig) -> TopicConfig:
+        topic.config = cfg
+        for p in topic._partitions:
+            p.update_config(cfg)
+        self._write_metadata_locked()
+        return cfg
 
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (Kafka CreatePartitions)."""
@@ -487,6 +513,15 @@ class Log:
                 from pylog.broker.groups import GroupCoordinator
                 self._groups = GroupCoordinator(self, **options)
             return self._groups
+
+    @property
+    def group_configs(self):
+        """Dynamic group configs (pylog/broker/group_configs.py), created on first use."""
+        with self._lock:
+            if self._group_configs is None:
+                from pylog.broker.group_configs import GroupConfigs
+                self._group_configs = GroupConfigs(self.data_dir)
+            return self._group_configs
 
     def consumer(self, group: str, topics, **options):
         """An embedded consumer in ``group`` (see pylog/broker/consumer.py)."""
