@@ -9,11 +9,17 @@ import time
 
 import confluent_kafka as ck
 import pytest
+from hypothesis import given, settings, strategies as st
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
                                    ConfigResource, ConfigSource, NewTopic)
 
 from kafka_raw import RawClient, module
 
+import pylog
+from pylog.errors import StorageError
+from pylog.server.kafka.context import BrokerContext, RequestContext
+from pylog.server.kafka.dispatch import API_TABLE
+from pylog.server.kafka.messages import RequestHeader
 from pylog.testing import PylogServer
 
 T, B, G = ConfigResource.Type.TOPIC, ConfigResource.Type.BROKER, ConfigResource.Type.GROUP
@@ -321,3 +327,211 @@ def test_broker_and_group_configs_survive_a_restart(tmp_path):
         assert _describe(admin, G, "g1")["consumer.heartbeat.interval.ms"].value == "7000"
     finally:
         assert srv.stop() == 0, srv.log_text()[-3000:]
+
+
+# ---- raw requests: hostile input and the DescribeConfigs v4 flags ---------------------
+def _raw_alter(client, version, resources, validate_only=False, incremental=False):
+    key = 44 if incremental else 33
+    mod = module(key, version)
+    cls = mod.IncrementalAlterConfigsRequest if incremental else mod.AlterConfigsRequest
+    req = cls(resources=tuple(mod.AlterConfigsResource(
+        resource_type=t, resource_name=n, configs=tuple(
+            (mod.AlterableConfig(name=k, config_operation=op, value=v) if incremental
+             else mod.AlterableConfig(name=k, value=v)) for k, v, op in cfgs))
+        for t, n, cfgs in resources), validate_only=validate_only)
+    return [(r.resource_type, r.resource_name, int(r.error_code), r.error_message)
+            for r in client.call(key, version, req).responses]
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_incremental_alter_configs_hostile_requests(server, admin, version):
+    topic = f"cfg-hostile-{version}"
+    _create(admin, topic)
+    with RawClient(server.bootstrap) as c:
+        def one(restype, name, *cfgs):
+            return _raw_alter(c, version, [(restype, name, list(cfgs))], incremental=True)[0]
+        assert one(99, topic, ("retention.ms", "1", 0))[2:] == (42, "Unknown resource type 99")
+        assert one(8, "0", ("kafka", "DEBUG", 0))[2] == 42            # BROKER_LOGGER
+        assert one(0, topic, ("retention.ms", "1", 0))[2] == 42
+        assert one(2, topic, ("retention.ms", "1", 7))[2:] == (42, "Unknown operations type 7")
+        assert one(2, topic, ("retention.ms", "1", -1))[2] == 42
+        assert one(2, topic, ("retention.ms", None, 0))[2] == 42      # null for SET
+        assert one(2, topic, ("retention.ms", "1", 0), ("retention.ms", "2", 0))[2:] == (
+            42, "Error due to duplicate config keys")
+        assert one(2, topic, ("x" * 30_000, "1", 0))[2] == 40
+        assert one(2, topic, ("retention.ms", "9" * 10_000, 0))[2] == 40
+        assert one(2, topic, ("retention.ms", str(-(2 ** 63)), 0))[2] == 40
+        assert one(2, topic, ("retention.ms", "1", 2))[2:] == (
+            40, "Config value append is not allowed for config key: retention.ms")
+        assert one(2, topic, ("no.such", None, 1))[2] == 40            # DELETE unknown key
+        assert one(2, topic, ("retention.ms", "\x00\xff", 0))[2] == 40
+        assert one(2, "bad/topic", ("retention.ms", "1", 0))[2] == 17
+        assert one(2, "", ("retention.ms", "1", 0))[2] == 17
+        assert one(4, "1", ("log.retention.ms", "1", 0))[2] == 42      # another node
+        assert one(4, "abc", ("log.retention.ms", "1", 0))[2] == 42
+        assert one(4, "0", ("node.id", "1", 0))[2:] == (
+            42, "Cannot update these configs dynamically: node.id")
+        assert one(4, "0", ("log.cleanup.policy", "delete", 3))[2] == 40   # empty list
+        assert one(32, "", ("consumer.session.timeout.ms", "50000", 0))[2:] == (
+            42, "Group name must not be empty")
+        assert one(32, "g", ("consumer.session.timeout.ms", "50000", 2))[2] == 40
+        # a resource named twice fails both times; the others are applied
+        res = _raw_alter(c, version, [(2, topic, [("retention.ms", "11", 0)]),
+                                      (2, topic, [("retention.ms", "12", 0)]),
+                                      (32, "g-dup", [("consumer.session.timeout.ms",
+                                                      "46000", 0)])], incremental=True)
+        assert [r[2] for r in res] == [42, 42, 0]
+        assert res[0][3] == "Each resource must appear at most once."
+    assert all(e.is_default for e in _describe(admin, T, topic).values())
+    assert _describe(admin, G, "g-dup")["consumer.session.timeout.ms"].value == "46000"
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_alter_configs_hostile_requests(server, admin, version):
+    topic = f"cfg-legacy-hostile-{version}"
+    _create(admin, topic, config={"retention.ms": "5555"})
+    with RawClient(server.bootstrap) as c:
+        def one(restype, name, *cfgs, validate_only=False):
+            return _raw_alter(c, version, [(restype, name, [(k, v, None) for k, v in cfgs])],
+                              validate_only=validate_only)[0]
+        assert one(8, "0", ("kafka", "DEBUG"))[2] == 42                # not on AlterConfigs
+        assert one(2, topic, ("retention.ms", None))[2] == 42
+        assert one(2, topic, ("segment.bytes", "1"), ("segment.bytes", "2"))[2] == 42
+        assert one(2, topic, ("segment.bytes", "-5"))[2] == 40
+        assert one(2, topic, ("flush.messages", "1"), validate_only=True)[2] == 0
+        assert _describe(admin, T, topic)["retention.ms"].value == "5555"
+        assert one(2, topic)[2] == 0                                   # empty: all reset
+        assert _describe(admin, T, topic)["retention.ms"].is_default
+        assert one(4, "0", ("num.partitions", "2"))[2] == 0
+        assert _describe(admin, B, "0")["num.partitions"].value == "2"
+        assert one(4, "0")[2] == 0
+        assert _describe(admin, B, "0")["num.partitions"].value == "1"
+
+
+def test_describe_configs_v4_honours_synonyms_and_documentation(server, admin):
+    _create(admin, "cfg-doc", config={"retention.ms": "1234"})
+    with RawClient(server.bootstrap) as c:
+        plain = _raw_describe(c, 2, "cfg-doc", keys=("retention.ms", "segment.bytes"))
+        assert [(e.name, e.value, e.config_source) for e in plain.configs] == [
+            ("segment.bytes", str(1 << 30), 5), ("retention.ms", "1234", 1)]
+        assert all(e.synonyms == () and e.documentation is None for e in plain.configs)
+        assert [e.config_type for e in plain.configs] == [3, 5]         # INT, LONG
+        full = _raw_describe(c, 2, "cfg-doc", keys=("retention.ms",), synonyms=True,
+                             docs=True).configs[0]
+        assert [(s.name, s.value, s.source) for s in full.synonyms] == [
+            ("retention.ms", "1234", 1), ("log.retention.ms", "604800000", 5)]
+        assert full.documentation == "Delete segments older than this; -1 keeps forever."
+        broker = {e.name: e for e in _raw_describe(c, 4, "0", synonyms=True).configs}
+        assert broker["node.id"].read_only and broker["node.id"].config_source == 4
+        assert broker["auto.create.topics.enable"].config_type == 1      # BOOLEAN
+        assert broker["log.cleanup.policy"].config_type == 7             # LIST
+        assert [(s.name, s.source) for s in broker["num.partitions"].synonyms] == [
+            ("num.partitions", 4)]
+        group = {e.name: e for e in _raw_describe(c, 32, "any-group", docs=True).configs}
+        assert group["consumer.session.timeout.ms"].value == "45000"
+        assert group["consumer.session.timeout.ms"].config_source == 5
+        assert group["consumer.session.timeout.ms"].documentation
+        for restype, name, code in ((4, "7", 42), (4, "x", 42), (99, "a", 42), (32, "", 42),
+                                    (2, "cfg-nosuch", 3), (2, "a/b", 17)):
+            r = _raw_describe(c, restype, name)
+            assert (int(r.error_code), r.configs) == (code, ()), (restype, name)
+
+
+# ---- in-process: what each change does to the partitions -----------------------------
+def _inproc(broker, restype, name, *ops, validate_only=False):
+    mod = module(44, 1)
+    req = mod.IncrementalAlterConfigsRequest(resources=(mod.AlterConfigsResource(
+        resource_type=restype, resource_name=name, configs=tuple(
+            mod.AlterableConfig(name=k, config_operation=op, value=v) for k, v, op in ops)),),
+        validate_only=validate_only)
+    ctx = RequestContext(broker, RequestHeader(44, 1, 1, "t", 0))
+    r = API_TABLE[44].handler(ctx, req).responses[0]
+    return int(r.error_code)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    log = pylog.open(tmp_path / "data")
+    yield BrokerContext(log)
+    log.close()
+
+
+def test_topic_changes_apply_live_to_every_partition(broker):
+    topic = broker.create_topic("live", 2, {})
+    assert _inproc(broker, 2, "live", ("flush.messages", "1", 0),
+                   ("segment.bytes", "16384", 0)) == 0
+    for p in topic.partitions:
+        assert p.config.flush_messages == 1 and p.config.segment_bytes == 16384
+    part = topic.partition(0)
+    for _ in range(100):
+        part.append(b"x" * 500)
+    assert len(part.segments) > 2                       # rolled at the new size
+    assert _inproc(broker, 2, "live", ("retention.bytes", "20000", 0)) == 0
+    assert part.enforce_retention() > 0 and part.size_bytes <= 40000
+    assert _inproc(broker, 2, "live", ("flush.messages", None, 1)) == 0
+    assert part.config.flush_messages is None           # back to the default policy
+
+
+def test_broker_topic_defaults_apply_live_and_come_back_after_a_restart(tmp_path):
+    log = pylog.open(tmp_path / "data")
+    broker = BrokerContext(log)
+    broker.create_topic("plain", 1, {})
+    broker.create_topic("own", 1, {"segment.bytes": "65536"})
+    assert _inproc(broker, 4, "0", ("log.segment.bytes", "32768", 0),
+                   ("log.flush.interval.messages", "1", 0)) == 0
+    assert log.partition("plain", 0).config.segment_bytes == 32768
+    assert log.partition("plain", 0).config.flush_messages == 1
+    assert log.partition("own", 0).config.segment_bytes == 65536
+    assert log.create_topic("later").config.segment_bytes == 32768   # any creator
+    log.close()
+    log = pylog.open(tmp_path / "data")
+    try:
+        assert log.partition("plain", 0).config.segment_bytes == 1 << 30   # Log alone
+        BrokerContext(log)                                   # the server re-applies
+        assert log.partition("plain", 0).config.segment_bytes == 32768
+        assert log.partition("later", 0).config.segment_bytes == 32768
+        meta = json.loads((tmp_path / "data" / "topic-metadata.json").read_text())
+        assert meta["topics"]["plain"]["config"] == {}       # not written as the topic's
+    finally:
+        log.close()
+
+
+def test_a_damaged_broker_configs_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "broker-configs.json").write_text('{"version": 1, "node": '
+                                                            '{"node.id": "4"}}')
+    log = pylog.open(tmp_path / "data")
+    try:
+        with pytest.raises(StorageError, match="broker-configs.json.*node.id"):
+            BrokerContext(log)
+    finally:
+        log.close()
+
+
+_KEYS = ["retention.ms", "segment.bytes", "flush.messages", "cleanup.policy", "no.such"]
+_VALUES = st.sampled_from(["1", "-1", "16384", "delete", "x", "", "99999999999999999999",
+                           None, "604800000"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_KEYS), _VALUES, st.sampled_from([0, 1, 2, 3, 9])),
+                max_size=4, unique_by=lambda t: t[0]))
+def test_incremental_ops_either_apply_whole_or_change_nothing(tmp_path_factory, ops):
+    log = pylog.open(None)
+    try:
+        broker = BrokerContext(log)
+        broker.create_topic("h", 1, {"retention.ms": "5000"})
+        before = log.topic("h").config
+        code = _inproc(broker, 2, "h", *ops)
+        after = log.topic("h").config
+        if code != 0:
+            assert code in (40, 42) and after == before and after.explicit == before.explicit
+        else:
+            for k, v, op in ops:
+                if op == 0:
+                    assert k in after.explicit
+                elif op == 1:
+                    assert k not in after.explicit
+            assert log.partition("h", 0).config == after
+    finally:
+        log.close()
