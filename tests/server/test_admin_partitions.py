@@ -296,3 +296,30 @@ def test_deleted_records_stay_deleted_after_a_restart(tmp_path):
             assert _list_earliest(c, "del-restart") == (0, 33)
     finally:
         assert srv.stop() == 0, srv.log_text()[-3000:]
+
+
+@pytest.mark.parametrize("key,version", [(21, 0), (21, 2), (37, 0), (37, 2), (37, 3), (33, 0),
+                                         (33, 2), (44, 0), (44, 1), (32, 4)])
+@pytest.mark.parametrize("body", [
+    b"\xff\xff\xff\xff\xff\x0f" + b"\0" * 8,          # compact length varint of 2**32-ish
+    b"\x7f\xff\xff\xff" + b"\0" * 8,                   # array of INT32_MAX
+    b"\0",                                             # truncated
+    b"\x00\x80\x80\x80\x80\x80\x01",                   # tagged-field varint longer than 5
+])
+def test_garbled_admin_requests_close_the_connection_and_the_server_serves_on(
+        server, key, version, body):
+    with RawClient(server.bootstrap) as c:
+        head = c.header(key, version)
+        if version >= {21: 2, 37: 2, 33: 2, 44: 1, 32: 4}[key]:
+            head += b"\0"                              # request header v2: no tags
+        c.send_frame(head + body)
+        assert c.is_closed_by_server()
+    with RawClient(server.bootstrap) as c:
+        assert _delete(c, "nosuch-after-garble", [(0, 1)]) == [(0, 3, -1)]
+
+
+@pytest.mark.parametrize("key,version", [(21, 3), (37, 4), (33, 3), (44, 2), (32, 5), (32, 0)])
+def test_admin_versions_out_of_range_close_the_connection(server, key, version):
+    with RawClient(server.bootstrap) as c:
+        c.send_frame(c.header(key, version) + b"\0" * 30)
+        assert c.is_closed_by_server()
