@@ -416,6 +416,8 @@ def test_describe_configs_v4_honours_synonyms_and_documentation(server, admin):
             ("segment.bytes", str(1 << 30), 5), ("retention.ms", "1234", 1)]
         assert all(e.synonyms == () and e.documentation is None for e in plain.configs)
         assert [e.config_type for e in plain.configs] == [3, 5]         # INT, LONG
+        everything = _raw_describe(c, 2, "cfg-doc", keys=())          # empty = all, as Kafka
+        assert len(everything.configs) == len(_describe(admin, T, "cfg-doc")) > 20
         full = _raw_describe(c, 2, "cfg-doc", keys=("retention.ms",), synonyms=True,
                              docs=True).configs[0]
         assert [(s.name, s.value, s.source) for s in full.synonyms] == [

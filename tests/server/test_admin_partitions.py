@@ -323,3 +323,17 @@ def test_admin_versions_out_of_range_close_the_connection(server, key, version):
     with RawClient(server.bootstrap) as c:
         c.send_frame(c.header(key, version) + b"\0" * 30)
         assert c.is_closed_by_server()
+
+
+def test_the_offsets_topic_keeps_its_partitions_and_configs(server):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    assert "__consumer_offsets" in admin.list_topics(timeout=10).topics   # made at startup
+    with RawClient(server.bootstrap) as raw:
+        assert _grow(raw, [("__consumer_offsets", 5, None)])[0][1] == 44
+    res = ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets", incremental_configs=[
+        ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(ck.KafkaException) as e:
+        admin.incremental_alter_configs([res])[res].result(timeout=10)
+    assert e.value.args[0].code() == 44
+    assert len(admin.list_topics(timeout=10).topics["__consumer_offsets"].partitions) == 1

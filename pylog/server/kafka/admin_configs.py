@@ -15,7 +15,8 @@ resource is validated whole, then written and applied, or with ``validate_only``
 only validated.  As Kafka's ConfigAdminManager: a resource named twice fails both
 times ("Each resource must appear at most once."), a key named twice, a null value
 (but for DELETE) or an unknown operation is INVALID_REQUEST, a bad key or value
-INVALID_CONFIG.  One failing resource never fails the others.
+INVALID_CONFIG.  One failing resource never fails the others.  ``__consumer_offsets``
+keeps the configs its coordinator gave it (POLICY_VIOLATION, 44).
 
 DescribeConfigs gives each key's source (Kafka's ConfigSource), synonyms when asked
 (most specific first: topic override, node, cluster default, static, built-in
@@ -28,8 +29,10 @@ import logging
 from pylog.broker.broker_configs import (BROKER_TO_TOPIC, DYNAMIC_KEYS, LIST_KEYS,
                                          SETTINGS_KEYS, TOPIC_SYNONYMS)
 from pylog.broker.group_configs import GROUP_CONFIG_KEYS
+from pylog.broker.offsets import OFFSETS_TOPIC
 from pylog.config import TOPIC_CONFIG_SPECS, TopicConfig
-from pylog.errors import InvalidConfigError, InvalidRequestError, PylogError
+from pylog.errors import (InvalidConfigError, InvalidRequestError, PolicyViolationError,
+                          PylogError)
 
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
@@ -83,6 +86,11 @@ class _Topic:
     def __init__(self, broker, name: str) -> None:
         self.broker, self.name = broker, name
         self.topic = broker.topic(name)           # UnknownTopicError / InvalidTopicError
+        if name == OFFSETS_TOPIC:
+            # Its retention keeps offset snapshots (pylog/broker/offsets.py): a changed
+            # retention.ms, or AlterConfigs dropping it, could delete committed offsets.
+            raise PolicyViolationError(f"the configs of {OFFSETS_TOPIC} are managed by the "
+                                       "group coordinator and cannot be altered")
 
     def current(self) -> dict[str, str | None]:
         return {k: v for k, v, dflt in self.topic.config.describe() if not dflt}
@@ -358,7 +366,7 @@ def handle_describe_configs(ctx, request):
                   synonyms=tuple(build(mod.DescribeConfigsSynonym, name=n, value=v, source=s)
                                  for n, v, s in e.synonyms) if with_synonyms else (),
                   config_type=e.type, documentation=e.doc if with_docs else None)
-            for e in entries if keys is None or e.name in keys)
+            for e in entries if not keys or e.name in keys)      # none or empty: all
         results.append(build(mod.DescribeConfigsResult, error_code=error_code(code),
                              error_message=message, resource_type=res.resource_type,
                              resource_name=res.resource_name, configs=configs))

@@ -6,6 +6,8 @@ current one is INVALID_PARTITIONS (37), above ``MAX_PARTITIONS`` too; manual
 assignments must give one list per new partition, each naming only this node
 (INVALID_REPLICA_ASSIGNMENT, 39); a topic named twice is INVALID_REQUEST for both
 (Kafka: "Duplicate topic name."); ``validate_only`` checks and changes nothing.
+``__consumer_offsets`` keeps the one partition its coordinator created
+(POLICY_VIOLATION, 44).
 
 DeleteRecords moves a partition's log start offset up to ``offset`` (-1: the high
 watermark); records below it are unreadable at once (ListOffsets earliest, Fetch
@@ -22,7 +24,7 @@ from pylog.broker.broker_configs import MAX_PARTITIONS
 from pylog.broker.offsets import OFFSETS_TOPIC
 from pylog.errors import (InvalidPartitionsError, InvalidReplicaAssignmentError,
                           InvalidRequestError, InvalidTopicError, OffsetOutOfRangeError,
-                          PylogError)
+                          PolicyViolationError, PylogError)
 
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
@@ -35,6 +37,9 @@ HIGH_WATERMARK = -1          # DeleteRecords: "up to the high watermark"
 def _check_growth(broker, t) -> int:
     """The topic's current partition count, once the request for it is checked."""
     topic = broker.topic(t.name)
+    if t.name == OFFSETS_TOPIC:
+        raise PolicyViolationError(f"{OFFSETS_TOPIC} has the partitions its group "
+                                   "coordinator created")
     current = topic.num_partitions
     if t.count < current:
         raise InvalidPartitionsError(f"Topic currently has {current} partitions, which is "
