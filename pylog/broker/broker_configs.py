@@ -18,6 +18,11 @@ Any other broker config is refused with INVALID_REQUEST "Cannot update these con
 dynamically" (Kafka's DynamicBrokerConfig); a key pylog does not know is
 INVALID_CONFIG.  Every change is validated whole before it is written or applied.
 
+``Log`` reads the topic defaults at open (``read_topic_defaults``), before its first
+retention check, so an embedded ``pylog.open`` of the directory keeps what the broker
+was told (``log.retention.ms=-1`` must not become 7 days).  A damaged file is a
+StorageError naming it: guessing defaults could delete data.
+
 Event-loop thread only (BrokerContext), like the settings it changes.
 """
 from __future__ import annotations
@@ -30,8 +35,8 @@ from pylog.config import TOPIC_CONFIG_SPECS, TopicConfig, parse_value
 from pylog.errors import InvalidConfigError, InvalidRequestError, PylogError, StorageError
 from pylog.storage.files import atomic_write
 
-__all__ = ["BrokerConfigs", "TOPIC_SYNONYMS", "DYNAMIC_KEYS", "BROKER_CONFIGS_FILE",
-           "MAX_PARTITIONS"]
+__all__ = ["BrokerConfigs", "read_topic_defaults", "TOPIC_SYNONYMS", "DYNAMIC_KEYS",
+           "BROKER_CONFIGS_FILE", "MAX_PARTITIONS"]
 
 BROKER_CONFIGS_FILE = "broker-configs.json"
 VERSION = 1
@@ -101,6 +106,56 @@ def parse(name: str, value: Any) -> Any:
         raise InvalidConfigError(f"broker config {name!r}: {e}") from None
 
 
+def _read_layers(path: Path | None, known=()) -> dict[str, dict[str, str]]:
+    """Both layers from the file (empty when there is none); StorageError naming the
+    file for anything a broker would not have written."""
+    layers = {layer: {} for layer in BrokerConfigs.LAYERS}
+    if path is None:
+        return layers
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return layers
+    except (OSError, ValueError) as e:
+        raise StorageError(f"{path}: unreadable broker configs ({e})") from e
+    if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        raise StorageError(f"{path}: unsupported broker configs version")
+    for layer in BrokerConfigs.LAYERS:
+        entries = doc.get(layer) or {}
+        try:
+            if not isinstance(entries, dict):
+                raise InvalidConfigError(f"{layer} is not an object")
+            check_keys(entries, known)
+            for k, v in entries.items():
+                parse(k, v)
+        except PylogError as e:
+            raise StorageError(f"{path}: {e}") from e
+        layers[layer] = {str(k): str(v) for k, v in entries.items()}
+    return layers
+
+
+def read_topic_defaults(data_dir: Path | None) -> dict[str, str]:
+    """The topic-key defaults the file gives (for ``Log`` at open, before anything can
+    apply retention with the built-in ones)."""
+    path = None if data_dir is None else Path(data_dir) / BROKER_CONFIGS_FILE
+    layers = _read_layers(path)
+    merged = {**layers["cluster"], **layers["node"]}
+    return {BROKER_TO_TOPIC[k]: v for k, v in merged.items() if k in BROKER_TO_TOPIC}
+
+
+def check_keys(names, known=()) -> None:
+    """Refuse what cannot change live (INVALID_REQUEST: ``known`` broker configs) or is
+    unknown (INVALID_CONFIG)."""
+    fixed = sorted(n for n in names if n not in DYNAMIC_KEYS and n in known)
+    if fixed:
+        raise InvalidRequestError("Cannot update these configs dynamically: "
+                                  + ", ".join(fixed))
+    unknown = sorted(n for n in names if n not in DYNAMIC_KEYS)
+    if unknown:
+        raise InvalidConfigError("Unknown broker config name: "
+                                 + ", ".join(u[:100] for u in unknown))
+
+
 class BrokerConfigs:
     """The two dynamic layers; ``alter`` validates, persists, then applies."""
 
@@ -142,16 +197,7 @@ class BrokerConfigs:
 
     # ---- change --------------------------------------------------------------------
     def check_keys(self, names) -> None:
-        """Refuse what cannot change live (INVALID_REQUEST) or is unknown (INVALID_CONFIG)."""
-        known = set(self._settings.describe())
-        fixed = sorted(n for n in names if n not in DYNAMIC_KEYS and n in known)
-        if fixed:
-            raise InvalidRequestError("Cannot update these configs dynamically: "
-                                      + ", ".join(fixed))
-        unknown = sorted(n for n in names if n not in DYNAMIC_KEYS)
-        if unknown:
-            raise InvalidConfigError("Unknown broker config name: "
-                                     + ", ".join(u[:100] for u in unknown))
+        check_keys(names, self._settings.describe())
 
     def alter(self, layer: str, new: dict[str, str], validate_only: bool = False) -> None:
         """Make ``new`` the whole content of ``layer`` (the caller computed it from the
@@ -181,30 +227,7 @@ class BrokerConfigs:
 
     # ---- file ----------------------------------------------------------------------
     def _load(self) -> dict[str, dict[str, str]]:
-        empty = {layer: {} for layer in self.LAYERS}
-        if self._path is None:
-            return empty
-        try:
-            doc = json.loads(self._path.read_text())
-        except FileNotFoundError:
-            return empty
-        except (OSError, ValueError) as e:
-            raise StorageError(f"{self._path}: unreadable broker configs ({e})") from e
-        if not isinstance(doc, dict) or doc.get("version") != VERSION:
-            raise StorageError(f"{self._path}: unsupported broker configs version")
-        layers = {}
-        for layer in self.LAYERS:
-            entries = doc.get(layer) or {}
-            try:
-                if not isinstance(entries, dict):
-                    raise InvalidConfigError(f"{layer} is not an object")
-                self.check_keys(entries)
-                for k, v in entries.items():
-                    parse(k, v)
-            except PylogError as e:
-                raise StorageError(f"{self._path}: {e}") from e
-            layers[layer] = {str(k): str(v) for k, v in entries.items()}
-        return layers
+        return _read_layers(self._path, self._settings.describe())
 
     def _write(self, layers: dict) -> None:
         if self._path is None:

@@ -6,6 +6,7 @@
                                                  {"partitions": N, "config": {...}}}}
     <data>/recovery-point-offset-checkpoint    Kafka's text format (storage/checkpoint.py)
     <data>/log-start-offset-checkpoint
+    <data>/broker-configs.json                 dynamic broker configs (broker/broker_configs.py)
     <data>/<topic>-<partition>/...             one PartitionLog each
 
 Open, as steps: take the lock (a second opener gets LogLockedError naming the pid);
@@ -41,6 +42,7 @@ import time
 import uuid
 from pathlib import Path
 
+from pylog.broker import broker_configs
 from pylog.config import TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
                           StorageError, TopicExistsError, UnknownTopicError,
@@ -235,10 +237,13 @@ class Log:
             self._dir / files.LOG_START_CHECKPOINT)
         self.warnings += [w for w in (warn1, warn2) if w]
         self._open_warnings = list(self.warnings)     # also in each partition's report
+        # dynamic broker defaults (broker-configs.json) before any retention can run
+        self.topic_defaults = broker_configs.read_topic_defaults(self._dir)
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
         for name, entry in self._read_metadata().items():
-            config = TopicConfig.from_dict(entry.get("config") or {})
+            config = TopicConfig.from_dict(entry.get("config") or {}).with_defaults(
+                self.topic_defaults)
             parts = [self._load_partition(name, i, config, clean, rps, starts)
                      for i in range(int(entry["partitions"]))]
             self._topics[name] = Topic(name, config, parts)

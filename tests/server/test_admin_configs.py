@@ -488,8 +488,10 @@ def test_broker_topic_defaults_apply_live_and_come_back_after_a_restart(tmp_path
     log.close()
     log = pylog.open(tmp_path / "data")
     try:
-        assert log.partition("plain", 0).config.segment_bytes == 1 << 30   # Log alone
-        BrokerContext(log)                                   # the server re-applies
+        # the Log reads them at open (an embedded open too), before any retention runs
+        assert log.partition("plain", 0).config.segment_bytes == 32768
+        assert log.partition("own", 0).config.segment_bytes == 65536
+        BrokerContext(log)
         assert log.partition("plain", 0).config.segment_bytes == 32768
         assert log.partition("later", 0).config.segment_bytes == 32768
         meta = json.loads((tmp_path / "data" / "topic-metadata.json").read_text())
@@ -502,12 +504,17 @@ def test_a_damaged_broker_configs_file_is_refused_naming_it(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "broker-configs.json").write_text('{"version": 1, "node": '
                                                             '{"node.id": "4"}}')
-    log = pylog.open(tmp_path / "data")
-    try:
-        with pytest.raises(StorageError, match="broker-configs.json.*node.id"):
-            BrokerContext(log)
-    finally:
-        log.close()
+    with pytest.raises(StorageError, match="broker-configs.json.*node.id"):
+        pylog.open(tmp_path / "data")
+    (tmp_path / "data" / "broker-configs.json").write_text('{"version": 1, "cluster": '
+                                                            '{"log.retention.ms": "soon"}}')
+    with pytest.raises(StorageError, match="broker-configs.json.*log.retention.ms"):
+        pylog.open(tmp_path / "data")
+    (tmp_path / "data" / "broker-configs.json").write_text('{"version": 1, "clus')
+    with pytest.raises(StorageError, match="broker-configs.json: unreadable"):
+        pylog.open(tmp_path / "data")
+    (tmp_path / "data" / "broker-configs.json").unlink()
+    pylog.open(tmp_path / "data").close()                 # the lock was released each time
 
 
 _KEYS = ["retention.ms", "segment.bytes", "flush.messages", "cleanup.policy", "no.such"]
