@@ -450,37 +450,31 @@ class Log:
                                    f"could not be rewritten: {e}") from e
             self.write_checkpoints()
 
-    def alter_topic_config(self, name: str, updates: dict) -> TopicConfig:
-        """Set Kafka-named config keys on a topic (None resets a nullable one)."""
+    def alter_topic_config(self, name: str, updates: dict, replace: bool = False
+                           ) -> TopicConfig:
+        """Set Kafka-named config keys on a topic (None resets a nullable one), applied
+        live; ``replace`` (Kafka's AlterConfigs): keys not named revert to the default."""
         with self._lock:
             topic = self.topic(name)
-            return self._set_config_locked(topic, topic.config.with_updates(updates))
-
-    def set_topic_config(self, name: str, config: dict) -> TopicConfig:
-        """Replace the topic's own configs with ``config`` (Kafka's AlterConfigs): keys
-        not named fall back to the broker default (``topic_defaults``) or built-in."""
-        cfg = TopicConfig.from_dict(config).with_defaults(self.topic_defaults)
-        with self._lock:
-            return self._set_config_locked(self.topic(name), cfg)
+            cfg = (TopicConfig.from_dict(updates).with_defaults(self.topic_defaults)
+                   if replace else topic.config.with_updates(updates))
+            self._apply_config_locked(topic, cfg)
+            self._write_metadata_locked()
+            return cfg
 
     def apply_topic_defaults(self, defaults: dict) -> None:
-        """New broker defaults for topic configs, applied live to every topic's keys
-        that the topic does not set (InvalidConfigError before anything changes)."""
+        """New broker defaults for topic configs (the dynamic ``log.*`` ones), applied
+        live to the keys each topic does not set itself; nothing changes on a bad one."""
         with self._lock:
             new = {n: t.config.with_defaults(defaults) for n, t in self._topics.items()}
             self.topic_defaults = dict(defaults)
             for name, cfg in new.items():
-                topic = self._topics[name]
-                topic.config = cfg
-                for p in topic._partitions:
-                    p.update_config(cfg)
+                self._apply_config_locked(self._topics[name], cfg)
 
-    def _set_config_locked(self, topic: Topic, cfg: TopicConfig) -> TopicConfig:
+    def _apply_config_locked(self, topic: Topic, cfg: TopicConfig) -> None:
         topic.config = cfg
         for p in topic._partitions:
             p.update_config(cfg)
-        self._write_metadata_locked()
-        return cfg
 
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (Kafka CreatePartitions)."""

@@ -3,7 +3,7 @@ IncrementalAlterConfigs (44) v0–1, for TOPIC (2), BROKER (4) and GROUP (32) re
 
 Where each resource's configs live:
   TOPIC    the topic's own keys (topic-metadata.json), validated by ``TopicConfig``,
-           applied live to its partitions (``Log.set_topic_config``);
+           applied live to its partitions (``Log.alter_topic_config``);
   BROKER   "" = the cluster-wide dynamic defaults, "0" (node.id) = this node's
            (pylog/broker/broker_configs.py, broker-configs.json), applied live;
   GROUP    per-group keys (pylog/broker/group_configs.py, group-configs.json).
@@ -108,7 +108,7 @@ class _Topic:
     def commit(self, new: dict, validate_only: bool) -> None:
         TopicConfig.from_dict(new)                # InvalidConfigError names the key
         if not validate_only:
-            self.broker.log.set_topic_config(self.name, new)
+            self.broker.log.alter_topic_config(self.name, new, replace=True)
             log.info("topic %s configs set to %s", self.name, new or "{}")
 
 
