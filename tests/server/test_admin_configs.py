@@ -16,7 +16,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
 from kafka_raw import RawClient, module
 
 import pylog
-from pylog.errors import StorageError
+from pylog.errors import RecordTooLargeError, StorageError
 from pylog.server.kafka.context import BrokerContext, RequestContext
 from pylog.server.kafka.dispatch import API_TABLE
 from pylog.server.kafka.messages import RequestHeader
@@ -472,6 +472,12 @@ def test_topic_changes_apply_live_to_every_partition(broker):
     assert part.enforce_retention() > 0 and part.size_bytes <= 40000
     assert _inproc(broker, 2, "live", ("flush.messages", None, 1)) == 0
     assert part.config.flush_messages is None           # back to the default policy
+    assert _inproc(broker, 2, "live", ("max.message.bytes", "1000", 0),
+                   ("message.timestamp.type", "LogAppendTime", 0)) == 0
+    with pytest.raises(RecordTooLargeError):
+        part.append(b"y" * 2000)
+    stamped = part.read(part.append(b"z", timestamp=1), 1)[0].timestamp
+    assert stamped > 1_000_000_000_000                    # the broker's clock, not 1
 
 
 def test_broker_topic_defaults_apply_live_and_come_back_after_a_restart(tmp_path):
