@@ -111,8 +111,15 @@ class GroupConfigs:
                 or not isinstance(doc.get("groups"), dict):
             raise StorageError(f"{self._path}: unsupported group configs version "
                                f"{doc.get('version') if isinstance(doc, dict) else doc!r}")
-        return {str(g): {str(k): str(v) for k, v in c.items()}
-                for g, c in doc["groups"].items() if isinstance(c, dict)}
+        groups = {}
+        for g, c in doc["groups"].items():
+            try:
+                if not isinstance(c, dict):
+                    raise InvalidConfigError("not an object")
+                groups[str(g)] = validate({str(k): str(v) for k, v in c.items()})
+            except InvalidConfigError as e:
+                raise StorageError(f"{self._path}: group {g[:100]!r}: {e}") from e
+        return groups
 
     def get(self, group_id: str) -> dict[str, str]:
         """The configs set for ``group_id`` (only those set; empty if none)."""

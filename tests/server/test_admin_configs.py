@@ -550,3 +550,19 @@ def test_incremental_ops_either_apply_whole_or_change_nothing(tmp_path_factory, 
             assert log.partition("h", 0).config == after
     finally:
         log.close()
+
+
+def test_group_configs_file_round_trip_and_damage(tmp_path):
+    from pylog.broker.group_configs import GroupConfigs
+    configs = GroupConfigs(tmp_path)
+    assert configs.alter("g", {"consumer.session.timeout.ms": " 50000 "}) == {
+        "consumer.session.timeout.ms": "50000"}
+    assert configs.alter("g", {"share.record.lock.duration.ms": "20000"}, validate_only=True)
+    assert GroupConfigs(tmp_path).get("g") == {"consumer.session.timeout.ms": "50000"}
+    assert configs.alter("g", {"consumer.session.timeout.ms": None}) == {}
+    assert GroupConfigs(tmp_path).get("g") == {}
+    for text in ('{"version": 1, "groups": {"g": {"consumer.session.timeout.ms": "1"}}}',
+                 '{"version": 1, "groups": {"g": 5}}', '{"version": 2, "groups": {}}', "{"):
+        (tmp_path / "group-configs.json").write_text(text)
+        with pytest.raises(StorageError, match="group-configs.json"):
+            GroupConfigs(tmp_path)
