@@ -531,7 +531,7 @@ _VALUES = st.sampled_from(["1", "-1", "16384", "delete", "x", "", "9999999999999
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(_KEYS), _VALUES, st.sampled_from([0, 1, 2, 3, 9])),
                 max_size=4, unique_by=lambda t: t[0]))
-def test_incremental_ops_either_apply_whole_or_change_nothing(tmp_path_factory, ops):
+def test_incremental_ops_either_apply_whole_or_change_nothing(ops):
     log = pylog.open(None)
     try:
         broker = BrokerContext(log)
