@@ -16,7 +16,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
 from kafka_raw import RawClient, module
 
 import pylog
-from pylog.errors import RecordTooLargeError, StorageError
+from pylog.errors import RecordTooLargeError, StorageError, UnknownTopicError
 from pylog.server.kafka.context import BrokerContext, RequestContext
 from pylog.server.kafka.dispatch import API_TABLE
 from pylog.server.kafka.messages import RequestHeader
@@ -566,3 +566,18 @@ def test_group_configs_file_round_trip_and_damage(tmp_path):
         (tmp_path / "group-configs.json").write_text(text)
         with pytest.raises(StorageError, match="group-configs.json"):
             GroupConfigs(tmp_path)
+
+
+def test_auto_create_switch_and_num_partitions_change_live(broker):
+    assert _inproc(broker, 4, "", ("auto.create.topics.enable", "false", 0)) == 0
+    with pytest.raises(UnknownTopicError):
+        broker.ensure_topic("auto-off", allow_create=True)
+    assert _inproc(broker, 4, "0", ("auto.create.topics.enable", "true", 0),
+                   ("num.partitions", "3", 0)) == 0
+    assert broker.ensure_topic("auto-on", allow_create=True).num_partitions == 3
+    assert _inproc(broker, 4, "0", ("num.partitions", None, 1),
+                   ("auto.create.topics.enable", None, 1)) == 0
+    assert broker.settings.auto_create_topics is False       # the cluster default again
+    assert _inproc(broker, 4, "", ("auto.create.topics.enable", None, 1)) == 0
+    assert broker.settings.auto_create_topics is True        # the static setting
+    assert broker.settings.num_partitions == 1
