@@ -217,6 +217,21 @@ class TopicConfig:
         object.__setattr__(new, "explicit", frozenset(explicit))
         return new
 
+    def with_defaults(self, defaults: dict[str, Any]) -> "TopicConfig":
+        """A copy whose keys not set on the topic (not in ``explicit``) take their value
+        from ``defaults`` (Kafka-named keys: the broker's dynamic ``log.*`` configs)
+        or else from the built-in default; explicit keys are kept.  InvalidConfigError
+        for a bad default."""
+        new = object.__new__(TopicConfig)
+        for spec in TOPIC_CONFIG_SPECS:
+            value = getattr(self, spec.attr)
+            if spec.name not in self.explicit:
+                value = (parse_value(spec.name, defaults[spec.name])
+                         if spec.name in defaults else spec.default)
+            object.__setattr__(new, spec.attr, value)
+        object.__setattr__(new, "explicit", self.explicit)
+        return new
+
     def get(self, name: str) -> Any:
         """Value of a Kafka-named key."""
         spec = _BY_NAME.get(name)

@@ -8,6 +8,7 @@
     <data>/topic-metadata.json.prev            the generation before it
     <data>/recovery-point-offset-checkpoint    Kafka's text format (storage/checkpoint.py)
     <data>/log-start-offset-checkpoint
+    <data>/broker-configs.json                 dynamic broker configs (broker/broker_configs.py)
     <data>/<topic>-<partition>/...             one PartitionLog each
 
 Open, as steps: take the lock (a second opener gets LogLockedError naming the pid);
@@ -43,6 +44,7 @@ import time
 import uuid
 from pathlib import Path
 
+from pylog.broker import broker_configs
 from pylog.config import TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
                           StorageError, TopicExistsError, UnknownTopicError,
@@ -166,6 +168,10 @@ class Log:
         self.recovery_reports: list[RecoveryReport] = []
         self.warnings: list[str] = []
         self._groups = None                    # GroupCoordinator, created on first use
+        self._group_configs = None             # GroupConfigs, created on first use
+        # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
+        # broker configs), used by every topic key the topic does not set itself.
+        self.topic_defaults: dict = {}
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -233,9 +239,12 @@ class Log:
             self._dir / files.LOG_START_CHECKPOINT)
         self.warnings += [w for w in (warn1, warn2) if w]
         self._open_warnings = list(self.warnings)     # also in each partition's report
+        # dynamic broker defaults (broker-configs.json) before any retention can run
+        self.topic_defaults = broker_configs.read_topic_defaults(self._dir)
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
         for name, (n, config) in self._read_metadata().items():
+            config = config.with_defaults(self.topic_defaults)
             parts = [self._load_partition(name, i, config, clean, rps, starts)
                      for i in range(n)]
             self._topics[name] = Topic(name, config, parts)
@@ -354,6 +363,7 @@ class Log:
             raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
                                          f"an integer from 1 to 100000, not {partitions!r}")
         cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
+        cfg = cfg.with_defaults(self.topic_defaults)
         with self._lock:
             self._check_open()
             if name in self._topics:
@@ -457,16 +467,31 @@ class Log:
                                    f"could not be rewritten: {e}") from e
             self.write_checkpoints()
 
-    def alter_topic_config(self, name: str, updates: dict) -> TopicConfig:
-        """Set Kafka-named config keys on a topic (None resets a nullable one)."""
+    def alter_topic_config(self, name: str, updates: dict, replace: bool = False
+                           ) -> TopicConfig:
+        """Set Kafka-named config keys on a topic (None resets a nullable one), applied
+        live; ``replace`` (Kafka's AlterConfigs): keys not named revert to the default."""
         with self._lock:
             topic = self.topic(name)
-            cfg = topic.config.with_updates(updates)
-            topic.config = cfg
-            for p in topic._partitions:
-                p.update_config(cfg)
+            cfg = (TopicConfig.from_dict(updates).with_defaults(self.topic_defaults)
+                   if replace else topic.config.with_updates(updates))
+            self._apply_config_locked(topic, cfg)
             self._write_metadata_locked()
             return cfg
+
+    def apply_topic_defaults(self, defaults: dict) -> None:
+        """New broker defaults for topic configs (the dynamic ``log.*`` ones), applied
+        live to the keys each topic does not set itself; nothing changes on a bad one."""
+        with self._lock:
+            new = {n: t.config.with_defaults(defaults) for n, t in self._topics.items()}
+            self.topic_defaults = dict(defaults)
+            for name, cfg in new.items():
+                self._apply_config_locked(self._topics[name], cfg)
+
+    def _apply_config_locked(self, topic: Topic, cfg: TopicConfig) -> None:
+        topic.config = cfg
+        for p in topic._partitions:
+            p.update_config(cfg)
 
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (Kafka CreatePartitions)."""
@@ -504,6 +529,15 @@ class Log:
                 from pylog.broker.groups import GroupCoordinator
                 self._groups = GroupCoordinator(self, **options)
             return self._groups
+
+    @property
+    def group_configs(self):
+        """Dynamic group configs (pylog/broker/group_configs.py), created on first use."""
+        with self._lock:
+            if self._group_configs is None:
+                from pylog.broker.group_configs import GroupConfigs
+                self._group_configs = GroupConfigs(self.data_dir)
+            return self._group_configs
 
     def consumer(self, group: str, topics, **options):
         """An embedded consumer in ``group`` (see pylog/broker/consumer.py)."""

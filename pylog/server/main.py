@@ -110,7 +110,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     from .app import Server
 
     started = time.monotonic()
-    plog = pylog.open(config.data_dir)
+    plog = pylog.open(config.data_dir,
+                      retention_check_interval_ms=config.retention_check_interval_ms)
     try:
         _report_recovery(plog)
         host, port = config.kafka_address

@@ -62,6 +62,7 @@ class ServerConfig:
     request_timeout_ms: int = 30_000            # a request's deadline from its first byte
     max_connections: int | None = None          # max.connections (None: from RLIMIT_NOFILE)
     shutdown_timeout_ms: int = 10_000           # in-flight drain at shutdown
+    retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -96,6 +97,8 @@ _HELP = {
                        "max.connections; default: the open-files limit minus a quarter, "
                        "at least 64, kept for segment files)",
     "shutdown_timeout_ms": "how long shutdown waits for in-flight requests",
+    "retention_check_interval_ms": "how often retention deletes old segments "
+                                   "(Kafka: log.retention.check.interval.ms)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_json": "log one JSON object per line instead of human-readable text",
 }
@@ -114,7 +117,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
             value = int(raw)
             if name in ("text_port", "http_port") and not -1 <= value <= 65535:
                 raise ValueError(f"port {value} out of range (-1 disables)")
-            if name in ("max_connections", "request_timeout_ms", "idle_ms") and value < 1:
+            if name in ("max_connections", "request_timeout_ms", "idle_ms",
+                        "retention_check_interval_ms") and value < 1:
                 raise ValueError(f"must be at least 1, got {value}")
             return value
         value = str(raw)

@@ -115,7 +115,7 @@ def decode_request(frame: bytes) -> Request:
 def _install() -> None:
     """Import the handler modules; each calls ``register`` for its APIs."""
     from . import admin, admin_describe, api_versions, fetch, groups, list_offsets  # noqa: F401
-    from . import metadata  # noqa: F401
+    from . import admin_configs, admin_partitions, metadata  # noqa: F401
     from . import produce, producer_ids, telemetry  # noqa: F401
 
 
