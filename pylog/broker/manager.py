@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from pylog.config import TopicConfig
+from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
                           StorageError, TopicExistsError, UnknownTopicError)
 from pylog.partitioner import RoundRobinPartitioner, partition_for_key
@@ -194,7 +194,9 @@ class Log:
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
         for name, entry in self._read_metadata().items():
-            config = TopicConfig.from_dict(entry.get("config") or {})
+            config, refused = TopicConfig.from_stored(entry.get("config") or {})
+            for why in refused:         # accepted by an older pylog, refused now
+                _log.warning("topic %s: %s (kept as stored; not applied)", name, why)
             parts = [self._load_partition(name, i, config, clean, rps, starts)
                      for i in range(int(entry["partitions"]))]
             self._topics[name] = Topic(name, config, parts)
@@ -310,9 +312,10 @@ class Log:
         InvalidConfigError)."""
         files.validate_topic_name(name)
         if isinstance(partitions, bool) or not isinstance(partitions, int) or \
-                not 1 <= partitions <= 100_000:
+                not 1 <= partitions <= MAX_PARTITIONS:
             raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
-                                         f"an integer from 1 to 100000, not {partitions!r}")
+                                         f"an integer from 1 to {MAX_PARTITIONS}, "
+                                         f"not {partitions!r}")
         cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
         with self._lock:
             self._check_open()

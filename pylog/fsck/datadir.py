@@ -102,7 +102,7 @@ def load_metadata(data_dir: str, report: Report | None):
             n = entry["partitions"]
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"partitions {n!r} is not a positive integer")
-            cfg = TopicConfig.from_dict(entry.get("config") or {})
+            cfg, _ = TopicConfig.from_stored(entry.get("config") or {})
         except (InvalidTopicError, InvalidConfigError, ValueError, KeyError,
                 TypeError) as e:
             bad(f"topic {name!r}: {e}")

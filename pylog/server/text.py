@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pylog.config import MAX_PARTITIONS
 from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRequestError,
                           OffsetOutOfRangeError, PylogError, RecordTooLargeError,
                           RequestTimedOutError, UnknownTopicError)
@@ -66,7 +67,6 @@ DISCARD_LIMIT = 104_857_600     # PRODUCEB lengths up to this are skipped, not f
 DEFAULT_CONSUME = 100           # records per CONSUME when <max> is not given
 MAX_CONSUME = 10_000
 CONSUME_MAX_BYTES = 1 << 20     # per CONSUME answer; at least one record is always sent
-MAX_PARTITIONS = 10_000         # CREATE bound: each partition is a directory and open files
 MAX_GROUP_ID = 255
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1      # Kafka's partition and offset fields
 
