@@ -148,7 +148,7 @@ class TextServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, sock=None) -> None:
         loop = asyncio.get_running_loop()
 
         def stream():                   # what asyncio.start_server builds per connection
@@ -160,7 +160,7 @@ class TextServer:
                    f"(max.connections); try again later\n").encode()
         self._listener = Listener("text", self.host, self.port, stream, cap=self.cap,
                                   refusal=refusal)
-        await self._listener.start()
+        await self._listener.start(sock)
         self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("text listener on %s", self.address)
