@@ -454,8 +454,9 @@ class TextConnection:
         if len(args) > 1:
             try:
                 n = _int(args[1], "partitions", 1, MAX_PARTITIONS)
-            except InvalidRequestError as exc:
-                raise InvalidPartitionsError(str(exc)) from None
+            except InvalidRequestError:
+                raise InvalidPartitionsError(f"partitions must be an integer from 1 to "
+                                             f"{MAX_PARTITIONS}, got {args[1]!r}") from None
         else:
             n = self.broker.settings.num_partitions
         topic = self.broker.create_topic(args[0], n, {})

@@ -218,7 +218,7 @@ BAD = [
     ("TOPICS internal extra", "INVALID_REQUEST", "usage: TOPICS"),
     ("CREATE", "INVALID_REQUEST", "usage: CREATE"),
     ("CREATE {t}", "TOPIC_ALREADY_EXISTS", ""),
-    ("CREATE fresh-topic 0", "INVALID_PARTITIONS", "at least 1"),
+    ("CREATE fresh-topic 0", "INVALID_PARTITIONS", "from 1 to 10000"),
     ("CREATE fresh-topic many", "INVALID_PARTITIONS", "integer"),
     ("CREATE fresh-topic 100000", "INVALID_PARTITIONS", "at most"),
     ("CREATE bad:name", "INVALID_TOPIC_EXCEPTION", "invalid topic name"),
