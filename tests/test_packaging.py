@@ -6,6 +6,7 @@ Slow (about a minute: two isolated builds and a compile) but run in CI like ever
 pip resolves from the package index this machine is configured with."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -45,8 +46,13 @@ def _source_tree(dest: Path) -> Path:
     return dest
 
 
+# The fresh venv must see only what it installed: no PYTHONPATH pointing at a checkout.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def _run(cmd, **kw):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=CLEAN_ENV,
+                          **kw)
     assert proc.returncode == 0, f"{cmd}: exit {proc.returncode}\n{proc.stdout[-3000:]}\n" \
                                  f"{proc.stderr[-3000:]}"
     return proc
@@ -106,7 +112,8 @@ def test_installed_sdist_runs_pylog_server(installed):
     data = tmp / "server-data"
     proc = subprocess.Popen([env_dir / "bin" / "pylog-server", "--data-dir", data,
                              "--kafka-listener", "127.0.0.1:0", "--text-port", "0",
-                             "--http-port", "0"], cwd=tmp, stdout=subprocess.PIPE,
+                             "--http-port", "0"], cwd=tmp, env=CLEAN_ENV,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
