@@ -93,7 +93,7 @@ def test_num_partitions_bounds_are_the_documented_ones(n):
 @settings(max_examples=60, deadline=None)
 def test_any_non_integer_is_refused_with_the_bounds(name, junk):
     with pytest.raises(ConfigError) as err:
-        parse_config(["--" + name.replace("_", "-"), junk], environ={})
+        parse_config(["--" + name.replace("_", "-") + "=" + junk], environ={})
     assert "expected an integer from" in str(err.value)
 
 

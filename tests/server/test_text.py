@@ -220,7 +220,7 @@ BAD = [
     ("CREATE {t}", "TOPIC_ALREADY_EXISTS", ""),
     ("CREATE fresh-topic 0", "INVALID_PARTITIONS", "from 1 to 10000"),
     ("CREATE fresh-topic many", "INVALID_PARTITIONS", "integer"),
-    ("CREATE fresh-topic 100000", "INVALID_PARTITIONS", "at most"),
+    ("CREATE fresh-topic 100000", "INVALID_PARTITIONS", "from 1 to 10000"),
     ("CREATE bad:name", "INVALID_TOPIC_EXCEPTION", "invalid topic name"),
     ("DELETE no-such-topic", "UNKNOWN_TOPIC_OR_PARTITION", ""),
     ("DESCRIBE", "INVALID_REQUEST", "usage: DESCRIBE"),
