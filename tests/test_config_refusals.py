@@ -163,3 +163,12 @@ def test_partition_bounds_agree_on_every_interface(srv):
         f.write(b"CREATE text-bounds 2\n")
         f.flush()
         assert f.readline() == b"OK 2\n"
+
+
+def test_broker_topic_defaults_go_through_the_same_refusals():
+    from pylog.server.kafka.context import BrokerContext, BrokerSettings
+    with pylog.open(None) as log:
+        broker = BrokerContext(log, BrokerSettings(topic_defaults={"cleanup.policy": "compact"}))
+        with pytest.raises(InvalidConfigError, match="compaction is not implemented"):
+            broker.create_topic("auto", 1, {})
+        assert not log.has_topic("auto")
