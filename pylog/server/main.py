@@ -148,7 +148,9 @@ async def _start_interfaces(server, config: ServerConfig, socks: dict) -> list:
 
 def _log_effective(config: ServerConfig) -> None:
     width = max(len(name) for name, _ in effective(config))
-    lines = [f"  {name:<{width}} = {value if value is not None else '(default)'}"
+    from .settings import default_text
+    lines = [f"  {name:<{width}} = "
+             f"{value if value is not None else '(' + default_text(name) + ')'}"
              for name, value in effective(config)]
     log.info("pylog-server %s, effective configuration:\n%s", _version(), "\n".join(lines))
 

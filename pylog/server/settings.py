@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, fields
 from typing import Any
@@ -226,7 +227,7 @@ def version() -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):                   # exit 2 as argparse does, with pylog's words
-        self.print_usage()
+        self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: {message}\n")
 
 
