@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 
 from pylog.broker import broker_configs
-from pylog.config import TopicConfig
+from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
                           StorageError, TopicExistsError, UnknownTopicError,
                           UnknownTopicIdError)
@@ -268,9 +268,10 @@ class Log:
         InvalidConfigError)."""
         files.validate_topic_name(name)
         if isinstance(partitions, bool) or not isinstance(partitions, int) or \
-                not 1 <= partitions <= 100_000:
+                not 1 <= partitions <= MAX_PARTITIONS:
             raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
-                                         f"an integer from 1 to 100000, not {partitions!r}")
+                                         f"an integer from 1 to {MAX_PARTITIONS}, "
+                                         f"not {partitions!r}")
         cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
         cfg = cfg.with_defaults(self.topic_defaults)
         with self._lock:

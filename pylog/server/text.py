@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pylog.config import MAX_PARTITIONS
 from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRequestError,
                           OffsetOutOfRangeError, PylogError, RecordTooLargeError,
                           RequestTimedOutError, UnknownTopicError)
@@ -70,7 +71,6 @@ DISCARD_LIMIT = 104_857_600     # PRODUCEB lengths up to this are skipped, not f
 DEFAULT_CONSUME = 100           # records per CONSUME when <max> is not given
 MAX_CONSUME = 10_000
 CONSUME_MAX_BYTES = 1 << 20     # per CONSUME answer; at least one record is always sent
-MAX_PARTITIONS = 10_000         # CREATE bound: each partition is a directory and open files
 MAX_GROUP_ID = 255
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1      # Kafka's partition and offset fields
 
@@ -153,7 +153,7 @@ class TextServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, sock=None) -> None:
         loop = asyncio.get_running_loop()
 
         def stream():                   # what asyncio.start_server builds per connection
@@ -165,7 +165,7 @@ class TextServer:
                    f"(max.connections); try again later\n").encode()
         self._listener = Listener("text", self.host, self.port, stream, cap=self.cap,
                                   refusal=refusal)
-        await self._listener.start()
+        await self._listener.start(sock)
         self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("text listener on %s", self.address)
@@ -473,8 +473,9 @@ class TextConnection:
         if extra and "=" not in extra[0]:
             try:
                 n = _int(extra[0], "partitions", 1, MAX_PARTITIONS)
-            except InvalidRequestError as exc:
-                raise InvalidPartitionsError(str(exc)) from None
+            except InvalidRequestError:
+                raise InvalidPartitionsError(f"partitions must be an integer from 1 to "
+                                             f"{MAX_PARTITIONS}, got {extra[0]!r}") from None
             extra = extra[1:]
         topic = self.broker.create_topic(args[0], n, parse_configs(extra))
         return f"OK {topic.num_partitions}\n".encode()

@@ -33,6 +33,7 @@ the recovered generation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ METADATA_VERSION = 1
 PREV_FILE = files.METADATA_FILE + ".prev"
 _KEYS = {"version", "topics"}
 
+
+_log = logging.getLogger("pylog.manager")
 
 def _canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
@@ -159,7 +162,10 @@ def _topics(topics) -> dict[str, tuple[int, TopicConfig]]:
             cfg = entry.get("config") or {}
             if not isinstance(cfg, dict):
                 raise ValueError("config is not an object")
-            out[name] = (n, TopicConfig.from_dict(cfg))
+            config, refused = TopicConfig.from_stored(cfg)
+            for why in refused:         # accepted by an older pylog, refused now
+                _log.warning("topic %s: %s (kept as stored; not applied)", name, why)
+            out[name] = (n, config)
         except (InvalidTopicError, InvalidConfigError, ValueError, TypeError) as e:
             raise ValueError(f"topic {name!r}: {e}") from None
     return out

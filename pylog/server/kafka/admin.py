@@ -9,14 +9,16 @@ configs; v7 with its id.  DeleteTopics v6 names topics by name or id.
 Single node, so a replication factor other than 1 (or -1, "broker default",
 v4+) is INVALID_REPLICATION_FACTOR (38) and manual assignments may only name
 broker 0.  ``num_partitions`` -1 (v4+) means ``num.partitions``.  Topic configs
-use Kafka's keys and are validated by ``TopicConfig`` (INVALID_CONFIG, 40).
+use Kafka's keys and are validated by ``TopicConfig`` (INVALID_CONFIG, 40, with the
+reason as error_message: an unknown key, a bad value, or ``cleanup.policy=compact`` and
+the other values pylog does not implement).
 Each topic gets its own error code; one bad topic never fails the others.
 """
 from __future__ import annotations
 
 import logging
 
-from pylog.config import TopicConfig
+from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidReplicationFactorError,
                           InvalidRequestError, PylogError, TopicExistsError,
                           UnknownTopicError)
@@ -49,8 +51,9 @@ def _creation_plan(broker, t) -> tuple[int, dict]:
             f"replication factor {t.replication_factor}: a single-node broker has 1")
     if partitions == -1:
         partitions = broker.settings.num_partitions
-    if partitions < 1:
-        raise InvalidPartitionsError(f"number of partitions {partitions} must be >= 1")
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise InvalidPartitionsError(f"number of partitions {partitions}: must be from 1 "
+                                     f"to {MAX_PARTITIONS}")
     configs = {c.name: c.value for c in t.configs if c.value is not None}
     return partitions, configs
 
