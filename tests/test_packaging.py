@@ -60,7 +60,7 @@ def _run(cmd, **kw):
 
 def _embedded_quick_start() -> str:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Quick start: embedded", 1)[1]
+    section = readme.split("<!-- quickstart: python -->", 1)[1]   # the embedded one
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pylog.config import TOPIC_CONFIG_SPECS, TopicConfig, parse_value
+from pylog.config import MAX_PARTITIONS, TOPIC_CONFIG_SPECS, TopicConfig, parse_value
 from pylog.errors import InvalidConfigError, InvalidRequestError, PylogError, StorageError
 from pylog.storage.files import atomic_write
 
@@ -40,7 +40,6 @@ __all__ = ["BrokerConfigs", "read_topic_defaults", "TOPIC_SYNONYMS", "DYNAMIC_KE
 
 BROKER_CONFIGS_FILE = "broker-configs.json"
 VERSION = 1
-MAX_PARTITIONS = 10_000      # as the text protocol's CREATE: each is a directory + files
 
 # Topic config -> the broker config that gives its default (Kafka's
 # ServerTopicConfigSynonyms, the primary synonym of each).

@@ -21,7 +21,7 @@ from pylog.storage import files, metadata
 META = files.METADATA_FILE
 PREV = metadata.PREV_FILE
 CONFIGS = {"a": {"retention.ms": 1000, "index.interval.bytes": 512},
-           "b": {"cleanup.policy": "compact,delete", "flush.ms": None}}
+           "b": {"max.message.bytes": 500000, "flush.ms": None}}
 COUNTS = {"a": 2, "b": 1, "c": 3}
 
 
