@@ -65,6 +65,7 @@ __all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "Memb
            "INVALID_SESSION_TIMEOUT", "REBALANCE_IN_PROGRESS"]
 
 log = logging.getLogger("pylog.groups")
+NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 68, 69
 
 
 class GroupCoordinator:
@@ -444,6 +445,27 @@ class GroupCoordinator:
                             for m in group.members.values())
             return NONE, GroupSummary(group_id, group.state, group.protocol_type,
                                       group.protocol if stable else "", members)
+
+    def delete_group(self, group_id: str) -> tuple[int, int]:
+        """DeleteGroups for one group: (error, committed offsets deleted).
+        NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND if unknown."""
+        code = self._not_ready()
+        if code != NONE:
+            return code, 0
+        with self._lock:
+            group = self._groups.get(group_id)
+            if group is not None and group.members:
+                return NON_EMPTY_GROUP, 0
+            if group is None and not self.offsets.has_group(group_id):
+                return GROUP_ID_NOT_FOUND, 0
+            try:
+                deleted = self.offsets.delete_group(group_id)
+            except PylogError as exc:
+                log.error("group %s: delete failed: %s", group_id, exc)
+                return exc.errno, 0
+            self._groups.pop(group_id, None)
+            log.info("group %s deleted (%d committed offsets)", group_id, deleted)
+            return NONE, deleted
 
     def lag(self, group: str | None = None) -> list[PartitionLag]:
         """Per group and partition: log end offset − committed offset (≥ 0), for the

@@ -277,6 +277,21 @@ class OffsetStore:
             if self._since_snapshot > self._retention_bytes // 4:
                 self._snapshot_locked()
 
+    def delete_group(self, group: str) -> int:
+        """Tombstone every committed offset of ``group`` (Kafka's DeleteGroups);
+        returns how many were deleted.  StorageError propagates (nothing changes)."""
+        with self._lock:
+            offs = self._groups.get(group)
+            if not offs:
+                return 0
+            keys = [encode_key(group, t, i) for t, i in offs]
+            self._partition.append_batch([None] * len(keys), keys)
+            del self._groups[group]
+            self._live_bytes -= sum(_record_size(k, encode_value(c))
+                                    for k, c in zip(keys, offs.values()))
+            self._since_snapshot += sum(_record_size(k, None) for k in keys) + _BATCH_OVERHEAD
+            return len(keys)
+
     def _snapshot_locked(self) -> None:
         """Append every live entry again (see the module doc), then apply retention."""
         items = [(encode_key(g, t, i), encode_value(c))
