@@ -57,6 +57,14 @@ class ServerConfig:
     num_partitions: int = 1                     # num.partitions
     auto_create_topics: bool = True             # auto.create.topics.enable
     group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
+    group_min_session_timeout_ms: int = 6000    # group.min.session.timeout.ms
+    group_max_session_timeout_ms: int = 1_800_000   # group.max.session.timeout.ms
+    group_max_size: int = 2_147_483_647         # group.max.size
+    group_consumer_session_timeout_ms: int = 45_000   # group.consumer.session.timeout.ms
+    group_consumer_heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
+    group_consumer_assignors: str = "uniform,range"   # group.consumer.assignors
+    offsets_retention_minutes: int = 10080      # offsets.retention.minutes
+    offsets_retention_check_interval_ms: int = 600_000   # offsets.retention.check.interval.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
     idle_ms: int = 600_000                      # connections.max.idle.ms
     request_timeout_ms: int = 30_000            # a request's deadline from its first byte
@@ -88,6 +96,21 @@ _HELP = {
     "group_initial_rebalance_delay_ms": "how long a new group waits for more members before "
                                         "its first rebalance "
                                         "(Kafka: group.initial.rebalance.delay.ms)",
+    "group_min_session_timeout_ms": "smallest session timeout a classic member may ask for "
+                                    "(Kafka: group.min.session.timeout.ms)",
+    "group_max_session_timeout_ms": "largest session timeout a classic member may ask for "
+                                    "(Kafka: group.max.session.timeout.ms)",
+    "group_max_size": "members a group may have (Kafka: group.max.size)",
+    "group_consumer_session_timeout_ms": "session timeout of consumer-protocol (KIP-848) "
+                                         "members (Kafka: group.consumer.session.timeout.ms)",
+    "group_consumer_heartbeat_interval_ms": "heartbeat interval told to consumer-protocol "
+                                            "members (Kafka: group.consumer.heartbeat.interval.ms)",
+    "group_consumer_assignors": "server-side assignors, comma-separated, the first is the "
+                                "default (Kafka: group.consumer.assignors)",
+    "offsets_retention_minutes": "committed offsets of a group empty this long are deleted "
+                                 "(Kafka: offsets.retention.minutes)",
+    "offsets_retention_check_interval_ms": "how often expired offsets are looked for "
+                                           "(Kafka: offsets.retention.check.interval.ms)",
     "max_request_bytes": "largest request accepted (Kafka: socket.request.max.bytes)",
     "idle_ms": "close connections idle this long (Kafka: connections.max.idle.ms)",
     "request_timeout_ms": "close a connection whose request is not complete this long after "
