@@ -145,7 +145,8 @@ class GroupCoordinator(OffsetsMixin):
     def join(self, group_id: str, member_id: str, protocol_type: str,
              protocols: list[tuple[str, bytes]], callback: Callable[[JoinResult], None], *,
              session_timeout_ms: int, rebalance_timeout_ms: int = -1, client_id: str = "",
-             client_host: str = "", group_instance_id: str | None = None) -> None:
+             client_host: str = "", group_instance_id: str | None = None,
+             api_version: int = 5) -> None:
         """JoinGroup; ``callback(JoinResult)`` now or when the join phase completes."""
         with self._lock:
             code = self._not_ready()
@@ -177,7 +178,7 @@ class GroupCoordinator(OffsetsMixin):
             now = time.monotonic()
             if static is not None and not member_id:
                 if self._replace_static(group, static, client_id, protocols, callback, now,
-                                        session_timeout_ms):
+                                        session_timeout_ms, api_version):
                     return
                 member_id = static.member_id
             new = not member_id
@@ -217,13 +218,16 @@ class GroupCoordinator(OffsetsMixin):
         return NONE
 
     def _replace_static(self, group: Group, old: Member, client_id: str, protocols,
-                        callback, now: float, session_timeout_ms: int) -> bool:
+                        callback, now: float, session_timeout_ms: int,
+                        api_version: int) -> bool:
         """A static member (``group.instance.id``) rejoins with no member id: it gets a
-        new id and takes the old one's place (Kafka's updateStaticMemberAndRebalance).
-        The old instance's pending join or sync is answered FENCED_INSTANCE_ID.  In a
-        Stable group whose protocol stays the same, and unless it is the leader, the
-        member is answered at once with the current generation — no rebalance; its
-        SyncGroup returns the assignment it had.  True if answered here."""
+        new id and takes the old one's place (Kafka's
+        updateStaticMemberThenRebalanceOrCompleteJoin).  The old instance's pending
+        join or sync is answered FENCED_INSTANCE_ID.  In a Stable group whose selected
+        protocol stays the same the member is answered at once with the current
+        generation — no rebalance, its SyncGroup returns the assignment it had; a
+        leader is told so with skip_assignment (v9+), or (older versions) is named
+        by its old id so that it does not reassign.  True if answered here."""
         new_id = f"{client_id or 'member'}-{uuid.uuid4()}"
         for cb, result in ((old.join_cb, JoinResult(FENCED_INSTANCE_ID, member_id=old.member_id)),
                            (old.sync_cb, SyncResult(FENCED_INSTANCE_ID))):
@@ -234,16 +238,22 @@ class GroupCoordinator(OffsetsMixin):
         group.members = {(new_id if mid == old.member_id else mid): m for mid, m in members}
         log.info("group %s: static member %s (instance %s) replaced by %s", group.group_id,
                  old.member_id, old.group_instance_id, new_id)
-        was_leader = group.leader == old.member_id
+        old_id, was_leader = old.member_id, group.leader == old.member_id
         if was_leader:
             group.leader = new_id
-        old.member_id, old.client_id, old.told = new_id, client_id, False
+        old.member_id, old.client_id, old.told = new_id, client_id, True
         old.session_s = session_timeout_ms / 1000
         old.deadline = now + old.session_s
-        if (group.state == STABLE and not was_leader and list(protocols) == old.protocols):
-            old.told = True
-            callback(self._join_result(group, old))
+        old_protocols, old.protocols = old.protocols, list(protocols)
+        if group.state == STABLE and self._select_protocol(group) == group.protocol:
+            r = self._join_result(group, old)
+            if was_leader and api_version >= 9:
+                r = r._replace(skip_assignment=True)
+            elif was_leader:
+                r = r._replace(leader=old_id, members=())
+            callback(r)
             return True
+        old.protocols = old_protocols
         return False
 
     def abandon_join(self, group_id: str, callback: Callable) -> None:

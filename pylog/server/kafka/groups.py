@@ -147,7 +147,8 @@ def handle_join_group(ctx, request):
         session_timeout_ms=session_ms,
         rebalance_timeout_ms=_ms(getattr(request, "rebalance_timeout", None)),
         client_id=ctx.header.client_id or "", client_host=f"/{ctx.local_host}",
-        group_instance_id=getattr(request, "group_instance_id", None))
+        group_instance_id=getattr(request, "group_instance_id", None),
+        api_version=ctx.version)
     result = parked.settle()
     ptype = request.protocol_type
     if not isinstance(result, asyncio.Future):
