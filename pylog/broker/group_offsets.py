@@ -199,14 +199,15 @@ class OffsetsMixin:
                 self._empty_since.setdefault(gid, wall_ms)
 
     def expire_offsets(self, wall_ms: int | None = None) -> int:
-        """Delete the offsets that ``offsets.retention.minutes`` expired; returns how
-        many.  Runs on the timer every ``offsets.retention.check.interval.ms``."""
+        """Delete the offsets that ``offsets.retention.minutes`` expired by ``wall_ms``
+        (default: now; tests pass a later time); returns how many.  Runs on the timer
+        every ``offsets.retention.check.interval.ms``."""
         wall_ms = int(time.time() * 1000) if wall_ms is None else wall_ms
         if self._not_ready() != NONE:
             return 0
         total = 0
         with self._lock:
-            self._note_empty_groups_locked(wall_ms)
+            self._note_empty_groups_locked(int(time.time() * 1000))
             for gid in self.offsets.group_ids():
                 classic, cgroup = self._groups.get(gid), self.consumer.groups.get(gid)
                 if (classic is not None and classic.members) or (
