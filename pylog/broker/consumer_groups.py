@@ -62,6 +62,11 @@ log = logging.getLogger("pylog.groups")
 LEAVE_EPOCH, STATIC_LEAVE_EPOCH = -1, -2
 STABLE, UNREVOKED, UNRELEASED = "STABLE", "UNREVOKED_PARTITIONS", "UNRELEASED_PARTITIONS"
 Assignment = dict[str, frozenset]
+# Python's re backtracks: a quantified group that holds a quantifier, e.g. "(a+)+", or a
+# back-reference can take exponential time on a 249-character topic name.  Kafka
+# matches with RE2 (linear); pylog refuses those shapes instead.
+_BACKTRACKING = re.compile(r"\((?:[^()\\]|\\.)*[*+?}](?:[^()\\]|\\.)*\)[*+?{]|\\[1-9]")
+_MAX_REGEX = 1000
 
 
 class HeartbeatResult(NamedTuple):
@@ -244,6 +249,11 @@ class ConsumerGroups:
                 re.compile(regex)
             except re.error as exc:
                 return bad(f"SubscribedTopicRegex {regex!r} is invalid: {exc}")
+            if len(regex) > _MAX_REGEX or _BACKTRACKING.search(regex):
+                return bad(f"SubscribedTopicRegex {regex[:60]!r} is not supported: "
+                           "back-references and nested quantifiers are refused (Kafka uses "
+                           f"RE2; pylog matches with Python's re), at most {_MAX_REGEX} "
+                           "characters")
         if assignor is not None and assignor not in self.assignors:
             return bad(f"ServerAssignor {assignor} is not supported. Supported assignors: "
                        f"{', '.join(self.assignors)}.", UNSUPPORTED_ASSIGNOR)

@@ -189,3 +189,35 @@ def test_consumer_and_classic_groups_share_the_server(server, members):
     intruder.close()
     classic.close()
     assert errors and errors[0] == ck.KafkaError.INCONSISTENT_GROUP_PROTOCOL, errors
+
+
+def _drain(member, n, timeout=40.0) -> list:
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got.append(member.records.get(timeout=1))
+        except queue.Empty:
+            pass
+    return got
+
+
+def test_a_member_rejoins_after_a_server_restart_and_resumes_from_its_commits(
+        tmp_path, members):
+    srv = start_server(tmp_path / "data", args=["--group-consumer-session-timeout-ms", "3000",
+                                                "--group-consumer-heartbeat-interval-ms",
+                                                "500"])
+    try:
+        create_topic(srv.bootstrap, "kip848-restart", partitions=2)
+        produce(srv.bootstrap, "kip848-restart", [b"a%d" % i for i in range(10)],
+                partitions=2)
+        m = Member(srv.bootstrap, "kip848-restart", "kip848-restart", commit=True)
+        members.append(m)
+        assert len(set(_drain(m, 10))) == 10
+        time.sleep(0.5)                          # the last synchronous commit is answered
+        srv.restart()                            # members and epochs are gone; offsets stay
+        produce(srv.bootstrap, "kip848-restart", [b"b%d" % i for i in range(4)],
+                partitions=2)
+        got = _drain(m, 4, timeout=60)
+        assert sorted(got) == [(0, 5), (0, 6), (1, 5), (1, 6)], got   # nothing read twice
+    finally:
+        srv.stop()

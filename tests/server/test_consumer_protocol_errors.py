@@ -98,12 +98,19 @@ def test_join_heartbeat_and_leave(c, srv):
     (dict(member_id="m", epoch=0, assignor="sticky"), UNSUPPORTED_ASSIGNOR),
     (dict(member_id="m", epoch=0, topics=(), regex="(unclosed"), 42),
     (dict(member_id="stranger", epoch=5), 25),                             # unknown member
+    (dict(member_id="m", epoch=0, topics=None, regex="(h+)+t"), 42),       # backtracking
 ])
 def test_bad_heartbeats_get_kafka_error_codes(c, fields, code):
     group = fields.pop("group", "g-bad")
     r = hb(c, group, fields.pop("member_id"), fields.pop("epoch"), **fields)
     assert r.error_code == code, r
     assert r.error_message and r.member_epoch == -1
+
+
+def test_regex_subscription_matches_topics(c):
+    r = hb(c, "g-regex", str(uuid.uuid4()), 0, topics=None, regex="hb.")
+    assert r.error_code == 0
+    assert sorted(p for tp in r.assignment.topic_partitions for p in tp.partitions) == [0, 1, 2]
 
 
 def test_wrong_epochs_are_fenced(c, srv):
