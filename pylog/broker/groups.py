@@ -25,12 +25,17 @@ Group states, as Kafka's GroupCoordinator names them::
 * Session timeout: a member not heard from (heartbeat, join, sync, commit) within its
   session timeout is removed and the group rebalances; members parked in a join are
   bounded by the rebalance timeout instead.  A timer thread (``pylog-groups``) runs
-  these deadlines.
-* Offsets (``offsets.py``): OffsetCommit from a member of the current generation, or
-  from a non-member (generation -1) while the group is Empty; metadata longer than
-  ``offset.metadata.max.bytes`` (4096) → OFFSET_METADATA_TOO_LARGE; unknown topic or
-  partition → UNKNOWN_TOPIC_OR_PARTITION.  Until ``__consumer_offsets`` is loaded (a
+  these deadlines.  Limits: ``group.min/max.session.timeout.ms`` (INVALID_SESSION_TIMEOUT),
+  ``group.max.size`` (GROUP_MAX_SIZE_REACHED for a new member).
+* Static members (``group.instance.id``, KIP-345): a join with no member id and a known
+  instance id replaces the old member (``_replace_static``: no rebalance in a Stable
+  group); a stale member id of the instance gets FENCED_INSTANCE_ID everywhere.
+* Offsets (``group_offsets.py``, store in ``offsets.py``): commit/fetch/delete rules and
+  expiry after ``offsets.retention.minutes``.  Until ``__consumer_offsets`` is loaded (a
   background thread at creation) every group request gets COORDINATOR_LOAD_IN_PROGRESS.
+* The KIP-848 consumer protocol (``consumer_groups.py``) shares the lock, the timer
+  and the offsets; a group id is classic or consumer, never both (a join to the other
+  kind while it has members: INCONSISTENT_GROUP_PROTOCOL / GROUP_ID_NOT_FOUND).
 
 The data (members, groups, result tuples, error codes) is in ``group_state.py``.
 

@@ -214,3 +214,10 @@ def test_group_id_is_classic_or_consumer(c, srv):
         group_instance_id=None, protocol_type="consumer",
         protocols=(proto(name="range", metadata=b""),)))
     assert join.error_code == 0
+
+
+def test_v0_member_ids_are_given_by_the_coordinator(c):
+    r = hb(c, "g-v0", "", 0, version=0)
+    assert r.error_code == 0 and len(r.member_id) == 36
+    again = hb(c, "g-v0", r.member_id, r.member_epoch, topics=None, owned=None, version=0)
+    assert again.error_code == 0 and again.member_epoch == r.member_epoch
