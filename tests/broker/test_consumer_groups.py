@@ -188,3 +188,76 @@ def test_group_limits(log):
 def test_unknown_assignor_in_settings_is_refused():
     with pytest.raises(ValueError, match="sticky"):
         CG.ConsumerGroups(None, assignors="sticky")
+
+
+@pytest.fixture(scope="module")
+def shared_log(tmp_path_factory):
+    with pylog.open(tmp_path_factory.mktemp("cg") / "d") as lg:
+        lg.create_topic("t", partitions=4)
+        lg.create_topic("u", partitions=3)
+        yield lg
+
+
+_steps = st.lists(st.tuples(st.sampled_from("abcd"),                      # member
+                            st.sampled_from(["join", "beat", "ack", "stale", "leave",
+                                             "expire"]),
+                            st.sampled_from([("t",), ("u",), ("t", "u")])),
+                  min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_steps, assignor=st.sampled_from(["uniform", "range"]))
+def test_no_partition_is_ever_owned_by_two_members(shared_log, steps, assignor):
+    """Random joins, heartbeats (with or without acknowledging revocations), stale
+    epochs, leaves and expiries: a partition is never held by two members at once, and
+    heartbeats acknowledging everything converge to the target."""
+    c = coordinator(shared_log, consumer_session_timeout_ms=60_000)
+    group = f"prop-{uuid.uuid4()}"
+    known: dict[str, tuple[int, dict]] = {}          # member -> (epoch, what it holds)
+    for who, what, topics in steps:
+        if what == "join" or who not in known:
+            r = hb(c, who, 0, group=group, topics=list(topics), assignor=assignor)
+        elif what == "leave":
+            r = hb(c, who, -1, group=group)
+            known.pop(who, None)
+            continue
+        elif what == "expire":
+            with c.locked():
+                g = c.consumer_group(group)
+                if g is not None and who in g.members:
+                    c.consumer.remove(g, g.members[who], "expired by the test")
+            known.pop(who, None)
+            continue
+        else:
+            epoch, held = known[who]
+            owned = held if what == "ack" else None     # None: revocations not acked
+            r = hb(c, who, epoch - (what == "stale"), group=group, owned=owned)
+        if r.error != NONE:                             # fenced: a client rejoins
+            r = hb(c, who, 0, group=group, topics=list(topics), assignor=assignor)
+            known.pop(who, None)
+        assert r.error == NONE, r
+        held = r.assignment if r.assignment is not None else known.get(who, (0, {}))[1]
+        known[who] = (r.member_epoch, dict(held))
+        with c.locked():
+            g = c.consumer_group(group)
+            owners: dict = {}
+            for m in (g.members.values() if g is not None else ()):
+                for tp in m.owned():
+                    assert tp not in owners, (tp, owners.get(tp), m.member_id)
+                    owners[tp] = m.member_id
+    for _ in range(6):                                # everyone acknowledges: converge
+        for who in list(known):
+            epoch, held = known[who]
+            r = hb(c, who, epoch, group=group, owned=held)
+            assert r.error == NONE, r
+            known[who] = (r.member_epoch, dict(r.assignment) if r.assignment is not None
+                          else held)
+    with c.locked():
+        g = c.consumer_group(group)
+        if g is not None and g.members:
+            assert g.state == "Stable", [(m.member_id, m.state, m.epoch, g.assignment_epoch)
+                                         for m in g.members.values()]
+            for m in g.members.values():
+                assert m.assigned == {t: p for t, p in g.target.get(m.member_id, {}).items()
+                                      if p}
+    c.close()
