@@ -73,9 +73,33 @@ class ServerConfig:
     log_level: str = "INFO"
     log_json: bool = False
 
+    def __post_init__(self) -> None:
+        _check_group_settings(self)
+
     @property
     def kafka_address(self) -> tuple[str, int]:
         return _listener(self.kafka_listener)
+
+
+def _check_group_settings(c: "ServerConfig") -> None:
+    """The group settings, as Kafka checks them at startup (ConfigError names them)."""
+    from pylog.broker.assignors import ASSIGNORS
+    for name in ("group_min_session_timeout_ms", "group_max_session_timeout_ms",
+                 "group_max_size", "group_consumer_session_timeout_ms",
+                 "group_consumer_heartbeat_interval_ms", "offsets_retention_minutes",
+                 "offsets_retention_check_interval_ms"):
+        if getattr(c, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1, got {getattr(c, name)}")
+    if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms:
+        raise ConfigError("group_min_session_timeout_ms must not exceed "
+                          "group_max_session_timeout_ms")
+    if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms:
+        raise ConfigError("group_consumer_heartbeat_interval_ms must be below "
+                          "group_consumer_session_timeout_ms")
+    names = [a.strip() for a in c.group_consumer_assignors.split(",") if a.strip()]
+    if not names or any(a not in ASSIGNORS for a in names):
+        raise ConfigError(f"group_consumer_assignors {c.group_consumer_assignors!r}: "
+                          f"known assignors are {', '.join(ASSIGNORS)}")
 
 
 _HELP = {

@@ -261,3 +261,17 @@ def test_no_partition_is_ever_owned_by_two_members(shared_log, steps, assignor):
                 assert m.assigned == {t: p for t, p in g.target.get(m.member_id, {}).items()
                                       if p}
     c.close()
+
+
+def test_group_level_session_and_heartbeat_configs_override_the_broker(log):
+    if hasattr(log, "group_configs"):
+        pytest.skip("Log has its own group config store (admin branch); tested there")
+    log.group_configs = {"fast": {"consumer.session.timeout.ms": "1000",
+                                  "consumer.heartbeat.interval.ms": "250"}}
+    c = coordinator(log)
+    fast, slow = hb(c, "a", 0, group="fast"), hb(c, "b", 0, group="slow")
+    assert fast.heartbeat_interval_ms == 250 and slow.heartbeat_interval_ms == 5000
+    c.tick(time.monotonic() + 2)
+    assert hb(c, "a", fast.member_epoch, group="fast").error == UNKNOWN_MEMBER_ID
+    assert hb(c, "b", slow.member_epoch, group="slow").error == NONE
+    c.close()

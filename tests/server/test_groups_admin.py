@@ -160,3 +160,17 @@ def test_group_limits_are_server_settings(tmp_path):
         assert _broker_configs(srv.bootstrap)["group.max.size"] == "1"
     finally:
         srv.stop()
+
+
+def test_bad_group_settings_are_refused_at_startup():
+    from pylog.server.settings import ConfigError, parse_config
+    for argv, word in ((["--group-consumer-assignors", "sticky"], "assignors"),
+                       (["--group-max-size", "0"], "group_max_size"),
+                       (["--group-min-session-timeout-ms", "9000",
+                         "--group-max-session-timeout-ms", "8000"], "exceed"),
+                       (["--group-consumer-heartbeat-interval-ms", "50000"], "below")):
+        with pytest.raises(ConfigError, match=word):
+            parse_config(argv, environ={})
+    cfg = parse_config([], environ={"PYLOG_GROUP_MAX_SIZE": "7",
+                                    "PYLOG_OFFSETS_RETENTION_MINUTES": "2"})
+    assert cfg.group_max_size == 7 and cfg.offsets_retention_minutes == 2

@@ -21,7 +21,7 @@ from ..metrics import Metrics
 from .fetch_session import DEFAULT_EVICTION_MS, DEFAULT_SLOTS, FetchSessionCache
 from .messages import RequestHeader
 
-__all__ = ["GROUP_SETTINGS", "BrokerSettings", "BrokerContext", "RequestContext", "validate_topic_name"]
+__all__ = ["BrokerSettings", "BrokerContext", "RequestContext", "validate_topic_name"]
 
 _LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 MAX_TOPIC_NAME = 249
