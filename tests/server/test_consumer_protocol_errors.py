@@ -21,7 +21,8 @@ FENCED, UNRELEASED, UNSUPPORTED_ASSIGNOR, STALE = 110, 111, 112, 113
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("kip848raw") / "data",
-                     args=["--group-consumer-session-timeout-ms", "2000"])
+                     args=["--group-consumer-session-timeout-ms", "2000",
+                           "--group-consumer-heartbeat-interval-ms", "500"])
     yield s
     s.stop()
 
@@ -71,7 +72,7 @@ def test_join_heartbeat_and_leave(c, srv):
     r = hb(c, "g-basic", mid, 0)
     assert r.error_code == 0 and r.member_id == mid and r.member_epoch >= 1
     assert sum(len(tp.partitions) for tp in r.assignment.topic_partitions) == 3
-    assert r.heartbeat_interval.total_seconds() == 5
+    assert r.heartbeat_interval.total_seconds() == 0.5
     epoch = r.member_epoch
     r = hb(c, "g-basic", mid, epoch, topics=None, owned=None, rebalance=datetime.timedelta(
         milliseconds=-1))
@@ -221,3 +222,17 @@ def test_v0_member_ids_are_given_by_the_coordinator(c):
     assert r.error_code == 0 and len(r.member_id) == 36
     again = hb(c, "g-v0", r.member_id, r.member_epoch, topics=None, owned=None, version=0)
     assert again.error_code == 0 and again.member_epoch == r.member_epoch
+
+
+def test_heartbeat_to_a_classic_group_with_members_is_group_id_not_found(c):
+    proto = module(JOIN, 5).JoinGroupRequestProtocol
+    join = c.call(JOIN, 5, req(JOIN, 5, group_id="g-classic", session_timeout=datetime.timedelta(
+        seconds=6), rebalance_timeout=datetime.timedelta(seconds=6), member_id="",
+        group_instance_id=None, protocol_type="consumer",
+        protocols=(proto(name="range", metadata=b""),)))
+    assert join.error_code == 0
+    r = hb(c, "g-classic", str(uuid.uuid4()), 0)
+    assert r.error_code == 69 and "not a consumer group" in r.error_message
+    lg = c.call(LIST, 5, req(LIST, 5, states_filter=("completingrebalance",),
+                             types_filter=("classic",)))
+    assert "g-classic" in {g.group_id for g in lg.groups}
