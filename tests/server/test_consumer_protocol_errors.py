@@ -236,3 +236,54 @@ def test_heartbeat_to_a_classic_group_with_members_is_group_id_not_found(c):
     lg = c.call(LIST, 5, req(LIST, 5, states_filter=("completingrebalance",),
                              types_filter=("classic",)))
     assert "g-classic" in {g.group_id for g in lg.groups}
+
+
+def _hb_bytes(c, **overrides) -> bytes:
+    import io
+
+    from kio.serial import entity_writer
+    r = req(HB, 1, group_id="g-wire", member_id="m", member_epoch=0, instance_id=None,
+            rack_id=None, rebalance_timeout=MIN, subscribed_topic_names=("hbt",),
+            subscribed_topic_regex=None, server_assignor=None, topic_partitions=())
+    buf = io.BytesIO()
+    entity_writer(type(r))(buf, r)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, mangle", [
+    ("group id length huge", lambda b: b"\xff\xff\xff\xff\x0f" + b[1 + len("g-wire"):]),
+    ("truncated", lambda b: b[: len(b) // 2]),
+    ("tag count huge", lambda b: b[:-1] + b"\xff\xff\xff\xff\x0f"),
+    ("tagged field past the end", lambda b: b[:-1] + b"\x01\x00\x7f"),
+])
+def test_malformed_heartbeats_close_the_connection_and_the_server_goes_on(srv, name, mangle):
+    with RawClient(srv.bootstrap) as c:
+        body = _hb_bytes(c)
+        c.send_frame(c.header(HB, 1) + b"\0" + mangle(body))
+        assert c.is_closed_by_server(), name
+    with RawClient(srv.bootstrap) as c:
+        assert hb(c, "g-wire", str(uuid.uuid4()), 0).error_code == 0
+
+
+def test_delete_and_offset_delete_for_a_consumer_protocol_group(c):
+    mid = str(uuid.uuid4())
+    epoch = hb(c, "g-delete", mid, 0).member_epoch
+    assert _commit(c, "g-delete", mid, epoch) == 0
+
+    def delete():
+        r = c.call(42, 2, req(42, 2, groups_names=("g-delete",)))
+        return r.results[0].error_code
+
+    def offset_delete():
+        m = module(47, 0)
+        r = c.call(47, 0, req(47, 0, group_id="g-delete", topics=(m.OffsetDeleteRequestTopic(
+            name="hbt", partitions=(m.OffsetDeleteRequestPartition(partition_index=0),)),)))
+        return r.error_code, [p.error_code for t in r.topics for p in t.partitions]
+
+    assert delete() == 68                                    # NON_EMPTY_GROUP
+    assert offset_delete() == (0, [86])                      # GROUP_SUBSCRIBED_TO_TOPIC
+    assert hb(c, "g-delete", mid, -1, topics=None, owned=None).error_code == 0
+    assert delete() == 0
+    assert delete() == 69                                    # gone
+    assert offset_delete() == (69, [])
+    assert _fetch(c, "g-delete", None, -1) == 0
