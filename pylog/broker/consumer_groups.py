@@ -30,9 +30,8 @@ per group ``consumer.session.timeout.ms``) is removed, and its partitions go to 
 others.  Members are told to heartbeat every ``group.consumer.heartbeat.interval.ms``.
 
 Offsets (OffsetCommit v9+ / OffsetFetch v9+): a commit or fetch carrying a member id
-must name a member and its current epoch: an older epoch gets STALE_MEMBER_EPOCH, a
-newer one FENCED_MEMBER_EPOCH; epoch -1 without member (admin tools) commits only to
-an empty group.
+must name a member and its current epoch, else STALE_MEMBER_EPOCH (Kafka's
+validateMemberEpoch); epoch -1 (admin tools) commits only to an empty group.
 
 What is persisted: committed offsets only (``__consumer_offsets``, as for classic
 groups).  Members, epochs and assignments live in memory: after a restart every
@@ -62,6 +61,7 @@ log = logging.getLogger("pylog.groups")
 LEAVE_EPOCH, STATIC_LEAVE_EPOCH = -1, -2
 STABLE, UNREVOKED, UNRELEASED = "STABLE", "UNREVOKED_PARTITIONS", "UNRELEASED_PARTITIONS"
 Assignment = dict[str, frozenset]
+UNSUPPORTED_VERSION = 35
 # Python's re backtracks: a quantified group that holds a quantifier, e.g. "(a+)+", or a
 # back-reference can take exponential time on a 249-character topic name.  Kafka
 # matches with RE2 (linear); pylog refuses those shapes instead.
@@ -442,16 +442,15 @@ class ConsumerGroups:
 
     # -- offsets ---------------------------------------------------------------------------
     def validate_offsets(self, group: ConsumerGroup, member_id: str | None, epoch: int,
-                         commit: bool) -> int:
+                         commit: bool, api_version: int = 9) -> int:
         """OffsetCommit / OffsetFetch by ``member_id`` at ``epoch`` (Kafka's
-        ConsumerGroup.validateOffsetCommit / validateOffsetFetch)."""
-        if epoch < 0 and not member_id and (not commit or not group.members):
+        ConsumerGroup.validateOffsetCommit / validateOffsetFetch): any other epoch than
+        the member's is STALE_MEMBER_EPOCH; members commit with OffsetCommit v9+."""
+        if epoch < 0 and (not group.members if commit else not member_id):
             return NONE                                   # admin / non-member
         member = group.members.get(member_id or "")
         if member is None:
             return UNKNOWN_MEMBER_ID
-        if epoch > member.epoch:
-            return FENCED_MEMBER_EPOCH
-        if epoch < member.epoch:
-            return STALE_MEMBER_EPOCH
-        return NONE
+        if commit and api_version < 9:
+            return UNSUPPORTED_VERSION
+        return NONE if epoch == member.epoch else STALE_MEMBER_EPOCH

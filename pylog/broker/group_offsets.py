@@ -8,8 +8,8 @@ Who may commit (Kafka's validateOffsetCommit):
     stale member of a static instance), or a non-member (generation -1) while the
     group is empty;
   * consumer-protocol groups (``consumer_groups.py``): a member at its current epoch
-    (STALE_MEMBER_EPOCH if older, FENCED_MEMBER_EPOCH if newer, UNKNOWN_MEMBER_ID),
-    or epoch -1 without member id while the group is empty.  OffsetFetch v9+ with a
+    (STALE_MEMBER_EPOCH for any other, UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION below
+    OffsetCommit v9), or epoch -1 while the group is empty.  OffsetFetch v9+ with a
     member id is checked the same way.
 
 Expiry (Kafka ≥ 2.1): the offsets of a group with no members are deleted (tombstones
@@ -70,9 +70,8 @@ class OffsetsMixin:
             if code == NONE and not trusted:
                 cgroup = self.consumer.groups.get(group_id)
                 if cgroup is not None:
-                    code = self.consumer.validate_offsets(cgroup, member_id, generation, True)
-                    if code == NONE and cgroup.members and api_version < 9:
-                        code = UNKNOWN_MEMBER_ID   # members of this protocol send v9+
+                    code = self.consumer.validate_offsets(cgroup, member_id, generation, True,
+                                                          api_version)
                 else:
                     code = self._commit_allowed(group, generation, member_id,
                                                 group_instance_id)

@@ -174,7 +174,7 @@ def test_offset_commit_and_fetch_check_the_member_epoch(c, srv):
     epoch_a = hb(c, "g-commit", a, 0).member_epoch
     assert _commit(c, "g-commit", a, epoch_a) == 0
     assert _fetch(c, "g-commit", a, epoch_a) == 0
-    assert _commit(c, "g-commit", a, epoch_a + 1) == FENCED
+    assert _commit(c, "g-commit", a, epoch_a + 1) == STALE
     assert _commit(c, "g-commit", "stranger", epoch_a) == 25
     assert _commit(c, "g-commit", "", -1) == 25             # non-member, group not empty
     assert _fetch(c, "g-commit", "stranger", 1) == 25
@@ -189,7 +189,7 @@ def test_offset_commit_and_fetch_check_the_member_epoch(c, srv):
     assert _commit(c, "g-commit", a, epoch_a) == STALE
     assert _fetch(c, "g-commit", a, epoch_a) == STALE
     assert _commit(c, "g-commit", a, new_epoch) == 0
-    assert _commit(c, "g-commit", a, new_epoch, version=8) == 25   # must use v9+
+    assert _commit(c, "g-commit", a, new_epoch, version=8) == 35   # must use v9+
 
 
 def test_group_id_is_classic_or_consumer(c, srv):
