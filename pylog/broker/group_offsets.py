@@ -16,7 +16,10 @@ Expiry (Kafka ≥ 2.1): the offsets of a group with no members are deleted (tomb
 in ``__consumer_offsets``) once ``offsets.retention.minutes`` have passed since the
 group became empty — or, for a group not seen with members since the broker started,
 since the offset was committed; an offset committed after the group emptied counts
-from its commit.  Checked every ``offsets.retention.check.interval.ms``.
+from its commit.  A consumer-protocol group with members keeps the offsets of the topics
+it subscribes to; those of other topics expire ``offsets.retention.minutes`` after
+their commit (Kafka's ConsumerGroup.isSubscribedToTopic rule).  Checked every
+``offsets.retention.check.interval.ms``.
 """
 from __future__ import annotations
 
@@ -209,12 +212,16 @@ class OffsetsMixin:
             self._note_empty_groups_locked(int(time.time() * 1000))
             for gid in self.offsets.group_ids():
                 classic, cgroup = self._groups.get(gid), self.consumer.groups.get(gid)
-                if (classic is not None and classic.members) or (
-                        cgroup is not None and cgroup.members):
+                if classic is not None and classic.members:
                     continue
-                since = self._empty_since.get(gid, -1)
+                since, keep = self._empty_since.get(gid, -1), set()
+                if cgroup is not None and cgroup.members:     # Kafka: unsubscribed topics
+                    since, keep = -1, {t for t, _n in cgroup.metadata}   # expire anyway
+                    for m in cgroup.members.values():
+                        keep.update(m.topics)
                 expired = [tp for tp, c in self.offsets.group_offsets(gid).items()
-                           if wall_ms - max(since, c.commit_timestamp) >= self.retention_ms]
+                           if tp[0] not in keep
+                           and wall_ms - max(since, c.commit_timestamp) >= self.retention_ms]
                 if not expired:
                     continue
                 try:

@@ -146,6 +146,9 @@ def test_offsets_expire_after_retention_once_the_group_is_empty(log, tmp_path):
     assert c.expire_offsets(now + 61_000) == 2              # idle's two; busy has a member
     assert c.fetch_offsets("idle", None)[1] == {}
     assert c.fetch_offsets("busy", None)[1][("t", 2)].offset == 9
+    log.create_topic("old", partitions=1)                   # busy read "old" once
+    c.offsets.commit("busy", [("old", 0, Committed(4, commit_timestamp=now))])
+    assert c.expire_offsets(now + 61_000) == 1              # not subscribed: expires
     hb(c, "m", -1, group="busy")                            # busy becomes empty now
     c.tick()
     assert c.expire_offsets(int(time.time() * 1000) + 30_000) == 0
