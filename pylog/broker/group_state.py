@@ -31,6 +31,8 @@ UNRELEASED_INSTANCE_ID = 111
 UNSUPPORTED_ASSIGNOR = 112
 STALE_MEMBER_EPOCH = 113
 
+UNLIMITED_GROUP_SIZE = 2_147_483_647      # Kafka's group.max.size default (Integer.MAX_VALUE)
+
 EMPTY, PREPARING, COMPLETING, STABLE = ("Empty", "PreparingRebalance",
                                         "CompletingRebalance", "Stable")
 

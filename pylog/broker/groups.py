@@ -58,9 +58,9 @@ from .consumer_groups import ConsumerGroups, HeartbeatResult
 from .group_offsets import OffsetsMixin
 from .group_state import (COMPLETING, COORDINATOR_LOAD_IN_PROGRESS,
                           COORDINATOR_NOT_AVAILABLE, EMPTY, FENCED_INSTANCE_ID,
-                          GROUP_ID_NOT_FOUND, GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION,
+                          GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION,
                           INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
-                          INVALID_SESSION_TIMEOUT, NON_EMPTY_GROUP, NONE,
+                          INVALID_SESSION_TIMEOUT, NONE, UNLIMITED_GROUP_SIZE,
                           OFFSET_METADATA_TOO_LARGE, PREPARING, REBALANCE_IN_PROGRESS, STABLE,
                           UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, Group, GroupSummary,
                           JoinResult, Member, MemberSummary, PartitionLag, SyncResult)
@@ -73,7 +73,7 @@ __all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "Memb
            "INVALID_SESSION_TIMEOUT", "REBALANCE_IN_PROGRESS"]
 
 log = logging.getLogger("pylog.groups")
-UNLIMITED = 2_147_483_647                   # Kafka's group.max.size default
+NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 68, 69
 
 
 class GroupCoordinator(OffsetsMixin):
@@ -81,7 +81,7 @@ class GroupCoordinator(OffsetsMixin):
 
     def __init__(self, log_, *, initial_rebalance_delay_ms: int = 0,
                  min_session_timeout_ms: int = 6000, max_session_timeout_ms: int = 1_800_000,
-                 max_size: int = UNLIMITED, consumer_session_timeout_ms: int = 45_000,
+                 max_size: int = UNLIMITED_GROUP_SIZE, consumer_session_timeout_ms: int = 45_000,
                  consumer_heartbeat_interval_ms: int = 5000,
                  consumer_assignors: str = "uniform,range",
                  offsets_retention_minutes: int = 10080,
