@@ -2,26 +2,37 @@
 
 ``TopicConfig.from_dict({"retention.ms": "86400000"})`` validates Kafka-named keys
 (strings are accepted as Kafka's admin API sends them) and raises InvalidConfigError
-naming the key for an unknown key, a bad type or an out-of-range value.  Defaults
-follow Kafka's LogConfig except the flush policy, which is pylog's durability
-choice (DESIGN section 3): ``flush.messages`` None = never by count, ``flush.ms``
+(Kafka INVALID_CONFIG, 40) naming the key for an unknown key, a bad type or an
+out-of-range value.  Defaults follow Kafka's LogConfig except the flush policy, which
+is pylog's durability choice: ``flush.messages`` None = never by count, ``flush.ms``
 1000 (None = never by time).
 
-Keys marked "stored" in _SPECS are accepted and reported by DescribeConfigs so
-Kafka tools that set them work, but pylog's engine does not act on them yet.
+No silent no-ops: every key is either applied by the engine or, when pylog does not
+implement what it asks for, accepted only at its default value (which describes what
+pylog does) and refused otherwise.  ``cleanup.policy=compact`` is refused: log
+compaction is not implemented yet.  ``TopicConfig.from_stored`` is the one lenient
+door, for topic-metadata.json written by an older pylog (it keeps what is stored and
+returns the refusals for the caller to log).  docs/configuration.md is generated
+from TOPIC_CONFIG_SPECS (pylog/server/reference.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 from typing import Any, Callable
 
 from pylog.errors import InvalidConfigError
 
-__all__ = ["TopicConfig", "ConfigSpec", "TOPIC_CONFIG_SPECS", "parse_value"]
+__all__ = ["TopicConfig", "ConfigSpec", "TOPIC_CONFIG_SPECS", "parse_value", "refusal",
+           "MAX_PARTITIONS"]
 
 _INT32_MAX = (1 << 31) - 1
 _INT64_MAX = (1 << 63) - 1
 _DAY_MS = 24 * 3600 * 1000
+# Partitions of one topic, everywhere (pylog.open, CreateTopics, the text protocol,
+# --num-partitions): each partition is a directory and open files.
+MAX_PARTITIONS = 10_000
+_COMPACTION = "log compaction is not implemented yet in pylog"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class ConfigSpec:
     choices: tuple | None = None   # legal values for "str" / items of "list"
     nullable: bool = False         # None is legal (and means "never")
     doc: str = ""
+    applies: str = "live"          # when a change takes effect: "live", "next segment"
+    unimplemented: str = ""        # why only the default is accepted ("" = applied)
 
 
 TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
@@ -44,9 +57,11 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
     ConfigSpec("segment.ms", "segment_ms", "long", 7 * _DAY_MS, 1, _INT64_MAX,
                doc="Roll the active segment after this age."),
     ConfigSpec("segment.jitter.ms", "segment_jitter_ms", "long", 0, 0, _INT64_MAX,
-               doc="stored"),
+               doc="Random jitter subtracted from segment.ms.",
+               unimplemented="segments roll at exactly segment.ms"),
     ConfigSpec("segment.index.bytes", "segment_index_bytes", "int", 10 << 20, 4,
-               _INT32_MAX, doc="Preallocated size of .index/.timeindex; full = roll."),
+               _INT32_MAX, doc="Preallocated size of .index/.timeindex; full = roll.",
+               applies="next segment"),
     ConfigSpec("index.interval.bytes", "index_interval_bytes", "int", 4096, 0,
                _INT32_MAX, doc="Add an offset-index entry after more than this many bytes."),
     ConfigSpec("retention.ms", "retention_ms", "long", 7 * _DAY_MS, -1, _INT64_MAX,
@@ -60,27 +75,43 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
     ConfigSpec("max.message.bytes", "max_message_bytes", "int", 1048588, 0, _INT32_MAX,
                doc="Largest batch accepted (12 + batchLength)."),
     ConfigSpec("message.timestamp.type", "message_timestamp_type", "str", "CreateTime",
-               choices=("CreateTime", "LogAppendTime")),
+               choices=("CreateTime", "LogAppendTime"),
+               doc="LogAppendTime: the broker's clock stamps every batch."),
     ConfigSpec("cleanup.policy", "cleanup_policy", "list", ("delete",),
-               choices=("delete", "compact")),
+               choices=("delete", "compact"),
+               doc="delete: retention.ms / retention.bytes delete old segments.",
+               unimplemented=_COMPACTION + " (a compacted topic would never be "
+                             "compacted, and a compact-only one would never delete): "
+                             "use cleanup.policy=delete"),
     ConfigSpec("compression.type", "compression_type", "str", "producer",
                choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
-               doc="stored"),
+               doc="producer: batches are stored as the producer compressed them.",
+               unimplemented="pylog stores batches as the producer compressed them "
+                             "(no recompression)"),
     ConfigSpec("file.delete.delay.ms", "file_delete_delay_ms", "long", 60000, 0,
-               _INT64_MAX, doc="stored"),
+               _INT64_MAX, doc="Delay before a deleted segment's files are removed.",
+               unimplemented="the delay is not configurable"),
     ConfigSpec("delete.retention.ms", "delete_retention_ms", "long", _DAY_MS, 0,
-               _INT64_MAX, doc="stored"),
+               _INT64_MAX, doc="Compaction: how long tombstones are kept.",
+               unimplemented=_COMPACTION),
     ConfigSpec("min.compaction.lag.ms", "min_compaction_lag_ms", "long", 0, 0,
-               _INT64_MAX, doc="stored"),
+               _INT64_MAX, doc="Compaction: minimum age before a record is compacted.",
+               unimplemented=_COMPACTION),
     ConfigSpec("max.compaction.lag.ms", "max_compaction_lag_ms", "long", _INT64_MAX, 1,
-               _INT64_MAX, doc="stored"),
+               _INT64_MAX, doc="Compaction: maximum age before a record is compacted.",
+               unimplemented=_COMPACTION),
     ConfigSpec("min.cleanable.dirty.ratio", "min_cleanable_dirty_ratio", "double", 0.5,
-               0.0, 1.0, doc="stored"),
+               0.0, 1.0, doc="Compaction: dirty ratio that triggers cleaning.",
+               unimplemented=_COMPACTION),
     ConfigSpec("min.insync.replicas", "min_insync_replicas", "int", 1, 1, _INT32_MAX,
-               doc="stored (single broker)"),
+               doc="Replicas that must have a write for acks=all.",
+               unimplemented="pylog is a single node: every partition has one replica"),
     ConfigSpec("unclean.leader.election.enable", "unclean_leader_election_enable",
-               "bool", False, doc="stored (single broker)"),
-    ConfigSpec("preallocate", "preallocate", "bool", False, doc="stored"),
+               "bool", False, doc="Elect an out-of-sync replica as leader.",
+               unimplemented="pylog is a single node: there is no election"),
+    ConfigSpec("preallocate", "preallocate", "bool", False,
+               doc="Preallocate the whole segment file when it is created.",
+               unimplemented="segment files grow in chunks as they fill"),
     ConfigSpec("pylog.lost.offsets.policy", "lost_offsets_policy", "str", "skip",
                choices=("skip", "raise"),
                doc="A read across offsets lost to corruption (lost-offsets.json): skip "
@@ -148,17 +179,44 @@ _PARSERS: dict[str, Callable[[ConfigSpec, Any], Any]] = {
 }
 
 
-def parse_value(name: str, value: Any) -> Any:
-    """Validate one Kafka-named config value; return it in its Python type."""
+def _unknown(name: Any) -> InvalidConfigError:
+    close = difflib.get_close_matches(str(name), list(_BY_NAME), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return InvalidConfigError(f"unknown topic config {name!r}{hint}; the topic configs "
+                              f"pylog knows are listed in docs/configuration.md")
+
+
+def refusal(name: str, value: Any) -> str | None:
+    """Why a parsed value asks for something pylog does not do, or None if applied."""
+    spec = _BY_NAME[name]
+    if not spec.unimplemented or value == spec.default:
+        return None
+    shown = ",".join(value) if isinstance(value, tuple) else _format(value)
+    if spec.name == "cleanup.policy":
+        return f"cleanup.policy={shown}: {spec.unimplemented}"
+    return (f"{name}={shown}: not implemented ({spec.unimplemented}); pylog accepts only "
+            f"the default, {_format(spec.default)}")
+
+
+def parse_value(name: str, value: Any, strict: bool = True) -> Any:
+    """Validate one Kafka-named config value; return it in its Python type.
+
+    ``strict`` (everywhere but loading what a data directory already holds) also
+    refuses a value pylog would not act on (see ``refusal``)."""
     spec = _BY_NAME.get(name)
     if spec is None:
-        raise InvalidConfigError(f"unknown topic config {name!r}")
+        raise _unknown(name)
     if value is None or (spec.nullable and isinstance(value, str)
                          and value.strip().lower() in ("", "none", "null")):
         if spec.nullable:
             return None
         raise _bad(name, value, "a value is required")
-    return _PARSERS[spec.type](spec, value)
+    parsed = _PARSERS[spec.type](spec, value)
+    if strict:
+        why = refusal(name, parsed)
+        if why is not None:
+            raise InvalidConfigError(why)
+    return parsed
 
 
 def _format(value: Any) -> str | None:
@@ -202,8 +260,20 @@ class TopicConfig:
         cfg = cls()
         return cfg.with_updates(d or {})
 
+    @classmethod
+    def from_stored(cls, d: dict[str, Any] | None) -> tuple["TopicConfig", list[str]]:
+        """Build from a data directory's topic-metadata.json: values an older pylog
+        accepted and this one refuses (``refusal``) are kept, and returned as messages
+        for the caller to log; anything else invalid still raises."""
+        cfg = cls()._updated(d or {}, strict=False)
+        return cfg, [why for name in sorted(cfg.explicit)
+                     if (why := refusal(name, cfg.get(name))) is not None]
+
     def with_updates(self, d: dict[str, Any]) -> "TopicConfig":
         """A copy with the Kafka-named keys in d set (None resets a nullable key)."""
+        return self._updated(d, strict=True)
+
+    def _updated(self, d: dict[str, Any], strict: bool) -> "TopicConfig":
         if not isinstance(d, dict):
             raise InvalidConfigError(f"topic config must be a dict, not {type(d).__name__}")
         new = object.__new__(TopicConfig)
@@ -211,17 +281,32 @@ class TopicConfig:
             object.__setattr__(new, spec.attr, getattr(self, spec.attr))
         explicit = set(self.explicit)
         for name, value in d.items():
-            parsed = parse_value(name, value)        # raises for an unknown name
+            parsed = parse_value(name, value, strict)    # raises for an unknown name
             object.__setattr__(new, _BY_NAME[name].attr, parsed)
             explicit.add(name)
         object.__setattr__(new, "explicit", frozenset(explicit))
+        return new
+
+    def with_defaults(self, defaults: dict[str, Any]) -> "TopicConfig":
+        """A copy whose keys not set on the topic (not in ``explicit``) take their value
+        from ``defaults`` (Kafka-named keys: the broker's dynamic ``log.*`` configs)
+        or else from the built-in default; explicit keys are kept.  InvalidConfigError
+        for a bad default."""
+        new = object.__new__(TopicConfig)
+        for spec in TOPIC_CONFIG_SPECS:
+            value = getattr(self, spec.attr)
+            if spec.name not in self.explicit:
+                value = (parse_value(spec.name, defaults[spec.name])
+                         if spec.name in defaults else spec.default)
+            object.__setattr__(new, spec.attr, value)
+        object.__setattr__(new, "explicit", self.explicit)
         return new
 
     def get(self, name: str) -> Any:
         """Value of a Kafka-named key."""
         spec = _BY_NAME.get(name)
         if spec is None:
-            raise InvalidConfigError(f"unknown topic config {name!r}")
+            raise _unknown(name)
         return getattr(self, spec.attr)
 
     def to_dict(self, only_explicit: bool = False) -> dict[str, Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "UnstableOffsetCommitError", "GroupSubscribedToTopicError", "PolicyViolationError",
     "FetchSessionIdNotFoundError", "InvalidFetchSessionEpochError",
     "UnsupportedAssignorError", "StaleMemberEpochError", "ThrottlingQuotaExceededError",
+    "InvalidReplicaAssignmentError",
 ]
 
 _REGISTRY: dict[int, type["PylogError"]] = {}
@@ -109,6 +110,8 @@ TopicExistsError = _define("TopicExistsError", 36, "TOPIC_ALREADY_EXISTS")
 InvalidPartitionsError = _define("InvalidPartitionsError", 37, "INVALID_PARTITIONS")
 InvalidReplicationFactorError = _define("InvalidReplicationFactorError", 38,
                                         "INVALID_REPLICATION_FACTOR")
+InvalidReplicaAssignmentError = _define("InvalidReplicaAssignmentError", 39,
+                                        "INVALID_REPLICA_ASSIGNMENT")
 InvalidConfigError = _define("InvalidConfigError", 40, "INVALID_CONFIG")
 InvalidRequestError = _define("InvalidRequestError", 42, "INVALID_REQUEST")
 OutOfOrderSequenceError = _define("OutOfOrderSequenceError", 45,

@@ -33,8 +33,8 @@ from pathlib import Path
 
 __all__ = ["PylogServer", "start_server", "pylog_server", "pylog_server_factory"]
 
-_LISTENING = re.compile(r"kafka listening on (\S+):(\d+)")
-_OTHER_LISTENER = re.compile(r"(text|http) listening on (\S+):(\d+)")
+_LISTENING = re.compile(r"kafka listening on ([^\s,]+):(\d+)")
+_OTHER_LISTENER = re.compile(r"(text|http) (?:listening )?on ([^\s,]+):(\d+)")
 
 
 def _die_with_parent() -> None:
@@ -89,8 +89,7 @@ class PylogServer:
             line = self.process.stdout.readline()
             if not line:
                 break
-            other = _OTHER_LISTENER.search(line.decode("utf-8", "replace"))
-            if other:
+            for other in _OTHER_LISTENER.finditer(line.decode("utf-8", "replace")):
                 setattr(self, f"{other.group(1)}_port", int(other.group(3)))
             match = _LISTENING.search(line.decode("utf-8", "replace"))
             if match:

@@ -52,3 +52,11 @@ def test_compare_tiny_writes_table_json_and_chart(tmp_path):
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     assert (out / "results.txt").read_text().startswith("pylog bench.compare")
+
+
+def test_fetch_sessions_bench_runs_and_sessions_send_fewer_bytes(capsys):
+    from bench import fetch_sessions
+    fetch_sessions.main(["--partitions", "50", "--fetches", "20"])
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("sessionless", "session "))}
+    assert float(rows["session"][0]) < float(rows["sessionless"][0]) / 5

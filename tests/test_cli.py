@@ -25,9 +25,11 @@ def server(tmp_path_factory):
 @pytest.fixture
 def pylog(server):
     def run(*args, input: bytes | None = None, server_addr: str | None = None,
-            env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+            env: dict | None = None, timeout: float = 60,
+            quiet: bool = True) -> subprocess.CompletedProcess:
         addr = server_addr or f"127.0.0.1:{server.text_port}"
-        return subprocess.run([sys.executable, "-m", "pylog.cli", "--server", addr, *args],
+        return subprocess.run([sys.executable, "-m", "pylog.cli", "--server", addr,
+                               *(["-q"] if quiet else []), *args],
                               input=input, capture_output=True, timeout=timeout,
                               env={**os.environ, **(env or {})})
     return run
@@ -105,7 +107,7 @@ def test_consume_follow_prints_new_records_and_stops_after_the_idle_timeout(serv
 def test_consume_follow_ends_with_130_on_ctrl_c(server, topic, pylog):
     pylog("produce", topic, "1", "x")
     proc = subprocess.Popen([sys.executable, "-m", "pylog.cli", "--server",
-                             f"127.0.0.1:{server.text_port}", "consume", topic, "1", "-f"],
+                             f"127.0.0.1:{server.text_port}", "consume", topic, "1", "-F"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == b"x\n"
@@ -140,7 +142,7 @@ def test_topics_list_describe_delete(pylog, topic):
     assert pylog("topics", "list").stdout == r.stdout
     r = pylog("topics", "describe", topic)
     rows = [row.split(b"\t") for row in r.stdout.splitlines()]
-    assert rows[0] == [b"partition", b"log_start", b"log_end", b"bytes"]
+    assert rows[0] == [b"partition", b"log_start", b"log_end", b"bytes", b"records"]
     assert rows[1][:3] == [b"0", b"0", b"0"] and rows[2][:3] == [b"1", b"0", b"1"]
     assert pylog("topics", "delete", topic).stdout == f"deleted topic {topic}\n".encode()
     assert f"{topic}\t".encode() not in pylog("topics").stdout

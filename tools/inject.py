@@ -27,7 +27,8 @@ damage).  Kinds:
   temp-file         a leftover .deleted / .cleaned / .swap file in a partition dir
   checkpoint-ahead  recovery-point checkpoint beyond the log end
   checkpoint-garbage  garbage in a checkpoint file
-  metadata-garbage  garbage in topic-metadata.json (fsck reports, cannot repair)
+  metadata-garbage  garbage in topic-metadata.json (fsck reports; --repair rebuilds it
+                    from .prev and the partition directories)
 
 Every kind here is detectable in principle: truncation is never at a batch
 boundary, garbage always differs from what it replaces, a stale batch keeps its old
@@ -63,8 +64,8 @@ INDEX_KINDS = ["index-garbage", "index-delete", "timeindex-delete", "timeindex-g
                "timeindex-zero-pad", "orphan-index", "temp-file"]
 META_KINDS = ["checkpoint-ahead", "checkpoint-garbage", "metadata-garbage"]
 KINDS = LOG_KINDS + INDEX_KINDS + META_KINDS
-#: kinds after which --repair must leave a log that opens (all but metadata-garbage)
-REPAIRABLE = [k for k in KINDS if k != "metadata-garbage"]
+#: kinds after which --repair must leave a log that opens (all, since issue 18 defect 4)
+REPAIRABLE = list(KINDS)
 
 
 @dataclass

@@ -3,15 +3,19 @@
     <data>/.lock                               flock held while open; holds the pid
     <data>/.kafka_cleanshutdown                written LAST on close, deleted FIRST on open
     <data>/topic-metadata.json                 {"version": 1, "topics": {name:
-                                                 {"partitions": N, "config": {...}}}}
+                                                 {"partitions": N, "config": {...}}},
+                                                 "crc32c": C}  (storage/metadata.py)
+    <data>/topic-metadata.json.prev            the generation before it
     <data>/recovery-point-offset-checkpoint    Kafka's text format (storage/checkpoint.py)
     <data>/log-start-offset-checkpoint
+    <data>/broker-configs.json                 dynamic broker configs (broker/broker_configs.py)
     <data>/<topic>-<partition>/...             one PartitionLog each
 
 Open, as steps: take the lock (a second opener gets LogLockedError naming the pid);
 note and delete the clean-shutdown marker (KAFKA-10471: deleted before anything loads,
 so a crash while loading means a full recovery next time); read the checkpoints; read
-the topic metadata; load every partition (storage/loader.py); start the flusher.
+the topic metadata (falling back to its previous generation or the partition
+directories, storage/metadata.py); load every partition (storage/loader.py); start the flusher.
 
 Close, as steps: stop the flusher; close every partition (barrier, seal: trim + fsync);
 write both checkpoints; write the clean-shutdown marker last; release the lock.
@@ -31,122 +35,31 @@ import errno
 import fcntl
 import functools
 import gc
-import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
-from pylog.config import TopicConfig
+from pylog.broker import broker_configs
+from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedError,
                           StorageError, TopicExistsError, UnknownTopicError,
                           UnknownTopicIdError)
-from pylog.partitioner import RoundRobinPartitioner, partition_for_key
-from pylog.records import RecordMetadata
-from pylog.storage import checkpoint, files, partition_metadata
+from pylog.storage import checkpoint, files, metadata
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
+from pylog.storage.quarantine import Quarantine
 from pylog.storage.log import PartitionLog
+
+from .topic import Topic
 from pylog.storage.segment import GROW_CHUNK, MEMORY_GROW_CHUNK, segment_config
 
 __all__ = ["Log", "Topic", "open_log"]
 
 _log = logging.getLogger("pylog.manager")
-_tuple_new = tuple.__new__       # RecordMetadata without its Python-level __new__
-METADATA_VERSION = 1
-
-
-def _topic_id_in(directory) -> uuid.UUID | None:
-    """The id a partition directory carries; None (logged) for a damaged file, which
-    is then rewritten with the topic's id: it holds nothing else."""
-    try:
-        return partition_metadata.read_topic_id(directory)
-    except StorageError as e:
-        _log.warning("%s; rewriting it with the topic's id", e)
-        return None
-
-
-def _describe_ids(found: dict) -> str:
-    return ", ".join(f"{partition_metadata.format_topic_id(t)} (partitions "
-                     f"{sorted(ps)})" for t, ps in found.items())
-
-
-class Topic:
-    """A named set of partitions sharing one TopicConfig."""
-
-    def __init__(self, name: str, config: TopicConfig, partitions: list[PartitionLog],
-                 topic_id: uuid.UUID | None = None):
-        self.name = name
-        self.config = config
-        self._partitions = partitions
-        self._null_key = RoundRobinPartitioner()
-        self.topic_id = topic_id or self._load_topic_id()
-
-    def _load_topic_id(self) -> uuid.UUID:
-        """The id the partition directories carry (``partition.metadata``); a new one,
-        written to each directory, when none has one (a topic created by pylog < 0.2)."""
-        found = {}
-        for p in self._partitions:
-            tid = _topic_id_in(p.directory)
-            if tid is not None:
-                found.setdefault(tid, []).append(p.partition)
-        if len(found) > 1:
-            raise StorageError(f"topic {self.name!r}: partition directories carry different "
-                               f"topic ids {_describe_ids(found)} (directories of a deleted "
-                               "topic of the same name?); pylog-fsck reports them")
-        topic_id = next(iter(found)) if found else partition_metadata.new_topic_id()
-        self._write_topic_id(topic_id)
-        return topic_id
-
-    def _write_topic_id(self, topic_id: uuid.UUID) -> None:
-        for p in self._partitions:
-            if _topic_id_in(p.directory) is None:
-                partition_metadata.write_topic_id(p.directory, topic_id)
-
-    @property
-    def num_partitions(self) -> int:
-        return len(self._partitions)
-
-    @property
-    def partitions(self) -> list[PartitionLog]:
-        return list(self._partitions)
-
-    def partition(self, i: int) -> PartitionLog:
-        """Partition ``i``; UnknownTopicError if there is no such partition."""
-        if not isinstance(i, int) or not 0 <= i < len(self._partitions):
-            raise UnknownTopicError(f"topic {self.name!r} has no partition {i!r} "
-                                    f"({len(self._partitions)} partitions)")
-        return self._partitions[i]
-
-    def partition_for(self, key: bytes | None) -> int:
-        """Kafka's default partitioner: murmur2 of the key; null keys round-robin."""
-        n = len(self._partitions)
-        if key is None:
-            return self._null_key.partition(n)
-        return partition_for_key(key, n)
-
-    def append(self, value, key=None, headers=None, timestamp=None,
-               partition: int | None = None) -> RecordMetadata:
-        """Append one record, routed by key unless ``partition`` is given."""
-        if partition is None:
-            parts = self._partitions
-            i = (self._null_key.partition(len(parts)) if key is None
-                 else partition_for_key(key, len(parts)))
-            p = parts[i]
-        else:
-            i, p = partition, self.partition(partition)
-        ts = time.time_ns() // 1_000_000 if timestamp is None else timestamp
-        offset = p.append(value, key, headers, ts)
-        if p._log_append_time:
-            ts = p.read(offset, 1)[0].timestamp        # the broker's clock, as stored
-        return _tuple_new(RecordMetadata, (self.name, i, offset, ts))
-
-    def __repr__(self) -> str:
-        return f"Topic({self.name!r}, partitions={len(self._partitions)})"
 
 
 class Log:
@@ -164,6 +77,10 @@ class Log:
         self.recovery_reports: list[RecoveryReport] = []
         self.warnings: list[str] = []
         self._groups = None                    # GroupCoordinator, created on first use
+        self._group_configs = None             # GroupConfigs, created on first use
+        # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
+        # broker configs), used by every topic key the topic does not set itself.
+        self.topic_defaults: dict = {}
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -231,13 +148,22 @@ class Log:
             self._dir / files.LOG_START_CHECKPOINT)
         self.warnings += [w for w in (warn1, warn2) if w]
         self._open_warnings = list(self.warnings)     # also in each partition's report
+        # dynamic broker defaults (broker-configs.json) before any retention can run
+        self.topic_defaults = broker_configs.read_topic_defaults(self._dir)
         self._flusher = Flusher(name=f"pylog-flusher:{self._dir.name}",
                                 tick=self._maintenance, tick_interval_s=tick_s)
-        for name, entry in self._read_metadata().items():
-            config = TopicConfig.from_dict(entry.get("config") or {})
+        for name, (n, config) in self._read_metadata().items():
+            config = config.with_defaults(self.topic_defaults)
             parts = [self._load_partition(name, i, config, clean, rps, starts)
-                     for i in range(int(entry["partitions"]))]
+                     for i in range(n)]
             self._topics[name] = Topic(name, config, parts)
+        if self._metadata_recovered is not None:      # a good file again, from now on
+            with self._lock:
+                kept = metadata.rebuild(self._dir, self._metadata_recovered,
+                                        by="pylog.open")
+            if kept:
+                _log.warning("%s: the damaged %s was moved to %s", self._dir,
+                             files.METADATA_FILE, kept)
         self._note_stray_dirs()
         self._open_warnings = []
 
@@ -260,20 +186,15 @@ class Log:
                             grow_chunk=chunk)
 
     def _read_metadata(self) -> dict:
-        path = self._dir / files.METADATA_FILE
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise StorageError(f"{path}: unreadable topic metadata ({e})") from e
-        if doc.get("version") != METADATA_VERSION or not isinstance(doc.get("topics"), dict):
-            raise StorageError(f"{path}: unsupported topic metadata version "
-                               f"{doc.get('version')!r}")
-        topics = doc["topics"]
-        for name in topics:
-            files.validate_topic_name(name)
-        return topics
+        """{name: (partitions, TopicConfig)} by storage/metadata.py's fallback order: the
+        main file, else its previous generation or the partition directories (each
+        step logged at WARNING and kept in ``warnings``; the file is then rewritten)."""
+        rec = metadata.load(self._dir)
+        for note in rec.notes:
+            _log.warning("%s: %s", self._dir, note)
+            self.warnings.append(note)
+        self._metadata_recovered = rec if rec.needs_rewrite else None
+        return rec.topics
 
     def _note_stray_dirs(self) -> None:
         for entry in os.listdir(self._dir):
@@ -295,15 +216,12 @@ class Log:
 
     # ---- metadata and checkpoints ------------------------------------------------------
     def _write_metadata_locked(self, pending: tuple | None = None) -> None:
-        """``pending``: (name, partitions, config) of a topic being created."""
+        """``pending``: (name, partitions, config) of a topic being created.  The file
+        it replaces is kept as ``topic-metadata.json.prev`` (storage/metadata.py)."""
         topics = {name: (t.num_partitions, t.config) for name, t in self._topics.items()}
         if pending is not None:
             topics[pending[0]] = pending[1:]
-        doc = {"version": METADATA_VERSION, "topics": {
-            name: {"partitions": n, "config": cfg.to_dict(only_explicit=True)}
-            for name, (n, cfg) in sorted(topics.items())}}
-        files.atomic_write(self._dir / files.METADATA_FILE,
-                           (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        metadata.write(self._dir, topics)
 
     def _all_partitions(self) -> list[PartitionLog]:
         with self._lock:
@@ -350,10 +268,12 @@ class Log:
         InvalidConfigError)."""
         files.validate_topic_name(name)
         if isinstance(partitions, bool) or not isinstance(partitions, int) or \
-                not 1 <= partitions <= 100_000:
+                not 1 <= partitions <= MAX_PARTITIONS:
             raise InvalidPartitionsError(f"topic {name!r}: number of partitions must be "
-                                         f"an integer from 1 to 100000, not {partitions!r}")
+                                         f"an integer from 1 to {MAX_PARTITIONS}, "
+                                         f"not {partitions!r}")
         cfg = config if isinstance(config, TopicConfig) else TopicConfig.from_dict(config)
+        cfg = cfg.with_defaults(self.topic_defaults)
         with self._lock:
             self._check_open()
             if name in self._topics:
@@ -362,7 +282,7 @@ class Log:
             for i in range(partitions):
                 directory = files.partition_dir(self._dir, name, i)
                 if directory.exists():          # leftovers of a topic not in metadata
-                    shutil.rmtree(directory)
+                    self._clear_leftover(name, i, directory)
             # Metadata first, then the directories: a crash in between leaves a topic
             # whose missing partition directories the next open creates, never
             # directories no metadata explains (issue 18, defect 9).
@@ -381,6 +301,23 @@ class Log:
             topic = self._topics[name] = Topic(name, cfg, parts)
             files.fsync_dir(self._dir)
             return topic
+
+    def _clear_leftover(self, name: str, i: int, directory: Path) -> None:
+        """A directory of a topic the metadata does not know: removed when it holds
+        nothing (an interrupted creation), else moved to the quarantine: a new topic of
+        the same name never deletes records."""
+        if files.holds_no_records(directory):
+            shutil.rmtree(directory)
+            return
+        target = Quarantine(self._dir, by="create_topic").move_file(
+            f"{name}-{i}", directory, {"reason": "partition directory with records, not in "
+                                                 "the topic metadata, in the way of a new "
+                                                 f"topic {name!r}"})
+        files.fsync_dir(self._dir)
+        _log.warning("%s: not in the topic metadata but holds records; moved to %s before "
+                     "creating topic %r", directory, target, name)
+        self.warnings.append(f"{directory.name}: moved to {target} (records of a topic "
+                             "not in the metadata)")
 
     def _check_collision(self, name: str) -> None:
         # Kafka: topics whose names differ only in '.' vs '_' collide in metric names.
@@ -440,16 +377,31 @@ class Log:
                                    f"could not be rewritten: {e}") from e
             self.write_checkpoints()
 
-    def alter_topic_config(self, name: str, updates: dict) -> TopicConfig:
-        """Set Kafka-named config keys on a topic (None resets a nullable one)."""
+    def alter_topic_config(self, name: str, updates: dict, replace: bool = False
+                           ) -> TopicConfig:
+        """Set Kafka-named config keys on a topic (None resets a nullable one), applied
+        live; ``replace`` (Kafka's AlterConfigs): keys not named revert to the default."""
         with self._lock:
             topic = self.topic(name)
-            cfg = topic.config.with_updates(updates)
-            topic.config = cfg
-            for p in topic._partitions:
-                p.update_config(cfg)
+            cfg = (TopicConfig.from_dict(updates).with_defaults(self.topic_defaults)
+                   if replace else topic.config.with_updates(updates))
+            self._apply_config_locked(topic, cfg)
             self._write_metadata_locked()
             return cfg
+
+    def apply_topic_defaults(self, defaults: dict) -> None:
+        """New broker defaults for topic configs (the dynamic ``log.*`` ones), applied
+        live to the keys each topic does not set itself; nothing changes on a bad one."""
+        with self._lock:
+            new = {n: t.config.with_defaults(defaults) for n, t in self._topics.items()}
+            self.topic_defaults = dict(defaults)
+            for name, cfg in new.items():
+                self._apply_config_locked(self._topics[name], cfg)
+
+    def _apply_config_locked(self, topic: Topic, cfg: TopicConfig) -> None:
+        topic.config = cfg
+        for p in topic._partitions:
+            p.update_config(cfg)
 
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (Kafka CreatePartitions)."""
@@ -487,6 +439,15 @@ class Log:
                 from pylog.broker.groups import GroupCoordinator
                 self._groups = GroupCoordinator(self, **options)
             return self._groups
+
+    @property
+    def group_configs(self):
+        """Dynamic group configs (pylog/broker/group_configs.py), created on first use."""
+        with self._lock:
+            if self._group_configs is None:
+                from pylog.broker.group_configs import GroupConfigs
+                self._group_configs = GroupConfigs(self.data_dir)
+            return self._group_configs
 
     def consumer(self, group: str, topics, **options):
         """An embedded consumer in ``group`` (see pylog/broker/consumer.py)."""

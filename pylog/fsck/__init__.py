@@ -10,14 +10,17 @@ both offset checkpoints against the logs, ``topic-metadata.json``, and stray or
 temporary files.  Each finding names the topic, partition, file, byte position and
 offset range.  --repair (refused while another process holds ``<data>/.lock``)
 truncates torn or corrupt tails into ``<data>/quarantine/``, rebuilds indexes and
-rewrites checkpoints, then checks again; see pylog/fsck/repair.py.
+``topic-metadata.json``, rewrites checkpoints, then checks again; see pylog/fsck/repair.py.
 
 Finding kinds (severity, what --repair does):
 
     torn-batch bad-length bad-magic bad-crc bad-offset   error  the log's valid prefix
-        ends at a batch that fails FORMAT.md V1-V8 and non-zero bytes follow: truncate
-        there (bytes to quarantine/), later segments to quarantine/
+        ends at a batch that fails FORMAT.md V1-V8 and non-zero bytes follow: when valid
+        batches or segments follow, salvage as recovery does (the bad batch to
+        quarantine/, its offsets to lost-offsets.json, the rest kept); else truncate
+        there (bytes to quarantine/)
     gap overlap after-corruption                          error  same cut, at the segment
+                              (gap, overlap: later segments to quarantine/)
     log-truncated             error  an index or the recovery point names data the .log
                               no longer has: rebuild indexes / rewrite checkpoints
     untrimmed                 error (warning on the last segment): zero tail of a sealed
@@ -28,7 +31,13 @@ Finding kinds (severity, what --repair does):
                               parse: reported only (cutting would drop valid data)
     recovery-point-beyond-end log-start-* checkpoint-malformed
                               error  rewrite both checkpoints, clamped to the logs
-    metadata metadata-missing error  reported only (configs cannot be guessed)
+    metadata metadata-missing error  topic-metadata.json damaged (bad JSON, checksum,
+                              truncated) or lost: rebuilt as pylog.open would, from
+                              .prev + the partition directories, else the directories
+                              with default configs (old file to quarantine/); a file
+                              that is intact but unusable (newer version): reported only
+    metadata-rebuild metadata-prev  warning  what the rebuild recovers or resets; an
+                              unusable .prev: rewritten from the main file
     orphan-index              error  quarantine
     leader-epoch              warning  partitionLeaderEpoch != 0 (outside the CRC): 0
     temp-file                 warning  quarantine;   stray-file, unknown-topic,

@@ -30,14 +30,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("pylog")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pylog-fsck", description="Verify (and with --repair, fix) a pylog "
                 "data directory.  Exit codes: 0 clean, 1 errors corrected, 4 errors left, "
                 "8 operational error, 16 usage error.")
+    p.add_argument("--version", action="version", version=f"pylog-fsck {_version()}")
     p.add_argument("data_dir", help="the data directory (what pylog.open was given)")
     p.add_argument("--topic", help="check only this topic's partitions")
     p.add_argument("--repair", action="store_true", help="truncate corrupt tails into "
-                   "quarantine/, rebuild indexes, rewrite checkpoints")
+                   "quarantine/, rebuild indexes and damaged topic metadata, rewrite "
+                   "checkpoints")
     p.add_argument("--clear-lost", action="store_true", help="mark the offset ranges "
                    "recovery recorded as lost to corruption as dealt with (lost-offsets."
                    "json; the bytes stay in quarantine/), then check")

@@ -10,15 +10,14 @@ in progress.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
 from pylog.config import TopicConfig
-from pylog.errors import InvalidConfigError, InvalidTopicError
+from pylog.errors import StorageError
 from pylog.fsck.model import ERROR, INFO, WARNING, Finding, Report
 from pylog.fsck.partition import TEMP_SUFFIXES, scan_partition
-from pylog.storage import files
+from pylog.storage import files, metadata
 from pylog.storage.checkpoint import read_offset_checkpoint
 from pylog.storage.quarantine import QUARANTINE_DIR
 
@@ -32,6 +31,7 @@ __all__ = [
 ]
 
 _KNOWN_ROOT_FILES = {files.LOCK_FILE, files.CLEAN_SHUTDOWN_FILE, files.METADATA_FILE,
+                     metadata.PREV_FILE,
                      files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_CHECKPOINT,
                      "producer-id-high-water"}   # pylog.broker.producers.HIGH_WATER_FILE
 
@@ -66,49 +66,35 @@ def lock_holder(data_dir: str) -> tuple[bool, int | None]:
 
 
 def load_metadata(data_dir: str, report: Report | None):
-    """{topic: (partitions, TopicConfig)} from topic-metadata.json, or None if the file
-    is missing or unusable (with a finding saying why)."""
-    path = os.path.join(data_dir, files.METADATA_FILE)
-
-    def bad(msg):
+    """{topic: (partitions, TopicConfig)} as ``pylog.open`` would read them
+    (storage/metadata.py: the main file, else ``.prev`` reconciled with the partition
+    directories, else the directories), or None when no metadata was ever written or
+    it cannot be used at all.  A damaged or missing main file is an error that
+    --repair fixes by writing what was recovered (``rebuild-metadata``)."""
+    def add(severity, kind, msg, file=files.METADATA_FILE, fix=None):
         if report is not None:
-            report.add(Finding(ERROR, "metadata", msg, file=files.METADATA_FILE))
+            report.add(Finding(severity, kind, msg, file=file, fix=fix))
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
+        rec = metadata.load(data_dir)
+    except StorageError as e:                      # intact but unusable: reported only
+        return add(ERROR, "metadata", str(e))
+    if rec.source == "none":
         return None
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        return bad(f"not valid JSON: {e}")
-    if not isinstance(doc, dict) or doc.get("version") != 1:
-        return bad("unsupported or missing version (FORMAT.md section 9 wants 1)")
-    extra = set(doc) - {"version", "topics"}
-    if extra:
-        bad(f"unknown top-level key(s) {sorted(extra)}")
-    topics = doc.get("topics")
-    if not isinstance(topics, dict):
-        return bad("'topics' is not an object")
-    out = {}
-    for name, entry in topics.items():
-        try:
-            files.validate_topic_name(name)
-            if not isinstance(entry, dict):
-                raise ValueError("entry is not an object")
-            extra = set(entry) - {"partitions", "config"}
-            if extra:
-                raise ValueError(f"unknown key(s) {sorted(extra)}")
-            n = entry["partitions"]
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"partitions {n!r} is not a positive integer")
-            cfg = TopicConfig.from_dict(entry.get("config") or {})
-        except (InvalidTopicError, InvalidConfigError, ValueError, KeyError,
-                TypeError) as e:
-            bad(f"topic {name!r}: {e}")
-            continue
-        out[name] = (n, cfg)
-    return out
+    if rec.damaged:
+        kind = "metadata-missing" if rec.damaged == "missing" else "metadata"
+        frm = (f"{metadata.PREV_FILE} and the partition directories"
+               if rec.source == "prev" else "the partition directories (default configs)")
+        add(ERROR, kind, f"{files.METADATA_FILE} is {rec.damaged}; --repair rebuilds it "
+            f"from {frm}, as opening the log would", fix="rebuild-metadata")
+        for note in rec.notes[1:]:
+            add(WARNING, "metadata-rebuild", note)
+        return rec.topics
+    prev = metadata.read_generation(data_dir, metadata.PREV_FILE)
+    if prev.problem or prev.refuse:
+        add(WARNING, "metadata-prev", f"the previous generation is unusable "
+            f"({prev.problem or prev.refuse}); --repair copies the current file over it",
+            file=metadata.PREV_FILE, fix="rewrite-metadata-prev")
+    return rec.topics
 
 
 def _looks_like_pylog(data_dir: str, names: list[str]) -> bool:
@@ -144,22 +130,18 @@ def check_data_dir(data_dir: str, *, topic: str | None = None, deep: bool = Fals
     clean = files.CLEAN_SHUTDOWN_FILE in names
     meta = load_metadata(data_dir, report)
     part_dirs = _root_entries(data_dir, names, report, topic)
-    # No metadata file is normal until the first topic is created (FORMAT.md §9).
+    # No metadata file is normal until the first topic is created (FORMAT.md §9); a
+    # missing one with records in the directories is reported by load_metadata.
     dirs = [n for n in names if files.parse_partition_dir(n)
             and os.path.isdir(os.path.join(data_dir, n))]
     if meta is None and files.METADATA_FILE not in names and dirs:
-        if all(files.holds_no_records(os.path.join(data_dir, n)) for n in dirs):
-            # a first topic creation interrupted before its metadata was written
-            # (older pylog wrote directories first): nothing to lose
-            report.add(Finding(WARNING, "orphan-partition-dirs", f"{len(dirs)} partition "
-                               f"directories hold no records and no {files.METADATA_FILE} "
-                               f"lists them (an interrupted topic creation); opening the "
-                               f"log removes them", file=files.METADATA_FILE))
-            part_dirs = []
-        else:
-            report.add(Finding(ERROR, "metadata-missing", f"{files.METADATA_FILE} is "
-                               f"missing: topic configs and partition counts are unknown",
-                               file=files.METADATA_FILE))
+        # a first topic creation interrupted before its metadata was written (older
+        # pylog wrote directories first): no directory holds a record, nothing to lose
+        report.add(Finding(WARNING, "orphan-partition-dirs", f"{len(dirs)} partition "
+                           f"directories hold no records and no {files.METADATA_FILE} "
+                           f"lists them (an interrupted topic creation); opening the "
+                           f"log removes them", file=files.METADATA_FILE))
+        part_dirs = []
     if topic is not None and not part_dirs and (meta is None or topic not in meta):
         raise NotPylogDirError(f"topic {topic!r} is not in {data_dir}")
     for dir_name, t, p in part_dirs:

@@ -3,7 +3,14 @@
 Runs after a full check, with the exclusive lock on ``<data>/.lock`` held by the
 caller, and only acts on findings that name a ``fix``:
 
-1. ``truncate`` (a partition's cut, partition.py): the bytes of the cut segment from
+1. ``truncate`` (a partition's cut, partition.py) at a bad batch that valid data
+   follows (a later segment, or a valid batch after it in the same segment): the
+   partition is recovered as ``pylog.open`` recovers it after an unclean stop
+   (storage/loader.py, storage/salvage.py): the bad batch's bytes are copied to the
+   quarantine, its offsets recorded in ``lost-offsets.json``, and every valid batch
+   after it stays at its offset (split off into a segment of its own when it shares
+   the bad batch's segment).  Otherwise (a torn tail of the last segment, a gap or
+   an overlap): the bytes of the cut segment from
    the cut position, and every later segment, are *moved* to
    ``<data>/quarantine/<topic>-<partition>/`` with a JSON note of where they came from
    (file, byte range, first offset, reason); then the segment is truncated to its
@@ -17,6 +24,12 @@ caller, and only acts on findings that name a ``fix``:
    indexes and temporary files are moved to the quarantine.
 5. ``rewrite-checkpoints``: both checkpoints are rewritten with offsets clamped to
    the partitions' valid ranges (entries for missing partitions dropped).
+6. ``rebuild-metadata``: a damaged or missing ``topic-metadata.json`` is rebuilt as
+   ``pylog.open`` would (storage/metadata.py: from ``.prev`` reconciled with the
+   partition directories, else from the directories with default configs); the
+   damaged file is moved to ``<data>/quarantine/metadata/``.
+   ``rewrite-metadata-prev``: an unusable ``.prev`` is replaced by a copy of the
+   (good) main file.
 If any ``.log`` changed, the clean-shutdown marker is removed (so the next open runs
 recovery rather than trusting the old state).  Each step is idempotent: a repair
 interrupted by a crash is finished by the next one, and a repair of a clean
@@ -24,13 +37,21 @@ directory does nothing.
 """
 from __future__ import annotations
 
+import mmap
 import os
+from pathlib import Path
 
+from pylog._ffi import ffi, lib
+from pylog.config import TopicConfig
+from pylog.errors import StorageError
 from pylog.fsck.model import PartitionScan, Report, SegmentScan
+from pylog.fsck.partition import scan_partition
 from pylog.fsck.segments import expected_index, expected_timeindex
-from pylog.storage import files
+from pylog.storage import files, metadata
 from pylog.storage.checkpoint import read_offset_checkpoint, write_offset_checkpoint
+from pylog.storage.loader import load_segments
 from pylog.storage.quarantine import Quarantine
+from pylog.storage.segment import GROW_CHUNK, segment_config
 
 __all__ = ["repair"]
 
@@ -43,11 +64,8 @@ def repair(data_dir: str, report: Report) -> None:
     for f in report.findings:
         if f.fix:
             by_part.setdefault((f.topic, f.partition), []).append(f)
-    for ps in report.partitions:
-        fixes = by_part.get((ps.topic, ps.partition), [])
-        if ps.unreadable or not fixes:
-            continue
-        logs_changed |= _repair_partition(data_dir, ps, fixes, q, clean)
+    # Temporary files and orphans first: the salvage below runs the loader, whose first
+    # passes would delete them rather than keep them.
     for f in report.findings:
         if f.fix == "quarantine" and not f.fixed and f.file:
             path = os.path.join(data_dir, f.file)
@@ -55,13 +73,112 @@ def repair(data_dir: str, report: Report) -> None:
                 q.move_file(os.path.dirname(f.file) or ".", path, {"reason": f.message})
             f.fixed = True
     q.sync()
-    if any(f.fix == "rewrite-checkpoints" for f in report.findings):
+    configs = None
+    salvaged = False
+    for ps in report.partitions:
+        fixes = by_part.get((ps.topic, ps.partition), [])
+        if ps.unreadable or not fixes:
+            continue
+        if _salvageable(data_dir, ps, fixes):
+            if configs is None:
+                configs = _topic_configs(data_dir)
+            _salvage(data_dir, ps, fixes, q, configs.get(ps.topic, TopicConfig()))
+            logs_changed = salvaged = True
+            continue
+        logs_changed |= _repair_partition(data_dir, ps, fixes, q, clean)
+    q.sync()
+    if salvaged or any(f.fix == "rewrite-checkpoints" for f in report.findings):
         _rewrite_checkpoints(data_dir, report)
+    _repair_metadata(data_dir, report)
     marker = os.path.join(data_dir, files.CLEAN_SHUTDOWN_FILE)
     if logs_changed and os.path.exists(marker):
         os.unlink(marker)
         files.fsync_dir(data_dir)
     report.repaired = True
+
+
+def _salvageable(data_dir: str, ps: PartitionScan, fixes: list) -> bool:
+    """A cut at a bad batch that valid data follows (a later segment, or a batch after
+    it in the same segment): not a torn tail, so the loader's salvage keeps what
+    follows (storage/salvage.py) instead of the cut quarantining it all."""
+    if ps.cut is None or any(f.kind in ("gap", "overlap") for f in fixes):
+        return False
+    k, pos = ps.cut
+    seg = ps.segments[k]
+    if not seg.corrupt_tail or pos != seg.valid_end:
+        return False
+    if k < len(ps.segments) - 1:
+        return True
+    path = _path(os.path.join(data_dir, ps.dir_name), seg, files.LOG_SUFFIX)
+    return _valid_batch_after(path, seg)
+
+
+def _valid_batch_after(path: str, seg: SegmentScan) -> bool:
+    """Whether a valid batch with baseOffset >= nextOffset starts after the bad one
+    (csrc/scan.c's resync, as recovery uses it)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size <= seg.valid_end + 1:
+            return False
+        with mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mm:
+            out = ffi.new("uint64_t *")
+            with ffi.from_buffer(mm) as buf:
+                rc = lib.pl_batch_resync(buf, size, seg.valid_end + 1, seg.data_end,
+                                         seg.next_offset, out)
+    return rc == 0
+
+
+def _topic_configs(data_dir: str) -> dict:
+    try:
+        return {t: cfg for t, (_, cfg) in metadata.load(data_dir).topics.items()}
+    except StorageError:
+        return {}
+
+
+def _salvage(data_dir: str, ps: PartitionScan, fixes: list, q: Quarantine,
+             cfg: TopicConfig) -> None:
+    """Recover the partition as ``pylog.open`` does after an unclean stop (every
+    segment scanned, storage.loader + storage.salvage): the bad batch's bytes go to
+    quarantine/, its offsets to lost-offsets.json, later batches stay at their offsets.
+    A torn tail of the last segment, which recovery cuts, is copied to quarantine/
+    first, as the cut of ``_cut`` would."""
+    d = os.path.join(data_dir, ps.dir_name)
+    last = ps.segments[-1]
+    if last is not ps.segments[ps.cut[0]] and last.corrupt_tail:
+        q.save_range(ps.dir_name, _path(d, last, files.LOG_SUFFIX), last.valid_end,
+                     last.data_end, {"topic": ps.topic, "partition": ps.partition,
+                                     "reason": last.stop_detail or "torn tail",
+                                     "first_offset_dropped": last.next_offset})
+        q.sync()
+    segs, _, _, rep = load_segments(Path(d), ps.topic, ps.partition,
+                                    segment_config(cfg, GROW_CHUNK), clean=False,
+                                    recovery_point=None, log_start_offset=None)
+    for seg in segs:
+        seg.release()
+    files.fsync_dir(d)
+    # what the checkpoints are clamped to next: the partition as it is now
+    after = scan_partition(data_dir, ps.dir_name, ps.topic, ps.partition, [], deep=False,
+                           clean=False, live=False, interval=ps.interval)
+    ps.__dict__.update(after.__dict__)
+    for f in fixes:
+        if f.fix != "quarantine" and f.fix != "rewrite-checkpoints":
+            f.fixed = True
+
+
+def _repair_metadata(data_dir: str, report: Report) -> None:
+    todo = [f for f in report.findings if f.fix in ("rebuild-metadata",
+                                                     "rewrite-metadata-prev")]
+    if any(f.fix == "rebuild-metadata" for f in todo):
+        rec = metadata.load(data_dir)
+        if rec.needs_rewrite:
+            metadata.rebuild(data_dir, rec, by="pylog-fsck --repair")
+    elif todo:
+        main = os.path.join(data_dir, files.METADATA_FILE)
+        if metadata.read_generation(data_dir).ok:
+            with open(main, "rb") as fh:
+                files.atomic_write(os.path.join(data_dir, metadata.PREV_FILE), fh.read())
+    for f in todo:
+        f.fixed = True
 
 
 def _repair_partition(data_dir: str, ps: PartitionScan, fixes: list, q: Quarantine,

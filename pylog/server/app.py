@@ -49,7 +49,9 @@ class Server:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, sock=None) -> None:
+        """Start serving; ``sock``: the listening socket main bound before opening the
+        data directory (else bind host:port now)."""
         loop = asyncio.get_running_loop()
         self.broker.loop = loop
         # Start loading committed offsets now (the coordinator's background thread), so
@@ -58,7 +60,7 @@ class Server:
         self._listener = Listener(
             "kafka", self.host, self.port,
             lambda: KafkaConnection(self.broker, self.connections), cap=self.cap)
-        await self._listener.start()
+        await self._listener.start(sock)
         self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
         self._warmup = asyncio.ensure_future(self._warm_schemas())

@@ -23,6 +23,7 @@ The JSON document (every figure is computed when asked; nothing is cached):
                                      log_end_offset, lag}}}
     requests {listener: {api or command: count}}
     kafka_api_versions {api: {version: count}}   the versions clients negotiated
+    fetch_sessions {sessions, slots, partitions, evictions}   KIP-227 session cache
     records {produced_total, fetched_total, produce_rate, fetch_rate (records/s over
              the last rate_window_seconds)}
 
@@ -36,7 +37,9 @@ keep-alive timeout), and a request whose headers are not complete
 ``request_timeout_ms`` after its first byte gets a 408 and is closed
 (``_TimedHandler``; aiohttp has no such deadline of its own).
 
-``GET /healthz`` answers 200 ``{"status": "ok"}`` while serving and 503
+``GET /healthz`` answers 503 ``{"status": "starting", "waiting_for": [...]}`` until
+every listener is serving (main sets ``ready``) and the group coordinator has loaded
+the committed offsets, then 200 ``{"status": "ready"}``, and 503
 ``{"status": "stopping"}`` once shutdown has begun.  Internal topics
 (``__consumer_offsets``) are left out of the figures unless ``?internal=1``.
 """
@@ -104,6 +107,15 @@ class _Snapshot:
             for version, n in sorted(by_version.items()):
                 versions.add_metric([api, version], n)
         yield versions
+        fs = d.get("fetch_sessions")
+        if fs is not None:
+            yield GaugeMetricFamily("pylog_fetch_sessions", "Incremental fetch sessions held "
+                                    "(KIP-227)", value=fs["sessions"])
+            yield GaugeMetricFamily("pylog_fetch_session_partitions",
+                                    "Partitions in all fetch sessions", value=fs["partitions"])
+            yield CounterMetricFamily("pylog_fetch_session_evictions",
+                                      "Fetch sessions evicted for a new one",
+                                      value=fs["evictions"])
         rec = d["records"]
         yield CounterMetricFamily("pylog_records_produced", "Records appended by clients",
                                   value=rec["produced_total"])
@@ -232,6 +244,7 @@ class HttpServer:
         self.idle_s, self.request_timeout_s = idle_s, request_timeout_s
         self.cap = cap                  # max.connections (listener.ConnectionCap)
         self.stopping = False
+        self.ready = False              # set by main once every listener is serving
         self._runner: web.AppRunner | None = None
         self._listener: Listener | None = None
         self._sweeper: asyncio.Task | None = None
@@ -247,7 +260,7 @@ class HttpServer:
         app.router.add_get("/healthz", self.healthz)
         return app
 
-    async def start(self) -> None:
+    async def start(self, sock=None) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0, keepalive_timeout=self.idle_s)
         await self._runner.setup()
@@ -255,7 +268,7 @@ class HttpServer:
         self._listener = Listener("http", self.host, self.port,
                                   lambda: _TimedHandler(runner.server(), self._timed),
                                   cap=self.cap, refusal=_REFUSAL)
-        await self._listener.start()
+        await self._listener.start(sock)
         self.port = self._listener.port
         self.broker.metrics.connections_gauge(
             "http", lambda: len(runner.server.connections) if runner.server else 0)
@@ -312,8 +325,21 @@ class HttpServer:
         self.broker.metrics.request("/healthz", "http")
         if self.stopping:
             return web.json_response({"status": "stopping"}, status=503)
-        return web.json_response({"status": "ok",
+        waiting = self.waiting_for()
+        if waiting:
+            return web.json_response({"status": "starting", "waiting_for": waiting},
+                                     status=503)
+        return web.json_response({"status": "ready",
                                   "uptime_seconds": round(self.broker.metrics.uptime, 3)})
+
+    def waiting_for(self) -> list[str]:
+        """What start-up still waits for: the listeners (main sets ``ready``), the
+        group coordinator's load of committed offsets."""
+        waiting = [] if self.ready else ["listeners"]
+        groups = getattr(self.broker.log, "_groups", None)
+        if groups is not None and not groups.loaded:
+            waiting.append("group coordinator")
+        return waiting
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop accepting, answer what is in flight (2 s at most: scrapes are quick)."""

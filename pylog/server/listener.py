@@ -153,6 +153,26 @@ class _Throttled:
         return n
 
 
+def bind_socket(host: str, port: int, backlog: int = 512) -> socket.socket:
+    """A listening non-blocking socket on the first address ``host`` resolves to
+    (OSError if the port is taken)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, type_, proto, _name, address = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Listener:
     """One listening TCP socket and its accept loop (event-loop thread only)."""
 
@@ -174,23 +194,12 @@ class Listener:
         self._accept_failed = _Throttled()
         self._refused = _Throttled()
 
-    async def start(self) -> None:
-        """Bind (the first address ``host`` resolves to) and start accepting."""
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Start accepting on ``sock`` (bound by ``bind_socket`` before the data
+        directory was opened), or bind one now."""
         self._loop = asyncio.get_running_loop()
-        infos = await self._loop.getaddrinfo(self.host or None, self.port,
-                                             type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, type_, proto, _name, address = infos[0]
-        sock = socket.socket(family, type_, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(self.backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        if sock is None:
+            sock = bind_socket(self.host, self.port, self.backlog)
         self.sock = sock
         self.port = sock.getsockname()[1]
         self._loop.add_reader(sock.fileno(), self._accept)

@@ -1,10 +1,17 @@
-"""``pylog-server``: open the data directory, serve the Kafka protocol, shut down cleanly.
+"""``pylog-server``: bind the listeners, open the data directory, serve, shut down cleanly.
 
-Startup prints one line per listener to stdout (``pylog-server: kafka
-listening on 127.0.0.1:9092``) — the pytest plugin reads it to learn an
-ephemeral port.  SIGTERM and SIGINT run the shutdown steps in ``app.Server`` and
-then close the Log (flush, checkpoints, clean-shutdown marker); exit status 0.
-A second instance on the same data directory exits 1 with the holder's pid.
+Start-up order: every setting is checked (settings.parse_config; a bad one exits 2
+before anything happens), the effective configuration is logged (one INFO block),
+then every listener's port is bound, and only then is the data directory created or
+opened -- a port in use (exit 1) leaves no new data directory behind.  Then the
+broker loads, the listeners start serving, and one line naming every listener goes
+to stdout (``pylog-server: kafka listening on 127.0.0.1:9092, text on
+127.0.0.1:3000, http on 127.0.0.1:8081 (data ./data)``) -- the pytest plugin reads
+it to learn ephemeral ports; /healthz turns from 503 ``starting`` to 200 ``ready``.
+SIGTERM and SIGINT run the shutdown steps in ``app.Server`` and then close the Log
+(flush, checkpoints, clean-shutdown marker); exit status 0.  A second instance on
+the same data directory exits 1 with the holder's pid.  Exit codes: 0 clean stop,
+1 cannot start (or failed), 2 bad configuration or usage.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ import signal
 import sys
 import time
 
-from .settings import ConfigError, ServerConfig, parse_config
+from .settings import ConfigError, ServerConfig, effective, parse_config
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 __all__ = ["main", "serve"]
 
@@ -68,14 +77,51 @@ def _import_interfaces():
     return HttpServer, CommittedOffsets, TextServer
 
 
-async def _start_interfaces(server, config: ServerConfig) -> list:
-    """The text and HTTP listeners (issue 6) over the Kafka server's broker.
+class StartupError(Exception):
+    """The server cannot start (exit 1); the message is for the operator."""
 
-    A port given explicitly must bind (else startup fails); the default ports
-    (3000, 8081) are skipped with a warning when taken, so several servers can
-    run side by side on their Kafka ports alone.
-    """
-    if all(port is not None and port < 0 for port in (config.text_port, config.http_port)):
+
+def _bind_listeners(config: ServerConfig) -> dict:
+    """{kind: listening socket or None} for kafka, text and http, bound before the data
+    directory is touched.  The Kafka port and explicitly given ports must bind; the
+    default text/HTTP ports (3000, 8081) are skipped with a warning when taken."""
+    from .listener import bind_socket
+    host, port = config.kafka_address
+    socks: dict = {}
+    try:
+        for kind, wanted, default in (("kafka", port, None),
+                                      ("text", config.text_port, 3000),
+                                      ("http", config.http_port, 8081)):
+            if wanted is not None and wanted < 0:
+                socks[kind] = None
+                continue
+            try:
+                socks[kind] = bind_socket(host, default if wanted is None else wanted)
+            except OSError as exc:
+                where = f"{host}:{default if wanted is None else wanted}"
+                if wanted is not None:
+                    flag = "--kafka-listener" if kind == "kafka" else f"--{kind}-port"
+                    raise StartupError(f"{kind} listener {where}: "
+                                       f"{exc.strerror or exc} (set {flag})") from None
+                log.warning("%s listener not started: %s: %s (set --%s-port)", kind, where,
+                            exc.strerror or exc, kind)
+                socks[kind] = None
+    except BaseException:
+        _close_socks(socks)
+        raise
+    return socks
+
+
+def _close_socks(socks: dict) -> None:
+    for sock in socks.values():
+        if sock is not None:
+            sock.close()
+
+
+async def _start_interfaces(server, config: ServerConfig, socks: dict) -> list:
+    """The text and HTTP listeners over the Kafka server's broker, on the sockets
+    ``_bind_listeners`` bound (each is handed over, so ``socks`` loses it)."""
+    if socks.get("text") is None and socks.get("http") is None:
         return []
     # aiohttp takes about half a second to import: do it in a worker thread so the Kafka
     # listener, already open, answers requests meanwhile.
@@ -84,25 +130,40 @@ async def _start_interfaces(server, config: ServerConfig) -> list:
         None, _import_interfaces)
     host = config.kafka_address[0]
     offsets = CommittedOffsets(server.broker)
-    deadline = {"cap": server.cap, "request_timeout_s": config.request_timeout_ms / 1000}
-    wanted = [(TextServer, config.text_port, 3000, {"idle_s": config.idle_ms / 1000, **deadline}),
-              (HttpServer, config.http_port, 8081, {"idle_s": config.idle_ms / 1000, **deadline})]
+    extra = {"cap": server.cap, "request_timeout_s": config.request_timeout_ms / 1000,
+             "idle_s": config.idle_ms / 1000}
     started = []
-    for cls, port, default, extra in wanted:
-        if port is not None and port < 0:
+    for kind, cls in (("text", TextServer), ("http", HttpServer)):
+        sock = socks.pop(kind, None)
+        if sock is None:
             continue
-        listener = cls(server.broker, host, default if port is None else port,
-                       offsets=offsets, **extra)
+        listener = cls(server.broker, host, sock.getsockname()[1], offsets=offsets, **extra)
         try:
-            await listener.start()
-        except OSError as exc:
-            if port is not None:
-                raise
-            log.warning("%s listener not started: %s:%d: %s (set --%s-port)", cls.kind,
-                        host, default, exc.strerror or exc, cls.kind)
-            continue
+            await listener.start(sock)
+        except BaseException:
+            sock.close()
+            raise
         started.append(listener)
     return started
+
+
+def _log_effective(config: ServerConfig) -> None:
+    width = max(len(name) for name, _ in effective(config))
+    from .settings import default_text
+    lines = [f"  {name:<{width}} = "
+             f"{value if value is not None else '(' + default_text(name) + ')'}"
+             for name, value in effective(config)]
+    log.info("pylog-server %s, effective configuration:\n%s", _version(), "\n".join(lines))
+
+
+def _version() -> str:
+    from .settings import version
+    return version()
+
+
+def _listening_line(server, interfaces, data_dir: str) -> str:
+    others = "".join(f", {lst.kind} on {lst.address}" for lst in interfaces)
+    return f"pylog-server: kafka listening on {server.address}{others} (data {data_dir})"
 
 
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
@@ -111,15 +172,18 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     from .app import Server
 
     started = time.monotonic()
-    plog = pylog.open(config.data_dir)
+    socks = _bind_listeners(config)     # before the data directory: see the module doc
+    plog = None
     try:
+        plog = pylog.open(config.data_dir,
+                          retention_check_interval_ms=config.retention_check_interval_ms)
         _report_recovery(plog)
         host, port = config.kafka_address
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
                         request_timeout_ms=config.request_timeout_ms,
                         max_connections=config.max_connections)
-        await server.start()
-        interfaces = await _start_interfaces(server, config)
+        await server.start(socks.pop("kafka"))
+        interfaces = await _start_interfaces(server, config, socks)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -127,10 +191,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):     # not the main thread
                 pass
-        for listener in interfaces:          # before the kafka line: pylog.testing reads it last
-            print(f"pylog-server: {listener.kind} listening on {listener.address}", flush=True)
-        print(f"pylog-server: kafka listening on {server.address} "
-              f"(data {config.data_dir})", flush=True)
+        print(_listening_line(server, interfaces, config.data_dir), flush=True)
+        for listener in interfaces:
+            listener.ready = True       # /healthz: ready (once the groups are loaded)
         log.info("ready in %.0f ms", (time.monotonic() - started) * 1000,
                  extra={"data_dir": config.data_dir})
         await stop.wait()
@@ -139,7 +202,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
             await listener.shutdown(config.shutdown_timeout_ms / 1000)
         await server.shutdown(config.shutdown_timeout_ms / 1000)
     finally:
-        plog.close()            # flush, checkpoints, clean-shutdown marker (last)
+        _close_socks(socks)
+        if plog is not None:
+            plog.close()        # flush, checkpoints, clean-shutdown marker (last)
     log.info("stopped cleanly")
 
 
@@ -148,24 +213,26 @@ def main(argv: list[str] | None = None) -> int:
         config = parse_config(argv)
     except ConfigError as exc:
         print(f"pylog-server: {exc}", file=sys.stderr)
-        return 16
+        return EXIT_CONFIG
     from .logs import setup_logging
     setup_logging(config.log_level, config.log_json)
     loop_kind = _install_uvloop()
+    _log_effective(config)
     log.debug("event loop: %s", loop_kind)
     from pylog.errors import LogLockedError, PylogError
     try:
         asyncio.run(serve(config))
     except LogLockedError as exc:
         log.error("%s", exc)
-        return 1
-    except PylogError as exc:
+        return EXIT_FAILED
+    except (StartupError, PylogError) as exc:
         log.error("cannot start: %s", exc)
-        return 1
+        return EXIT_FAILED
     except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
-    return 0
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("cannot start: %s%s", where, exc.strerror or exc)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

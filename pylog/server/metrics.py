@@ -92,6 +92,8 @@ class Metrics:
         self.fetched = RateCounter(clock=clock)
         # Gauges read at collection time (e.g. aiohttp's own connection list).
         self._gauges: dict[str, Callable[[], int]] = {}
+        # Other JSON-ready figures read at collection time, by section name.
+        self._sections: dict[str, Callable[[], dict]] = {}
 
     # -- what the listeners call ----------------------------------------------------
     def connection_opened(self, listener: str) -> None:
@@ -118,6 +120,10 @@ class Metrics:
 
     def records_out(self, n: int) -> None:
         self.fetched.add(n)
+
+    def section(self, name: str, fn: Callable[[], dict]) -> None:
+        """Add ``name: fn()`` to every snapshot (e.g. the fetch-session cache)."""
+        self._sections[name] = fn
 
     def connections_gauge(self, listener: str, fn: Callable[[], int]) -> None:
         """Count ``listener``'s active connections by calling ``fn`` at collection time."""
@@ -151,6 +157,7 @@ class Metrics:
             "requests_timed_out": dict(self.timed_out),
             "requests": by_listener,
             "kafka_api_versions": _by_api(self.api_versions),
+            **{name: fn() for name, fn in self._sections.items()},
             "records": {
                 "produced_total": self.produced.total,
                 "fetched_total": self.fetched.total,

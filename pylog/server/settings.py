@@ -5,20 +5,28 @@ line, ``PYLOG_NUM_PARTITIONS`` in the environment, ``num_partitions`` in the
 TOML file given by ``--config`` (or ``PYLOG_CONFIG``).  Kafka's name for the
 same setting is given in the help text.  Unknown TOML keys are an error naming
 the key, so a typo is not silently ignored.
+
+Every value is checked here, before the server binds a port or touches the data
+directory, against the bounds in ``SETTINGS`` (one table: the help text, the
+generated docs/configuration.md and the checks all read it).  A bad value is a
+``ConfigError`` whose message names where it came from and what is allowed, in an
+operator's words; ``pylog-server`` prints it and exits 2.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+import tomllib
 from dataclasses import dataclass, fields
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:          # Python 3.10
-    import tomli as tomllib          # type: ignore[no-redef]
+from pylog.config import MAX_PARTITIONS
 
-__all__ = ["ServerConfig", "parse_config", "ConfigError"]
+__all__ = ["ServerConfig", "Setting", "SETTINGS", "parse_config", "ConfigError",
+           "env_name", "flag_name"]
+
+_INT32_MAX = (1 << 31) - 1
 
 
 class ConfigError(ValueError):
@@ -33,16 +41,16 @@ def _bool(text: Any) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"not a boolean: {text!r}")
+    raise ValueError(f"expected true or false, got {text!r}")
 
 
 def _listener(text: Any) -> tuple[str, int]:
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host, sep, port = str(text).strip().rpartition(":")
+    if not sep or not host or not port.strip().isdigit():
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9092), got {text!r}")
     port_n = int(port)
     if not 0 <= port_n <= 65535:
-        raise ValueError(f"port {port_n} out of range")
+        raise ValueError(f"port {port_n} is out of range: use 0 (any free port) to 65535")
     return host.strip("[]"), port_n
 
 
@@ -70,6 +78,7 @@ class ServerConfig:
     request_timeout_ms: int = 30_000            # a request's deadline from its first byte
     max_connections: int | None = None          # max.connections (None: from RLIMIT_NOFILE)
     shutdown_timeout_ms: int = 10_000           # in-flight drain at shutdown
+    retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -81,15 +90,119 @@ class ServerConfig:
         return _listener(self.kafka_listener)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One server setting: its type, bounds and help (flag, env and TOML names derive
+    from ``name``)."""
+    name: str
+    kind: str                    # "int", "bool", "str", "listener", "choice"
+    help: str
+    kafka: str = ""              # Kafka's name for the same setting
+    lo: int | None = None
+    hi: int | None = None
+    choices: tuple[str, ...] = ()
+    default_doc: str = ""        # the default in words, when it is not a plain value
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("data_dir", "str", "data directory (created if missing)"),
+    Setting("kafka_listener", "listener", "HOST:PORT of the Kafka listener; port 0 = any "
+            "free port", kafka="listeners"),
+    Setting("text_port", "int", "port of the line-oriented text protocol, on the Kafka "
+            "listener's host (0 = any free port, -1 = disabled)", lo=-1, hi=65535,
+            default_doc="3000, skipped with a warning if taken"),
+    Setting("http_port", "int", "port of the HTTP listener (/metrics, /healthz), on the "
+            "Kafka listener's host (0 = any free port, -1 = disabled)", lo=-1, hi=65535,
+            default_doc="8081, skipped with a warning if taken"),
+    Setting("advertised_host", "str", "host given to clients in Metadata",
+            kafka="advertised.listeners", default_doc="the address they connected to"),
+    Setting("advertised_port", "int", "port given to clients in Metadata", lo=1, hi=65535,
+            kafka="advertised.listeners", default_doc="the port they connected to"),
+    Setting("num_partitions", "int", "partitions of auto-created topics (and of CREATE "
+            "without a count)", kafka="num.partitions", lo=1, hi=MAX_PARTITIONS),
+    Setting("auto_create_topics", "bool", "create unknown topics on Metadata requests",
+            kafka="auto.create.topics.enable"),
+    Setting("group_initial_rebalance_delay_ms", "int", "how long a new group waits for "
+            "more members before its first rebalance",
+            kafka="group.initial.rebalance.delay.ms", lo=0, hi=3_600_000),
+    Setting("group_min_session_timeout_ms", "int", "smallest session timeout a classic "
+            "group member may ask for", kafka="group.min.session.timeout.ms", lo=1,
+            hi=_INT32_MAX),
+    Setting("group_max_session_timeout_ms", "int", "largest session timeout a classic "
+            "group member may ask for", kafka="group.max.session.timeout.ms", lo=1,
+            hi=_INT32_MAX),
+    Setting("group_max_size", "int", "members a group may have",
+            kafka="group.max.size", lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_session_timeout_ms", "int", "session timeout of "
+            "consumer-protocol (KIP-848) members", kafka="group.consumer.session.timeout.ms",
+            lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_heartbeat_interval_ms", "int", "heartbeat interval told to "
+            "consumer-protocol members (below their session timeout)",
+            kafka="group.consumer.heartbeat.interval.ms", lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_assignors", "str", "server-side assignors of the consumer "
+            "protocol, comma-separated (uniform, range); the first is the default",
+            kafka="group.consumer.assignors"),
+    Setting("offsets_retention_minutes", "int", "committed offsets of a group empty this "
+            "long are deleted", kafka="offsets.retention.minutes", lo=1, hi=_INT32_MAX),
+    Setting("offsets_retention_check_interval_ms", "int", "how often expired committed "
+            "offsets are looked for", kafka="offsets.retention.check.interval.ms", lo=1,
+            hi=_INT32_MAX),
+    Setting("max_request_bytes", "int", "largest request accepted",
+            kafka="socket.request.max.bytes", lo=1024, hi=_INT32_MAX),
+    Setting("idle_ms", "int", "close connections idle this long",
+            kafka="connections.max.idle.ms", lo=1, hi=_INT32_MAX),
+    Setting("request_timeout_ms", "int", "close a connection whose request is not "
+            "complete this long after its first byte (every listener)",
+            kafka="request.timeout.ms", lo=1, hi=_INT32_MAX),
+    Setting("max_connections", "int", "open connections over all listeners; more are "
+            "refused", kafka="max.connections", lo=1, hi=10_000_000,
+            default_doc="the open-files limit minus a quarter (at least 64 kept for "
+                        "segment files)"),
+    Setting("shutdown_timeout_ms", "int", "how long shutdown waits for in-flight "
+            "requests", lo=0, hi=3_600_000),
+    Setting("retention_check_interval_ms", "int", "how often retention deletes old "
+            "segments", kafka="log.retention.check.interval.ms", lo=1, hi=_INT32_MAX),
+    Setting("log_level", "choice", "log level", choices=("DEBUG", "INFO", "WARNING",
+                                                         "ERROR")),
+    Setting("log_json", "bool", "log one JSON object per line instead of text"),
+)}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return "PYLOG_" + name.upper()
+
+
+def default_text(name: str) -> str:
+    """The default as the docs and --help show it."""
+    spec = SETTINGS[name]
+    if spec.default_doc:
+        return spec.default_doc
+    value = ServerConfig.__dataclass_fields__[name].default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def bounds_text(spec: Setting) -> str:
+    if spec.kind == "int":
+        return f"an integer from {spec.lo} to {spec.hi}"
+    if spec.kind == "bool":
+        return "true or false"
+    if spec.kind == "choice":
+        return "one of " + ", ".join(spec.choices)
+    if spec.kind == "listener":
+        return "HOST:PORT"
+    return "a non-empty string"
+
+
 def _check_group_settings(c: "ServerConfig") -> None:
-    """The group settings, as Kafka checks them at startup (ConfigError names them)."""
+    """The group settings' relations, as Kafka checks them at startup (each value's
+    bounds are in SETTINGS); ConfigError names them."""
     from pylog.broker.assignors import ASSIGNORS
-    for name in ("group_min_session_timeout_ms", "group_max_session_timeout_ms",
-                 "group_max_size", "group_consumer_session_timeout_ms",
-                 "group_consumer_heartbeat_interval_ms", "offsets_retention_minutes",
-                 "offsets_retention_check_interval_ms"):
-        if getattr(c, name) < 1:
-            raise ConfigError(f"{name}: must be at least 1, got {getattr(c, name)}")
     if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms:
         raise ConfigError("group_min_session_timeout_ms must not exceed "
                           "group_max_session_timeout_ms")
@@ -102,117 +215,138 @@ def _check_group_settings(c: "ServerConfig") -> None:
                           f"known assignors are {', '.join(ASSIGNORS)}")
 
 
-_HELP = {
-    "data_dir": "data directory (created if missing)",
-    "kafka_listener": "HOST:PORT of the Kafka listener (Kafka: listeners); port 0 = any",
-    "text_port": "port of the line-oriented text protocol, on the Kafka listener's host "
-                 "(default 3000, skipped with a warning if taken; 0 = any free port, "
-                 "-1 = disabled)",
-    "http_port": "port of the HTTP listener (/metrics, /healthz), on the Kafka listener's "
-                 "host (default 8081, skipped with a warning if taken; 0 = any free port, "
-                 "-1 = disabled)",
-    "advertised_host": "host given to clients in Metadata (default: the address they "
-                       "connected to)",
-    "advertised_port": "port given to clients in Metadata",
-    "num_partitions": "partitions of auto-created topics (Kafka: num.partitions)",
-    "auto_create_topics": "create unknown topics on Metadata requests "
-                          "(Kafka: auto.create.topics.enable)",
-    "group_initial_rebalance_delay_ms": "how long a new group waits for more members before "
-                                        "its first rebalance "
-                                        "(Kafka: group.initial.rebalance.delay.ms)",
-    "group_min_session_timeout_ms": "smallest session timeout a classic member may ask for "
-                                    "(Kafka: group.min.session.timeout.ms)",
-    "group_max_session_timeout_ms": "largest session timeout a classic member may ask for "
-                                    "(Kafka: group.max.session.timeout.ms)",
-    "group_max_size": "members a group may have (Kafka: group.max.size)",
-    "group_consumer_session_timeout_ms": "session timeout of consumer-protocol (KIP-848) "
-                                         "members (Kafka: group.consumer.session.timeout.ms)",
-    "group_consumer_heartbeat_interval_ms": "heartbeat interval told to consumer-protocol "
-                                            "members (Kafka: group.consumer.heartbeat.interval.ms)",
-    "group_consumer_assignors": "server-side assignors, comma-separated, the first is the "
-                                "default (Kafka: group.consumer.assignors)",
-    "offsets_retention_minutes": "committed offsets of a group empty this long are deleted "
-                                 "(Kafka: offsets.retention.minutes)",
-    "offsets_retention_check_interval_ms": "how often expired offsets are looked for "
-                                           "(Kafka: offsets.retention.check.interval.ms)",
-    "max_request_bytes": "largest request accepted (Kafka: socket.request.max.bytes)",
-    "idle_ms": "close connections idle this long (Kafka: connections.max.idle.ms)",
-    "request_timeout_ms": "close a connection whose request is not complete this long after "
-                          "its first byte (every listener; Kafka: request.timeout.ms)",
-    "max_connections": "open connections over all listeners; more are refused (Kafka: "
-                       "max.connections; default: the open-files limit minus a quarter, "
-                       "at least 64, kept for segment files)",
-    "shutdown_timeout_ms": "how long shutdown waits for in-flight requests",
-    "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "log_json": "log one JSON object per line instead of human-readable text",
-}
-
-
 def _convert(name: str, raw: Any, source: str) -> Any:
-    default = ServerConfig.__dataclass_fields__[name].default
-    kind = type(default) if default is not None else (
-        int if name.endswith("port") or name == "max_connections" else str)
+    """One raw value (a string from a flag or the environment, or a TOML value) in its
+    type, checked against its bounds; ConfigError naming ``source`` otherwise."""
+    spec = SETTINGS[name]
     try:
-        if kind is bool:
+        if spec.kind == "bool":
             return _bool(raw)
-        if kind is int:
-            if isinstance(raw, bool):
-                raise ValueError("not an integer")
-            value = int(raw)
-            if name in ("text_port", "http_port") and not -1 <= value <= 65535:
-                raise ValueError(f"port {value} out of range (-1 disables)")
-            if name in ("max_connections", "request_timeout_ms", "idle_ms") and value < 1:
-                raise ValueError(f"must be at least 1, got {value}")
+        if spec.kind == "int":
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")
+            text = raw if isinstance(raw, int) else str(raw).strip()
+            if isinstance(text, str) and not text.lstrip("-").isdigit():
+                raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")
+            value = int(text)
+            if not spec.lo <= value <= spec.hi:
+                raise ValueError(f"{value} is out of range: expected {bounds_text(spec)}")
             return value
-        value = str(raw)
-        if name == "kafka_listener":
+        if not isinstance(raw, str):
+            raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")
+        value = raw.strip()
+        if spec.kind == "listener":
             _listener(value)
-        if name == "log_level" and value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError(f"unknown level {value!r}")
-        return value.upper() if name == "log_level" else value
+        elif spec.kind == "choice":
+            if value.upper() not in spec.choices:
+                raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")
+            value = value.upper()
+        elif not value:
+            raise ValueError("expected a non-empty value")
+        return value
     except ValueError as exc:
-        raise ConfigError(f"{name} from {source}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _check_data_dir(path: str, source: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{source}: {path} exists and is not a directory")
+
+
+def _help(spec: Setting) -> str:
+    kafka = f"; Kafka: {spec.kafka}" if spec.kafka else ""
+    return (f"{spec.help} ({bounds_text(spec)}{kafka}) "
+            f"[env {env_name(spec.name)}, TOML {spec.name}, default: {default_text(spec.name)}]")
+
+
+class _Reference(argparse.Action):
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .reference import config_reference
+        print(config_reference(), end="")
+        parser.exit(0)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+    try:
+        return dist_version("pylog")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                   # exit 2 as argparse does, with pylog's words
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pylog-server",
-                                description="pylog broker speaking the Kafka protocol")
-    p.add_argument("--config", help="TOML configuration file (env PYLOG_CONFIG)")
+    p = _Parser(prog="pylog-server",
+                description="pylog broker speaking the Kafka protocol, a text protocol "
+                            "and HTTP (/metrics, /healthz).",
+                epilog="Precedence: flags > PYLOG_* environment > --config file.toml. "
+                       "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 cannot start or "
+                       "failed while running (port in use, data directory locked or "
+                       "unreadable), 2 bad configuration or usage. Every setting and topic "
+                       "config: docs/configuration.md (pylog-server "
+                       "--print-config-reference).")
+    p.add_argument("--version", action="version", version=f"pylog-server {version()}")
+    p.add_argument("--config", help="TOML configuration file [env PYLOG_CONFIG]")
+    p.add_argument("--print-config-reference", action=_Reference,
+                   help="print the configuration reference (Markdown) and exit")
     for f in fields(ServerConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                           help=_HELP[f.name])
+        spec = SETTINGS[f.name]
+        if spec.kind == "bool":
+            p.add_argument(flag_name(f.name), dest=f.name, default=None,
+                           action=argparse.BooleanOptionalAction, help=_help(spec))
         else:
-            p.add_argument(flag, dest=f.name, default=None, help=_HELP[f.name])
+            p.add_argument(flag_name(f.name), dest=f.name, default=None, help=_help(spec),
+                           metavar=f.name.split("_")[-1].upper())
     return p
 
 
 def parse_config(argv: list[str] | None = None,
                  environ: dict[str, str] | None = None) -> ServerConfig:
-    """Merge defaults < TOML < environment < flags into a ServerConfig."""
+    """Merge defaults < TOML < environment < flags into a checked ServerConfig."""
     environ = os.environ if environ is None else environ
     args = _parser().parse_args(argv)
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     path = args.config or environ.get("PYLOG_CONFIG")
     if path:
         try:
             with open(path, "rb") as f:
                 table = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
-        known = {f.name for f in fields(ServerConfig)}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
         for key, raw in table.items():
             name = key.replace("-", "_")
-            if name not in known:
-                raise ConfigError(f"config file {path}: unknown key {key!r}")
-            values[name] = _convert(name, raw, f"config file {path}")
-    for f in fields(ServerConfig):
-        env = "PYLOG_" + f.name.upper()
+            if name not in SETTINGS:
+                raise ConfigError(f"config file {path}: unknown key {key!r} (the keys are "
+                                  f"listed by pylog-server --help)")
+            sources[name] = f"config file {path}: {key}"
+            values[name] = _convert(name, raw, sources[name])
+    for name in SETTINGS:
+        env = env_name(name)
         if env in environ:
-            values[f.name] = _convert(f.name, environ[env], f"environment {env}")
-    for f in fields(ServerConfig):
-        raw = getattr(args, f.name)
+            sources[name] = f"environment {env}"
+            values[name] = _convert(name, environ[env], sources[name])
+    for name in SETTINGS:
+        raw = getattr(args, name)
         if raw is not None:
-            values[f.name] = _convert(f.name, raw, "--" + f.name.replace("_", "-"))
-    return ServerConfig(**values)
+            sources[name] = flag_name(name)
+            values[name] = _convert(name, raw, sources[name])
+    config = ServerConfig(**values)
+    _check_data_dir(config.data_dir, sources.get("data_dir", "--data-dir"))
+    return config
+
+
+def effective(config: ServerConfig) -> list[tuple[str, Any]]:
+    """(name, value) of every setting, for the start-up log."""
+    return [(f.name, getattr(config, f.name)) for f in fields(ServerConfig)]

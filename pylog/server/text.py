@@ -10,7 +10,8 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]
         -> RECORD <offset> <timestamp> <length>\\n<length bytes>\\n ... END <next offset> <log end>
     TOPICS [internal]           -> TOPIC <name> <partitions> ... END <count>  (__* only if asked)
-    CREATE <topic> [<partitions>] -> OK <partitions>      DELETE <topic> -> OK
+    CREATE <topic> [<partitions>] [<config>=<value>...] -> OK <partitions>
+    DELETE <topic> -> OK
     DESCRIBE <topic>            -> PARTITION <p> <log start> <log end> <bytes> ... END <count>
     COMMIT <group> <topic> <partition> <offset> -> OK
     OFFSET <group> <topic> <partition> -> OK <offset>   (-1: none committed)
@@ -18,6 +19,8 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     GROUP <id>                  -> STATE <kafka group state> <members>,
                                    COMMITTED <topic> <p> <offset> <log end> <lag> ... END <count>
     PING -> PONG      HELP -> lines, END      QUIT -> BYE, then the server closes
+    PRODUCEX, CONSUMEX (keys, headers, timestamps), TIMEOFFSET, CONFIGS, ALTER,
+    PARTITIONS, MEMBERS, DELETEGROUP: text_admin.py
     any error                   -> ERR <KAFKA_ERROR_NAME> <message>
 
 Error handling.  A bad command is answered with one ``ERR`` line and the
@@ -47,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pylog.config import MAX_PARTITIONS
 from pylog.errors import (InvalidGroupIdError, InvalidPartitionsError, InvalidRequestError,
                           OffsetOutOfRangeError, PylogError, RecordTooLargeError,
                           RequestTimedOutError, UnknownTopicError)
@@ -55,6 +59,7 @@ from pylog.records import encode_batch
 from .kafka.context import validate_topic_name
 from .listener import Listener, sweep_deadlines
 from .metrics import Metrics
+from .text_admin import EXTENDED, HELP_EXTENDED, parse_configs, record_head
 
 __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
 
@@ -66,7 +71,6 @@ DISCARD_LIMIT = 104_857_600     # PRODUCEB lengths up to this are skipped, not f
 DEFAULT_CONSUME = 100           # records per CONSUME when <max> is not given
 MAX_CONSUME = 10_000
 CONSUME_MAX_BYTES = 1 << 20     # per CONSUME answer; at least one record is always sent
-MAX_PARTITIONS = 10_000         # CREATE bound: each partition is a directory and open files
 MAX_GROUP_ID = 255
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1      # Kafka's partition and offset fields
 
@@ -74,9 +78,10 @@ HELP = [
     "PRODUCE <topic> <partition> <message...>",
     "PRODUCEB <topic> <partition> <nbytes>  (then exactly nbytes bytes)",
     "CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]",
-    "TOPICS [internal]", "CREATE <topic> [<partitions>]", "DELETE <topic>", "DESCRIBE <topic>",
+    "TOPICS [internal]", "CREATE <topic> [<partitions>] [<config>=<value>...]",
+    "DELETE <topic>", "DESCRIBE <topic>",
     "COMMIT <group> <topic> <partition> <offset>", "OFFSET <group> <topic> <partition>",
-    "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT",
+    "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT", *HELP_EXTENDED,
 ]
 
 
@@ -148,7 +153,7 @@ class TextServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, sock=None) -> None:
         loop = asyncio.get_running_loop()
 
         def stream():                   # what asyncio.start_server builds per connection
@@ -160,7 +165,7 @@ class TextServer:
                    f"(max.connections); try again later\n").encode()
         self._listener = Listener("text", self.host, self.port, stream, cap=self.cap,
                                   refusal=refusal)
-        await self._listener.start()
+        await self._listener.start(sock)
         self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("text listener on %s", self.address)
@@ -386,14 +391,18 @@ class TextConnection:
             nbytes -= len(chunk)
 
     async def _append(self, p, value: bytes) -> bytes:
-        result = p.append_raw(encode_batch([value]), wait=False)
+        return f"OK {await self._append_batch(p, encode_batch([value]))}\n".encode()
+
+    async def _append_batch(self, p, batch: bytes) -> int:
+        """Append one single-record batch; its offset once acknowledged."""
+        result = p.append_raw(batch, wait=False)
         durable = p.durable_future(result.last_offset)
         if not durable.done():
             await asyncio.wrap_future(durable)
         elif durable.exception() is not None:
             raise durable.exception()
         self.metrics.records_in(1)
-        return f"OK {result.base_offset}\n".encode()
+        return result.base_offset
 
     def _partition(self, topic: str, partition: str):
         validate_topic_name(topic)
@@ -403,9 +412,13 @@ class TextConnection:
         return self.broker.partition(topic, index)
 
     # -- consuming ------------------------------------------------------------------
-    def _consume(self, rest: bytes) -> list[bytes]:
+    def _consume_extended(self, rest: bytes) -> list[bytes]:
+        return self._consume(rest, full=True)
+
+    def _consume(self, rest: bytes, full: bool = False) -> list[bytes]:
         args = _tokens(rest)
-        _arity(args, 2, 4, "CONSUME <topic> <partition> [<offset>|earliest|latest [<max>]]")
+        _arity(args, 2, 4, f"CONSUME{'X' if full else ''} <topic> <partition> "
+                           f"[<offset>|earliest|latest [<max>]]")
         p = self._partition(args[0], args[1])
         start, end = p.log_start_offset, p.log_end_offset
         where = args[2] if len(args) > 2 else "earliest"
@@ -422,11 +435,14 @@ class TextConnection:
             for r in p.read(offset, max_records=limit, max_bytes=CONSUME_MAX_BYTES):
                 if r.offset < offset:
                     continue
-                value = b"" if r.value is None else bytes(r.value)
+                if full:
+                    head, value = record_head(r)
+                else:
+                    value = b"" if r.value is None else bytes(r.value)
+                    head = f"{r.offset} {r.timestamp} {-1 if r.value is None else len(value)}"
                 if out and size + len(value) > CONSUME_MAX_BYTES:
                     break
-                length = -1 if r.value is None else len(value)
-                out.append(f"RECORD {r.offset} {r.timestamp} {length}\n".encode())
+                out.append(f"RECORD {head}\n".encode())
                 out.append(value + b"\n")
                 size += len(value)
                 next_offset = r.offset + 1
@@ -449,16 +465,19 @@ class TextConnection:
 
     def _create(self, rest: bytes) -> bytes:
         args = _tokens(rest)
-        _arity(args, 1, 2, "CREATE <topic> [<partitions>]")
+        if not args:
+            raise InvalidRequestError("wrong number of arguments; usage: "
+                                      "CREATE <topic> [<partitions>] [<config>=<value>...]")
         validate_topic_name(args[0])
-        if len(args) > 1:
+        n, extra = self.broker.settings.num_partitions, args[1:]
+        if extra and "=" not in extra[0]:
             try:
-                n = _int(args[1], "partitions", 1, MAX_PARTITIONS)
-            except InvalidRequestError as exc:
-                raise InvalidPartitionsError(str(exc)) from None
-        else:
-            n = self.broker.settings.num_partitions
-        topic = self.broker.create_topic(args[0], n, {})
+                n = _int(extra[0], "partitions", 1, MAX_PARTITIONS)
+            except InvalidRequestError:
+                raise InvalidPartitionsError(f"partitions must be an integer from 1 to "
+                                             f"{MAX_PARTITIONS}, got {extra[0]!r}") from None
+            extra = extra[1:]
+        topic = self.broker.create_topic(args[0], n, parse_configs(extra))
         return f"OK {topic.num_partitions}\n".encode()
 
     def _delete(self, rest: bytes) -> bytes:
@@ -538,4 +557,5 @@ _COMMANDS = {
     "OFFSET": TextConnection._offset, "GROUPS": TextConnection._groups,
     "GROUP": TextConnection._group, "PING": TextConnection._ping,
     "HELP": TextConnection._help, "QUIT": TextConnection._quit,
+    "CONSUMEX": TextConnection._consume_extended, **EXTENDED,
 }

@@ -159,13 +159,24 @@ def atomic_write(path: Path | str, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+# Files a partition directory may hold besides its segments (checked by name only).
+_PARTITION_FILES = ("partition.metadata", "lost-offsets.json", "leader-epoch-checkpoint")
+_TEMP_SUFFIXES = (DELETED_SUFFIX, CLEANED_SUFFIX, SWAP_SUFFIX, ".tmp")
+
+
 def holds_no_records(directory: Path | str) -> bool:
-    """True when a partition directory has no .log with a non-zero byte (an empty or
-    never-written segment, indexes, temp files): removing it loses nothing."""
+    """True when a partition directory has no .log with a non-zero byte and nothing that
+    is not a pylog partition file (an empty or never-written segment, indexes, temp
+    files): removing it loses nothing.  Any other file or a subdirectory is not ours to
+    judge: False."""
     for entry in os.scandir(directory):
         if not entry.is_file(follow_symlinks=False):
             return False                  # a subdirectory or link: not ours to judge
-        if entry.name.endswith(LOG_SUFFIX) and entry.stat().st_size:
+        name = entry.name
+        if parse_base_offset(name) is None and name not in _PARTITION_FILES \
+                and not name.endswith(_TEMP_SUFFIXES):
+            return False                  # someone else's file
+        if name.endswith(LOG_SUFFIX) and entry.stat().st_size:
             with open(entry.path, "rb") as f:
                 while chunk := f.read(1 << 20):
                     if chunk.count(0) != len(chunk):

@@ -27,6 +27,7 @@ deleted before any partition loads, written last on close.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from pylog.storage.salvage import recover_segment
 from pylog.storage.segment import Segment
 
 __all__ = ["RecoveryReport", "load_segments"]
+
+_log = logging.getLogger("pylog.recovery")
 
 
 @dataclass
@@ -148,7 +151,31 @@ def load_segments(directory: Path, topic: str, partition: int, cfg, *, clean: bo
     report.segments = len(segments)
     report.log_start_offset, report.log_end_offset = start, leo
     report.recovery_point = leo        # trusted or recovered-and-synced up to the end
+    if report.mode == "unclean":
+        _log.info("%s", summary(report))
     return segments, start, leo, report
+
+
+def summary(report: RecoveryReport) -> str:
+    """One line: what recovery of a partition after an unclean stop scanned and dropped."""
+    scanned = report.recovered
+    nbytes = sum(r.get("valid_bytes", 0) for r in scanned)
+    batches = sum(r.get("batches", 0) for r in scanned)
+    trusted = report.segments - len(scanned)
+    dropped = []
+    if report.bytes_dropped:
+        dropped.append(f"{report.bytes_dropped} bytes of torn tail cut")
+    for q in report.quarantined:
+        dropped.append(f"offsets [{q.get('start')}, {q.get('end')}) lost "
+                       f"({q.get('reason', 'corrupt')})")
+    if report.deleted_segments or report.removed_files:
+        dropped.append(f"{len(report.deleted_segments) + len(report.removed_files)} "
+                       f"file(s) removed")
+    return (f"recovery of {report.topic}-{report.partition} after an unclean stop: "
+            f"scanned {len(scanned)} segment(s) from the recovery point ({batches} "
+            f"batches, {nbytes} valid bytes), trusted {max(trusted, 0)} below it; "
+            f"offsets {report.log_start_offset}..{report.log_end_offset}; dropped: "
+            f"{', '.join(dropped) if dropped else 'nothing'}")
 
 
 def _load(directory: Path, bases: list[int], cfg, clean: bool,

@@ -267,14 +267,15 @@ def test_no_partition_is_ever_owned_by_two_members(shared_log, steps, assignor):
 
 
 def test_group_level_session_and_heartbeat_configs_override_the_broker(log):
-    if hasattr(log, "group_configs"):
-        pytest.skip("Log has its own group config store (admin branch); tested there")
-    log.group_configs = {"fast": {"consumer.session.timeout.ms": "1000",
-                                  "consumer.heartbeat.interval.ms": "250"}}
+    """GROUP configs (IncrementalAlterConfigs, ``log.group_configs``) win over the broker's
+    group.consumer.* settings for that group."""
+    log.group_configs.alter("slow", {"consumer.session.timeout.ms": "50000",
+                                     "consumer.heartbeat.interval.ms": "6000"})
     c = coordinator(log)
-    fast, slow = hb(c, "a", 0, group="fast"), hb(c, "b", 0, group="slow")
-    assert fast.heartbeat_interval_ms == 250 and slow.heartbeat_interval_ms == 5000
-    c.tick(time.monotonic() + 2)
-    assert hb(c, "a", fast.member_epoch, group="fast").error == UNKNOWN_MEMBER_ID
-    assert hb(c, "b", slow.member_epoch, group="slow").error == NONE
+    slow, usual = hb(c, "a", 0, group="slow"), hb(c, "b", 0, group="usual")
+    assert slow.heartbeat_interval_ms == 6000 and usual.heartbeat_interval_ms == 5000
+    now = time.monotonic()
+    c.tick(now + 47)                                    # past 45 s, before 50 s
+    assert hb(c, "b", usual.member_epoch, group="usual").error == UNKNOWN_MEMBER_ID
+    assert hb(c, "a", slow.member_epoch, group="slow").error == NONE
     c.close()

@@ -16,6 +16,7 @@ def test_metadata_file_is_versioned_json_with_explicit_configs(tmp_path):
         log.create_topic("a", partitions=2, config={"retention.ms": 1000})
         log.create_topic("b")
     doc = json.loads((tmp_path / files.METADATA_FILE).read_text())
+    assert isinstance(doc.pop("crc32c"), int)        # FORMAT.md section 9
     assert doc == {"version": 1, "topics": {
         "a": {"partitions": 2, "config": {"retention.ms": 1000}},
         "b": {"partitions": 1, "config": {}}}}
@@ -76,12 +77,34 @@ def test_stray_partition_directories_are_reported_and_left_alone(tmp_path):
     assert (tmp_path / "orphan-0").exists()
 
 
-def test_unreadable_metadata_is_a_storage_error_not_a_guess(tmp_path):
+def test_unreadable_metadata_falls_back_to_the_previous_generation(tmp_path, caplog):
+    # Issue 18, defect 4: the whole directory used to be refused.  Now the previous
+    # generation (or the partition directories) is used, with a WARNING naming it.
+    with pylog.open(tmp_path) as log:
+        log.create_topic("t", partitions=2, config={"retention.ms": 1000})
+        log.create_topic("u").partition(0).append(b"x")
+    (tmp_path / files.METADATA_FILE).write_text("{not json")
+    with caplog.at_level("WARNING", logger="pylog.manager"):
+        with pylog.open(tmp_path) as log:
+            assert log.topics() == ["t", "u"]
+            assert log.topic("t").num_partitions == 2
+            assert log.topic("t").config.retention_ms == 1000
+            assert log.partition("u", 0).read(0)[0].value == b"x"
+    assert "topic-metadata.json.prev" in caplog.text and "'u' recovered" in caplog.text
+    json.loads((tmp_path / files.METADATA_FILE).read_text())     # rewritten, good
+
+
+def test_metadata_from_a_newer_pylog_is_refused_not_guessed(tmp_path):
+    # A checksum-valid file this pylog cannot read is not damage: refuse, name it.
+    from pylog.storage import metadata
     with pylog.open(tmp_path) as log:
         log.create_topic("t")
-    (tmp_path / files.METADATA_FILE).write_text("{not json")
-    with pytest.raises(StorageError, match="metadata"):
+    doc = {"version": 2, "topics": {}}
+    doc["crc32c"] = metadata.crc32c(metadata._canonical(doc))
+    (tmp_path / files.METADATA_FILE).write_text(json.dumps(doc))
+    with pytest.raises(StorageError, match="newer pylog"):
         pylog.open(tmp_path)
+    assert list((tmp_path / "t-0").glob("*.log"))   # nothing touched
     pylog.open(tmp_path / "other").close()          # the lock was released
 
 

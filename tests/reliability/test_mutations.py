@@ -1,6 +1,7 @@
 """Randomized corruption (tools/inject.py) against pylog-fsck: every mutation is
 detected and located, --repair makes the log open again with exactly the records
-before the damage point, lookups match brute force, and a second --repair is a no-op.
+before the damage point (and, past it, those a salvage kept: rel_verify.check_lookups),
+lookups match brute force, and a second --repair is a no-op.
 
 CI runs MUTATIONS (default 1000) mutations in 10 seeded shards; set PYLOG_MUTATIONS
 for a longer run (research/reliability.md §7 T5 asks for 10,000).

@@ -165,7 +165,7 @@ def test_group_limits_are_server_settings(tmp_path):
 def test_bad_group_settings_are_refused_at_startup():
     from pylog.server.settings import ConfigError, parse_config
     for argv, word in ((["--group-consumer-assignors", "sticky"], "assignors"),
-                       (["--group-max-size", "0"], "group_max_size"),
+                       (["--group-max-size", "0"], "group-max-size"),
                        (["--group-min-session-timeout-ms", "9000",
                          "--group-max-session-timeout-ms", "8000"], "exceed"),
                        (["--group-consumer-heartbeat-interval-ms", "50000"], "below")):

@@ -207,7 +207,7 @@ def test_browser_and_curl_accept_headers_get_json(workload):
 
 def test_healthz_and_bad_requests(workload):
     status, ctype, body = http_get(workload, "/healthz")
-    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert status == 200 and json.loads(body)["status"] == "ready"
     status, _, body = http_get(workload, "/metrics?format=xml")
     assert status == 400 and b"unknown format" in body
     status, _, _ = http_get(workload, "/nope")

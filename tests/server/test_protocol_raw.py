@@ -62,13 +62,15 @@ def latest(client, topic, partition=0):
 
 def metadata(client, topics, version=8, allow=True):
     mod = module(METADATA, version)
+    extra = {"topic_id": None} if version >= 10 else {}
     fields = {"topics": None if topics is None else
-              tuple(mod.MetadataRequestTopic(name=t) for t in topics)}
+              tuple(mod.MetadataRequestTopic(name=t, **extra) for t in topics)}
     if version >= 4:
         fields["allow_auto_topic_creation"] = allow
     if version >= 8:
-        fields.update(include_cluster_authorized_operations=False,
-                      include_topic_authorized_operations=False)
+        fields.update(include_topic_authorized_operations=False)
+    if 8 <= version <= 10:
+        fields.update(include_cluster_authorized_operations=False)
     return client.call(METADATA, version, req(METADATA, version, **fields))
 
 

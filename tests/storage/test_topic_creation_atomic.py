@@ -78,7 +78,43 @@ def test_a_directory_with_records_is_never_removed(tmp_path):
     log.create_topic("t", 1).partition(0).append(b"keep me")
     log.close()
     (d / files.METADATA_FILE).unlink()
-    with pylog.open(d) as log:
-        assert any("left untouched" in w for w in log.warnings)
-    assert list((d / "t-0").glob("*.log"))
     assert fsck(d)[0] == 4                          # metadata missing, data present
+    with pylog.open(d) as log:                      # rebuilt from the directories
+        assert any("recovered from its partition directories" in w for w in log.warnings)
+        assert log.partition("t", 0).read(0)[0].value == b"keep me"
+    assert list((d / "t-0").glob("*.log"))
+    assert fsck(d)[0] == 0                          # and the metadata is good again
+
+
+def test_a_directory_named_like_a_partition_holding_other_files_is_left_alone(tmp_path):
+    with pylog.open(tmp_path) as log:
+        log.create_topic("kept")
+    notes = tmp_path / "backup-1"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    with pylog.open(tmp_path) as log:
+        assert any("backup-1" in w for w in log.warnings)
+    assert (notes / "notes.txt").read_text() == "mine"
+
+
+def test_creating_a_topic_over_leftover_records_quarantines_them(tmp_path):
+    with pylog.open(tmp_path) as log:
+        log.create_topic("other")
+    meta = tmp_path / "topic-metadata.json"
+    # a partition directory with records that the metadata does not list (copied in by
+    # hand, or left by another tool)
+    (tmp_path / "old-0").mkdir()
+    src = pylog.open(None)
+    try:
+        src.create_topic("x").append(b"precious")
+        for f in src.topic("x").partition(0).directory.iterdir():
+            if f.suffix == ".log":
+                (tmp_path / "old-0" / f.name).write_bytes(f.read_bytes())
+    finally:
+        src.close()
+    assert meta.exists()
+    with pylog.open(tmp_path) as log:
+        log.create_topic("old")
+        assert log.topic("old").partition(0).high_watermark == 0
+    moved = list((tmp_path / "quarantine" / "old-0").glob("*-old-0"))
+    assert len(moved) == 1 and any(p.suffix == ".log" for p in moved[0].iterdir())

@@ -1,4 +1,7 @@
-"""Admin APIs: CreateTopics (19) v2–7, DeleteTopics (20) v1–6, DescribeConfigs (32) v1–4.
+"""Admin APIs: CreateTopics (19) v2–7, DeleteTopics (20) v1–6.
+
+The config APIs (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) are in
+admin_configs.py; CreatePartitions and DeleteRecords in admin_partitions.py.
 
 CreateTopics v5+ answers with the topic's partitions, replication factor and
 configs; v7 with its id.  DeleteTopics v6 names topics by name or id.
@@ -6,14 +9,16 @@ configs; v7 with its id.  DeleteTopics v6 names topics by name or id.
 Single node, so a replication factor other than 1 (or -1, "broker default",
 v4+) is INVALID_REPLICATION_FACTOR (38) and manual assignments may only name
 broker 0.  ``num_partitions`` -1 (v4+) means ``num.partitions``.  Topic configs
-use Kafka's keys and are validated by ``TopicConfig`` (INVALID_CONFIG, 40).
+use Kafka's keys and are validated by ``TopicConfig`` (INVALID_CONFIG, 40, with the
+reason as error_message: an unknown key, a bad value, or ``cleanup.policy=compact`` and
+the other values pylog does not implement).
 Each topic gets its own error code; one bad topic never fails the others.
 """
 from __future__ import annotations
 
 import logging
 
-from pylog.config import TopicConfig
+from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidReplicationFactorError,
                           InvalidRequestError, PylogError, TopicExistsError,
                           UnknownTopicError)
@@ -23,9 +28,8 @@ from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 log = logging.getLogger("pylog.server.kafka")
-CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS = 19, 20, 32
-RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
-SOURCE_TOPIC_CONFIG, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+CREATE_TOPICS, DELETE_TOPICS = 19, 20
+SOURCE_TOPIC_CONFIG, SOURCE_DEFAULT = 1, 5
 
 
 def _creation_plan(broker, t) -> tuple[int, dict]:
@@ -47,8 +51,9 @@ def _creation_plan(broker, t) -> tuple[int, dict]:
             f"replication factor {t.replication_factor}: a single-node broker has 1")
     if partitions == -1:
         partitions = broker.settings.num_partitions
-    if partitions < 1:
-        raise InvalidPartitionsError(f"number of partitions {partitions} must be >= 1")
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise InvalidPartitionsError(f"number of partitions {partitions}: must be from 1 "
+                                     f"to {MAX_PARTITIONS}")
     configs = {c.name: c.value for c in t.configs if c.value is not None}
     return partitions, configs
 
@@ -126,41 +131,5 @@ def handle_delete_topics(ctx, request):
     return build(mod.DeleteTopicsResponse, throttle_time=ZERO_MS, responses=tuple(results))
 
 
-def _topic_configs(broker, name: str) -> list[tuple[str, str | None, int]]:
-    """(name, value, config_source) per topic config key (TopicConfig.describe)."""
-    topic = broker.topic(name)
-    return [(k, v, SOURCE_DEFAULT if is_default else SOURCE_TOPIC_CONFIG)
-            for k, v, is_default in topic.config.describe()]
-
-
-def handle_describe_configs(ctx, request):
-    broker = ctx.broker
-    mod = response_module(DESCRIBE_CONFIGS, ctx.version)
-    results = []
-    for res in request.resources:
-        code, message, entries = 0, None, []
-        try:
-            if res.resource_type == RESOURCE_TOPIC:
-                entries = _topic_configs(broker, res.resource_name)
-            elif res.resource_type == RESOURCE_BROKER:
-                entries = [(k, v, SOURCE_STATIC_BROKER)
-                           for k, v in sorted(broker.settings.describe().items())]
-            else:
-                raise InvalidRequestError(f"resource type {res.resource_type} not supported")
-        except PylogError as exc:
-            code, message = exc.errno, str(exc)
-        keys = res.configuration_keys
-        configs = tuple(build(mod.DescribeConfigsResourceResult, name=k, value=v,
-                              read_only=res.resource_type != RESOURCE_TOPIC,
-                              config_source=source, is_sensitive=False, synonyms=(),
-                              config_type=0, documentation=None)
-                        for k, v, source in entries if keys is None or k in keys)
-        results.append(build(mod.DescribeConfigsResult, error_code=error_code(code),
-                             error_message=message, resource_type=res.resource_type,
-                             resource_name=res.resource_name, configs=configs))
-    return build(mod.DescribeConfigsResponse, throttle_time=ZERO_MS, results=tuple(results))
-
-
 register(ApiSpec(CREATE_TOPICS, "CreateTopics", range(2, 8), 7, handle_create_topics),
-         ApiSpec(DELETE_TOPICS, "DeleteTopics", range(1, 7), 6, handle_delete_topics),
-         ApiSpec(DESCRIBE_CONFIGS, "DescribeConfigs", range(1, 5), 4, handle_describe_configs))
+         ApiSpec(DELETE_TOPICS, "DeleteTopics", range(1, 7), 6, handle_delete_topics))

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from pylog.broker.broker_configs import BrokerConfigs
 from pylog.broker.producers import ProducerStateManager
 from pylog.errors import (InvalidTopicError, UnknownTopicError)
 
@@ -105,12 +106,15 @@ class BrokerContext:
         self.log = log
         self.settings = settings or BrokerSettings()
         self.producers = ProducerStateManager(getattr(log, "data_dir", None))
+        # Dynamic broker configs (broker-configs.json), applied over the settings now.
+        self.configs = BrokerConfigs(log, self.settings)
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
         self.metrics = Metrics()        # connections, requests, record rates (every listener)
+        self.metrics.section("fetch_sessions", self.fetch_sessions.stats)
 
     def close(self) -> None:
         """Shutdown step: answer every long-polling Fetch now."""

@@ -31,6 +31,7 @@ from kio.index import UnknownEntity
 
 from pylog.errors import ProtocolError
 
+from .bounds import check_flexible
 from .messages import (RequestHeader, decode_body, decode_header, request_class,
                        skip_tagged_fields)
 
@@ -106,13 +107,15 @@ def decode_request(frame: bytes) -> Request:
     offset = header.body_offset
     if cls.__flexible__:                            # request header v2: tagged fields
         offset = skip_tagged_fields(frame, offset)
+        check_flexible(cls, frame, offset)          # lengths kio would over-allocate for
     body = decode_body(cls, frame, offset)
     return Request(header, body, spec)
 
 
 def _install() -> None:
     """Import the handler modules; each calls ``register`` for its APIs."""
-    from . import admin, api_versions, fetch, groups, list_offsets, metadata  # noqa: F401
+    from . import admin, admin_describe, api_versions, fetch, groups, list_offsets  # noqa: F401
+    from . import admin_configs, admin_partitions, metadata  # noqa: F401
     from . import produce, producer_ids, telemetry  # noqa: F401
 
 

@@ -91,6 +91,12 @@ class FetchSessionCache:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def stats(self) -> dict:
+        """For /metrics: sessions held, their partitions, evictions so far."""
+        return {"sessions": len(self._sessions), "slots": self.max_slots,
+                "partitions": sum(len(s.partitions) for s in self._sessions.values()),
+                "evictions": self.evictions}
+
     def get(self, session_id: int) -> FetchSession | None:
         s = self._sessions.get(session_id)
         if s is not None:

@@ -32,6 +32,8 @@ from kio.static.constants import EntityType
 
 from pylog.errors import ProtocolError
 
+from .bounds import walk_tagged_fields
+
 __all__ = ["RequestHeader", "decode_header", "decode_body", "encode_response", "Chunks",
            "skip_tagged_fields",
            "build", "request_class", "response_module", "error_code", "ms", "ZERO_MS"]
@@ -72,37 +74,9 @@ def decode_header(frame: bytes) -> RequestHeader:
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
 
 
-def _uvarint(frame: bytes, pos: int) -> tuple[int, int]:
-    """An unsigned varint of at most 5 bytes (a 32-bit value) at ``pos``."""
-    value = shift = 0
-    for i in range(5):
-        if pos + i >= len(frame):
-            raise ProtocolError("tagged fields run past the request end")
-        b = frame[pos + i]
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos + i + 1
-        shift += 7
-    raise ProtocolError("varint longer than 5 bytes in the tagged fields")
-
-
 def skip_tagged_fields(frame: bytes, pos: int) -> int:
-    """Skip a tagged-field section (uvarint count, then per field uvarint tag, uvarint
-    size, ``size`` bytes); every size is checked against the bytes left.  Tags must
-    ascend, as Kafka's reader requires."""
-    count, pos = _uvarint(frame, pos)
-    last = -1
-    for _ in range(count):
-        tag, pos = _uvarint(frame, pos)
-        if tag <= last:
-            raise ProtocolError(f"tagged field {tag} out of order (after {last})")
-        last = tag
-        size, pos = _uvarint(frame, pos)
-        if size > len(frame) - pos:
-            raise ProtocolError(f"tagged field {tag} of {size} bytes runs past the "
-                                "request end")
-        pos += size
-    return pos
+    """Skip a tagged-field section (request header v2), every size checked."""
+    return walk_tagged_fields(frame, pos, len(frame))
 
 
 def decode_body(cls: type, frame: bytes, offset: int) -> Any:
