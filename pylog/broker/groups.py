@@ -481,6 +481,19 @@ class GroupCoordinator(OffsetsMixin):
     def locked(self):
         return self._lock
 
+    def delete_any_group(self, group_id: str) -> tuple[int, int]:
+        """DeleteGroups for a classic or a consumer-protocol group: (error, committed
+        offsets deleted); NON_EMPTY_GROUP while either kind has members."""
+        with self._lock:
+            cgroup = self.consumer.groups.get(group_id)
+            if cgroup is not None and cgroup.members:
+                return NON_EMPTY_GROUP, 0
+            if cgroup is not None and self._not_ready() == NONE:
+                del self.consumer.groups[group_id]
+                if not self.offsets.has_group(group_id):
+                    return NONE, 0
+            return self.delete_group(group_id)
+
     def group_type(self, group_id: str) -> str:
         """"consumer" (KIP-848 protocol) or "classic"."""
         return "consumer" if group_id in self.consumer.groups else "classic"

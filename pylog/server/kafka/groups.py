@@ -371,17 +371,7 @@ def handle_delete_groups(ctx, request):
     coord = _coordinator(ctx)
     results = []
     for group_id in request.groups_names:
-        with coord.locked():
-            cgroup = coord.consumer_group(group_id)
-            if cgroup is not None and cgroup.members:
-                code = G.NON_EMPTY_GROUP
-            else:
-                if cgroup is not None:
-                    del coord.consumer.groups[group_id]
-                    if not coord.offsets.has_group(group_id):
-                        results.append((group_id, G.NONE))
-                        continue
-                code, _deleted = coord.delete_group(group_id)
+        code, _deleted = coord.delete_any_group(group_id)
         results.append((group_id, code))
     return build(mod.DeleteGroupsResponse, throttle_time=ZERO_MS, results=tuple(
         build(mod.DeletableGroupResult, group_id=g, error_code=error_code(c))
