@@ -38,7 +38,9 @@ groups).  Members, epochs and assignments live in memory: after a restart every
 member's heartbeat gets UNKNOWN_MEMBER_ID, it rejoins with epoch 0 (what Kafka's
 clients do) and resumes from the committed offsets.
 
-Not thread-safe by itself: ``GroupCoordinator`` calls in with its lock held.
+``ConsumerProtocolMixin`` is the coordinator's side (``GroupCoordinator`` in
+``groups.py``: its lock, the classic/consumer id check); ``ConsumerGroups`` is not
+thread-safe by itself: the mixin calls in with the coordinator's lock held.
 """
 from __future__ import annotations
 
@@ -50,11 +52,12 @@ from typing import NamedTuple
 
 from .assignors import ASSIGNORS
 from .group_state import (FENCED_INSTANCE_ID, FENCED_MEMBER_EPOCH, GROUP_ID_NOT_FOUND,
-                          GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, INVALID_REQUEST, NONE,
+                          GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, INVALID_REQUEST,
+                          NON_EMPTY_GROUP, NONE,
                           STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID,
                           UNSUPPORTED_ASSIGNOR)
 
-__all__ = ["ConsumerGroups", "HeartbeatResult", "ConsumerGroup", "ConsumerMember"]
+__all__ = ["ConsumerGroups", "ConsumerProtocolMixin", "HeartbeatResult", "ConsumerGroup", "ConsumerMember"]
 
 log = logging.getLogger("pylog.groups")
 
@@ -140,6 +143,51 @@ class ConsumerGroup:
 
 def _same(a: Assignment, b: Assignment) -> bool:
     return {t: p for t, p in a.items() if p} == {t: p for t, p in b.items() if p}
+
+
+class ConsumerProtocolMixin:
+    """The consumer protocol's entry points on ``GroupCoordinator`` (``groups.py``):
+    they take its lock and hand over to ``self.consumer`` (a ``ConsumerGroups``)."""
+
+    def consumer_heartbeat(self, group_id: str, member_id: str, member_epoch: int,
+                           **fields) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat (see ConsumerGroups.heartbeat for ``fields``)."""
+        with self._lock:
+            code = self._not_ready()
+            if code != NONE:
+                return HeartbeatResult(code)
+            classic = self._groups.get(group_id)
+            busy = classic is not None and bool(classic.members)
+            if classic is not None and not busy and member_epoch == 0:
+                del self._groups[group_id]          # an empty classic group converts
+            result = self.consumer.heartbeat(group_id, member_id, member_epoch,
+                                             classic_members=busy, **fields)
+            self._wake.set()
+            return result
+
+    def consumer_group(self, group_id: str):
+        """The ConsumerGroup (consumer protocol) or None; read it under ``locked()``."""
+        return self.consumer.groups.get(group_id)
+
+    def locked(self):
+        return self._lock
+
+    def delete_any_group(self, group_id: str) -> tuple[int, int]:
+        """DeleteGroups for a classic or a consumer-protocol group: (error, committed
+        offsets deleted); NON_EMPTY_GROUP while either kind has members."""
+        with self._lock:
+            cgroup = self.consumer.groups.get(group_id)
+            if cgroup is not None and cgroup.members:
+                return NON_EMPTY_GROUP, 0
+            if cgroup is not None and self._not_ready() == NONE:
+                del self.consumer.groups[group_id]
+                if not self.offsets.has_group(group_id):
+                    return NONE, 0
+            return self.delete_group(group_id)
+
+    def group_type(self, group_id: str) -> str:
+        """"consumer" (KIP-848 protocol) or "classic"."""
+        return "consumer" if group_id in self.consumer.groups else "classic"
 
 
 class ConsumerGroups:

@@ -54,7 +54,7 @@ from typing import Callable
 
 from pylog.errors import PylogError
 
-from .consumer_groups import ConsumerGroups, HeartbeatResult
+from .consumer_groups import ConsumerGroups, ConsumerProtocolMixin
 from .group_offsets import OffsetsMixin
 from .group_state import (COMPLETING, COORDINATOR_LOAD_IN_PROGRESS,
                           COORDINATOR_NOT_AVAILABLE, EMPTY, FENCED_INSTANCE_ID,
@@ -76,7 +76,7 @@ log = logging.getLogger("pylog.groups")
 NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 68, 69
 
 
-class GroupCoordinator(OffsetsMixin):
+class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
     """Groups and committed offsets for one Log (see the module doc)."""
 
     def __init__(self, log_, *, initial_rebalance_delay_ms: int = 0,
@@ -456,47 +456,6 @@ class GroupCoordinator(OffsetsMixin):
                 self._maybe_complete_join(group, now)
             else:
                 self._complete_join(group, now)
-
-    # -- the consumer protocol (consumer_groups.py) -----------------------------------------
-    def consumer_heartbeat(self, group_id: str, member_id: str, member_epoch: int,
-                           **fields) -> HeartbeatResult:
-        """ConsumerGroupHeartbeat (see ConsumerGroups.heartbeat for ``fields``)."""
-        with self._lock:
-            code = self._not_ready()
-            if code != NONE:
-                return HeartbeatResult(code)
-            classic = self._groups.get(group_id)
-            busy = classic is not None and bool(classic.members)
-            if classic is not None and not busy and member_epoch == 0:
-                del self._groups[group_id]          # an empty classic group converts
-            result = self.consumer.heartbeat(group_id, member_id, member_epoch,
-                                             classic_members=busy, **fields)
-            self._wake.set()
-            return result
-
-    def consumer_group(self, group_id: str):
-        """The ConsumerGroup (consumer protocol) or None; read it under ``locked()``."""
-        return self.consumer.groups.get(group_id)
-
-    def locked(self):
-        return self._lock
-
-    def delete_any_group(self, group_id: str) -> tuple[int, int]:
-        """DeleteGroups for a classic or a consumer-protocol group: (error, committed
-        offsets deleted); NON_EMPTY_GROUP while either kind has members."""
-        with self._lock:
-            cgroup = self.consumer.groups.get(group_id)
-            if cgroup is not None and cgroup.members:
-                return NON_EMPTY_GROUP, 0
-            if cgroup is not None and self._not_ready() == NONE:
-                del self.consumer.groups[group_id]
-                if not self.offsets.has_group(group_id):
-                    return NONE, 0
-            return self.delete_group(group_id)
-
-    def group_type(self, group_id: str) -> str:
-        """"consumer" (KIP-848 protocol) or "classic"."""
-        return "consumer" if group_id in self.consumer.groups else "classic"
 
     # -- ListGroups, DescribeGroups, lag -------------------------------------------------
     def list_groups(self) -> tuple[int, list[tuple[str, str]]]:
