@@ -20,6 +20,18 @@ INVALID_GROUP_ID = 24
 UNKNOWN_MEMBER_ID = 25
 INVALID_SESSION_TIMEOUT = 26
 REBALANCE_IN_PROGRESS = 27
+INVALID_REQUEST = 42
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
+GROUP_MAX_SIZE_REACHED = 81
+FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
+FENCED_MEMBER_EPOCH = 110
+UNRELEASED_INSTANCE_ID = 111
+UNSUPPORTED_ASSIGNOR = 112
+STALE_MEMBER_EPOCH = 113
+
+UNLIMITED_GROUP_SIZE = 2_147_483_647      # Kafka's group.max.size default (Integer.MAX_VALUE)
 
 EMPTY, PREPARING, COMPLETING, STABLE = ("Empty", "PreparingRebalance",
                                         "CompletingRebalance", "Stable")
@@ -32,6 +44,7 @@ class JoinResult(NamedTuple):
     leader: str = ""
     member_id: str = ""
     members: tuple = ()            # leader only: (member_id, group_instance_id, metadata)
+    skip_assignment: bool = False  # a static leader's rejoin: it must not reassign
 
 
 class SyncResult(NamedTuple):
@@ -103,6 +116,12 @@ class Group:
         self.members: dict[str, Member] = {}
         self.join_deadline = 0.0        # PreparingRebalance: force completion then
         self.delay_deadline = 0.0       # initial rebalance delay of an empty group
+
+    def static_member(self, instance_id: str | None) -> Member | None:
+        if instance_id is None:
+            return None
+        return next((m for m in self.members.values() if m.group_instance_id == instance_id),
+                    None)
 
     def candidates(self, exclude: str | None = None) -> set[str] | None:
         """Protocols every member (but ``exclude``) supports; None if no such member."""

@@ -25,12 +25,17 @@ Group states, as Kafka's GroupCoordinator names them::
 * Session timeout: a member not heard from (heartbeat, join, sync, commit) within its
   session timeout is removed and the group rebalances; members parked in a join are
   bounded by the rebalance timeout instead.  A timer thread (``pylog-groups``) runs
-  these deadlines.
-* Offsets (``offsets.py``): OffsetCommit from a member of the current generation, or
-  from a non-member (generation -1) while the group is Empty; metadata longer than
-  ``offset.metadata.max.bytes`` (4096) → OFFSET_METADATA_TOO_LARGE; unknown topic or
-  partition → UNKNOWN_TOPIC_OR_PARTITION.  Until ``__consumer_offsets`` is loaded (a
+  these deadlines.  Limits: ``group.min/max.session.timeout.ms`` (INVALID_SESSION_TIMEOUT),
+  ``group.max.size`` (GROUP_MAX_SIZE_REACHED for a new member).
+* Static members (``group.instance.id``, KIP-345): a join with no member id and a known
+  instance id replaces the old member (``_replace_static``: no rebalance in a Stable
+  group); a stale member id of the instance gets FENCED_INSTANCE_ID everywhere.
+* Offsets (``group_offsets.py``, store in ``offsets.py``): commit/fetch/delete rules and
+  expiry after ``offsets.retention.minutes``.  Until ``__consumer_offsets`` is loaded (a
   background thread at creation) every group request gets COORDINATOR_LOAD_IN_PROGRESS.
+* The KIP-848 consumer protocol (``consumer_groups.py``) shares the lock, the timer
+  and the offsets; a group id is classic or consumer, never both (a join to the other
+  kind while it has members: INCONSISTENT_GROUP_PROTOCOL / GROUP_ID_NOT_FOUND).
 
 The data (members, groups, result tuples, error codes) is in ``group_state.py``.
 
@@ -49,14 +54,17 @@ from typing import Callable
 
 from pylog.errors import PylogError
 
+from .consumer_groups import ConsumerGroups, ConsumerProtocolMixin
+from .group_offsets import OffsetsMixin
 from .group_state import (COMPLETING, COORDINATOR_LOAD_IN_PROGRESS,
-                          COORDINATOR_NOT_AVAILABLE, EMPTY, ILLEGAL_GENERATION,
+                          COORDINATOR_NOT_AVAILABLE, EMPTY, FENCED_INSTANCE_ID,
+                          GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION,
                           INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
-                          INVALID_SESSION_TIMEOUT, NONE, OFFSET_METADATA_TOO_LARGE, PREPARING,
-                          REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID,
-                          UNKNOWN_TOPIC_OR_PARTITION, Group, GroupSummary, JoinResult, Member,
-                          MemberSummary, PartitionLag, SyncResult)
-from .offsets import Committed, OffsetStore
+                          INVALID_SESSION_TIMEOUT, NONE, UNLIMITED_GROUP_SIZE,
+                          OFFSET_METADATA_TOO_LARGE, PREPARING, REBALANCE_IN_PROGRESS, STABLE,
+                          UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, Group, GroupSummary,
+                          JoinResult, Member, MemberSummary, PartitionLag, SyncResult)
+from .offsets import OffsetStore
 
 __all__ = ["GroupCoordinator", "JoinResult", "SyncResult", "GroupSummary", "MemberSummary",
            "PartitionLag", "NONE", "UNKNOWN_TOPIC_OR_PARTITION", "OFFSET_METADATA_TOO_LARGE",
@@ -68,16 +76,29 @@ log = logging.getLogger("pylog.groups")
 NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 68, 69
 
 
-class GroupCoordinator:
+class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
     """Groups and committed offsets for one Log (see the module doc)."""
 
     def __init__(self, log_, *, initial_rebalance_delay_ms: int = 0,
                  min_session_timeout_ms: int = 6000, max_session_timeout_ms: int = 1_800_000,
+                 max_size: int = UNLIMITED_GROUP_SIZE, consumer_session_timeout_ms: int = 45_000,
+                 consumer_heartbeat_interval_ms: int = 5000,
+                 consumer_assignors: str = "uniform,range",
+                 offsets_retention_minutes: int = 10080,
+                 offsets_retention_check_interval_ms: int = 600_000,
                  offset_metadata_max_bytes: int = 4096, load: bool = True,
                  offsets_retention_bytes: int | None = None) -> None:
         self.log = log_
         self.initial_delay_s = initial_rebalance_delay_ms / 1000
         self.min_session_ms, self.max_session_ms = min_session_timeout_ms, max_session_timeout_ms
+        self.max_size = max_size
+        self.consumer = ConsumerGroups(log_, session_timeout_ms=consumer_session_timeout_ms,
+                                       heartbeat_interval_ms=consumer_heartbeat_interval_ms,
+                                       assignors=consumer_assignors, max_size=max_size)
+        self.retention_ms = offsets_retention_minutes * 60_000
+        self.retention_check_s = offsets_retention_check_interval_ms / 1000
+        self._next_expiry = time.monotonic() + self.retention_check_s
+        self._empty_since: dict[str, int] = {}      # group id → wall ms it became empty
         self.metadata_max = offset_metadata_max_bytes
         kw = {} if offsets_retention_bytes is None else {"retention_bytes":
                                                           offsets_retention_bytes}
@@ -129,7 +150,8 @@ class GroupCoordinator:
     def join(self, group_id: str, member_id: str, protocol_type: str,
              protocols: list[tuple[str, bytes]], callback: Callable[[JoinResult], None], *,
              session_timeout_ms: int, rebalance_timeout_ms: int = -1, client_id: str = "",
-             client_host: str = "", group_instance_id: str | None = None) -> None:
+             client_host: str = "", group_instance_id: str | None = None,
+             api_version: int = 5) -> None:
         """JoinGroup; ``callback(JoinResult)`` now or when the join phase completes."""
         with self._lock:
             code = self._not_ready()
@@ -139,10 +161,19 @@ class GroupCoordinator:
                                      <= self.max_session_ms):
                 code = INVALID_SESSION_TIMEOUT
             group = self._groups.get(group_id)
+            if code == NONE:
+                code = self._claim_classic(group_id)
+            static = group.static_member(group_instance_id) if group is not None else None
+            if code == NONE and static is not None and member_id and \
+                    static.member_id != member_id:
+                code = FENCED_INSTANCE_ID                 # a stale instance of the member
             if code == NONE and member_id and (group is None or member_id not in group.members):
                 code = UNKNOWN_MEMBER_ID
-            if code == NONE and not self._protocols_fit(group, member_id, protocol_type,
-                                                        protocols):
+            if code == NONE and not member_id and static is None and group is not None and \
+                    len(group.members) >= self.max_size:
+                code = GROUP_MAX_SIZE_REACHED
+            if code == NONE and not self._protocols_fit(group, member_id or getattr(
+                    static, "member_id", ""), protocol_type, protocols):
                 code = INCONSISTENT_GROUP_PROTOCOL
             if code != NONE:
                 callback(JoinResult(code, member_id=member_id))
@@ -150,6 +181,11 @@ class GroupCoordinator:
             if group is None:
                 group = self._groups[group_id] = Group(group_id)
             now = time.monotonic()
+            if static is not None and not member_id:
+                if self._replace_static(group, static, client_id, protocols, callback, now,
+                                        session_timeout_ms, api_version):
+                    return
+                member_id = static.member_id
             new = not member_id
             if new:
                 member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
@@ -174,6 +210,56 @@ class GroupCoordinator:
             member.join_cb = callback
             self._prepare_rebalance(group, now, new_member=new)
             self._maybe_complete_join(group, now)
+
+    def _claim_classic(self, group_id: str) -> int:
+        """A classic join to a group id the consumer protocol holds: refused while it
+        has members (Kafka: INCONSISTENT_GROUP_PROTOCOL), else the id changes hands."""
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is None:
+            return NONE
+        if cgroup.members:
+            return INCONSISTENT_GROUP_PROTOCOL
+        del self.consumer.groups[group_id]
+        return NONE
+
+    def _replace_static(self, group: Group, old: Member, client_id: str, protocols,
+                        callback, now: float, session_timeout_ms: int,
+                        api_version: int) -> bool:
+        """A static member (``group.instance.id``) rejoins with no member id: it gets a
+        new id and takes the old one's place (Kafka's
+        updateStaticMemberThenRebalanceOrCompleteJoin).  The old instance's pending
+        join or sync is answered FENCED_INSTANCE_ID.  In a Stable group whose selected
+        protocol stays the same the member is answered at once with the current
+        generation — no rebalance, its SyncGroup returns the assignment it had; a
+        leader is told so with skip_assignment (v9+), or (older versions) is named
+        by its old id so that it does not reassign.  True if answered here."""
+        new_id = f"{client_id or 'member'}-{uuid.uuid4()}"
+        for cb, result in ((old.join_cb, JoinResult(FENCED_INSTANCE_ID, member_id=old.member_id)),
+                           (old.sync_cb, SyncResult(FENCED_INSTANCE_ID))):
+            if cb is not None:
+                cb(result)
+        old.join_cb = old.sync_cb = None
+        members = list(group.members.items())
+        group.members = {(new_id if mid == old.member_id else mid): m for mid, m in members}
+        log.info("group %s: static member %s (instance %s) replaced by %s", group.group_id,
+                 old.member_id, old.group_instance_id, new_id)
+        old_id, was_leader = old.member_id, group.leader == old.member_id
+        if was_leader:
+            group.leader = new_id
+        old.member_id, old.client_id, old.told = new_id, client_id, True
+        old.session_s = session_timeout_ms / 1000
+        old.deadline = now + old.session_s
+        old_protocols, old.protocols = old.protocols, list(protocols)
+        if group.state == STABLE and self._select_protocol(group) == group.protocol:
+            r = self._join_result(group, old)
+            if was_leader and api_version >= 9:
+                r = r._replace(skip_assignment=True)
+            elif was_leader:
+                r = r._replace(leader=old_id, members=())
+            callback(r)
+            return True
+        old.protocols = old_protocols
+        return False
 
     def abandon_join(self, group_id: str, callback: Callable) -> None:
         """The client of a parked JoinGroup went away (connection lost).  A member that
@@ -271,14 +357,17 @@ class GroupCoordinator:
                           member.member_id, members)
 
     # -- SyncGroup, Heartbeat, LeaveGroup -----------------------------------------------
-    def _member(self, group_id: str, member_id: str) -> tuple[int, Group | None,
-                                                              Member | None]:
+    def _member(self, group_id: str, member_id: str, instance_id: str | None = None
+                ) -> tuple[int, Group | None, Member | None]:
         code = self._not_ready()
         if code != NONE:
             return code, None, None
         if not group_id:
             return INVALID_GROUP_ID, None, None
         group = self._groups.get(group_id)
+        static = group.static_member(instance_id) if group is not None else None
+        if static is not None and static.member_id != member_id:
+            return FENCED_INSTANCE_ID, group, None
         member = group.members.get(member_id) if group is not None else None
         if member is None:
             return UNKNOWN_MEMBER_ID, group, None
@@ -287,10 +376,11 @@ class GroupCoordinator:
 
     def sync(self, group_id: str, generation: int, member_id: str,
              assignments: dict[str, bytes] | None,
-             callback: Callable[[SyncResult], None]) -> None:
+             callback: Callable[[SyncResult], None], group_instance_id: str | None = None
+             ) -> None:
         """SyncGroup; ``callback(SyncResult)`` now or when the leader's assignment comes."""
         with self._lock:
-            code, group, member = self._member(group_id, member_id)
+            code, group, member = self._member(group_id, member_id, group_instance_id)
             if code == NONE and generation != group.generation:
                 code = ILLEGAL_GENERATION
             if code == NONE and group.state == PREPARING:
@@ -311,9 +401,10 @@ class GroupCoordinator:
                     if cb is not None:
                         cb(SyncResult(NONE, m.assignment))
 
-    def heartbeat(self, group_id: str, generation: int, member_id: str) -> int:
+    def heartbeat(self, group_id: str, generation: int, member_id: str,
+                  group_instance_id: str | None = None) -> int:
         with self._lock:
-            code, group, _member = self._member(group_id, member_id)
+            code, group, _member = self._member(group_id, member_id, group_instance_id)
             if code != NONE:
                 return code
             if group.state == PREPARING:
@@ -322,15 +413,24 @@ class GroupCoordinator:
                 return ILLEGAL_GENERATION
             return NONE
 
-    def leave(self, group_id: str, member_ids: list[str]) -> tuple[int, list[int]]:
-        """LeaveGroup: (top-level code, one code per member id)."""
+    def leave(self, group_id: str, member_ids: list[str],
+              instance_ids: list[str | None] | None = None) -> tuple[int, list[int]]:
+        """LeaveGroup: (top-level code, one code per member id).  v3+ members may be
+        named by ``group.instance.id`` (member id "" or the member's own; another
+        member's id → FENCED_INSTANCE_ID)."""
         with self._lock:
             code = self._not_ready() or (INVALID_GROUP_ID if not group_id else NONE)
             if code != NONE:
                 return code, [code] * len(member_ids)
             group = self._groups.get(group_id)
             codes = []
-            for mid in member_ids:
+            for mid, iid in zip(member_ids, instance_ids or [None] * len(member_ids)):
+                static = group.static_member(iid) if group is not None else None
+                if iid is not None and static is not None:
+                    if mid and mid != static.member_id:
+                        codes.append(FENCED_INSTANCE_ID)
+                        continue
+                    mid = static.member_id
                 if group is None or mid not in group.members:
                     codes.append(UNKNOWN_MEMBER_ID)
                     continue
@@ -357,82 +457,29 @@ class GroupCoordinator:
             else:
                 self._complete_join(group, now)
 
-    # -- offsets --------------------------------------------------------------------------
-    def commit_offsets(self, group_id: str, generation: int, member_id: str,
-                       offsets: list[tuple[str, int, int, int, str | None]], *,
-                       trusted: bool = False) -> list[int]:
-        """OffsetCommit of (topic, partition, offset, leader_epoch, metadata) entries;
-        returns one error code per entry.  ``trusted`` (embedded consumers) skips the
-        membership checks: an in-process consumer needs no generation."""
-        with self._lock:
-            code = self._not_ready()
-            group = self._groups.get(group_id)
-            if code == NONE and not trusted:
-                code = self._commit_allowed(group, generation, member_id)
-            if code != NONE:
-                return [code] * len(offsets)
-            codes, accepted = [], []
-            for topic, partition, offset, epoch, metadata in offsets:
-                c = self._check_commit(topic, partition, metadata)
-                codes.append(c)
-                if c == NONE:
-                    accepted.append((topic, partition,
-                                     Committed(offset, epoch, metadata or "", -1)))
-            try:
-                self.offsets.commit(group_id, accepted)
-            except PylogError as exc:        # the engine refused the append (disk, I/O)
-                log.error("group %s: commit failed: %s", group_id, exc)
-                return [exc.errno if c == NONE else c for c in codes]
-            if group is None and accepted and group_id not in self._groups:
-                self._groups[group_id] = Group(group_id)     # offsets-only group: listed
-            return codes
-
-    def _commit_allowed(self, group: Group | None, generation: int, member_id: str) -> int:
-        if generation < 0 and (group is None or not group.members):
-            return NONE                      # a non-member commit to an empty group
-        if group is None:
-            return ILLEGAL_GENERATION
-        if group.state == COMPLETING:
-            return REBALANCE_IN_PROGRESS
-        member = group.members.get(member_id)
-        if member is None:
-            return UNKNOWN_MEMBER_ID
-        if generation != group.generation:
-            return ILLEGAL_GENERATION
-        member.deadline = time.monotonic() + member.session_s
-        return NONE
-
-    def _check_commit(self, topic: str, partition: int, metadata: str | None) -> int:
-        if metadata is not None and len(metadata) > self.metadata_max:
-            return OFFSET_METADATA_TOO_LARGE
-        return NONE if self.offsets.partition_exists(topic, partition) \
-            else UNKNOWN_TOPIC_OR_PARTITION
-
-    def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
-                      ) -> tuple[int, dict[tuple[str, int], Committed | None]]:
-        """OffsetFetch: (error, {(topic, partition): Committed or None}); None = all."""
-        code = self._not_ready()
-        if code != NONE:
-            return code, {}
-        if partitions is None:
-            return NONE, dict(self.offsets.group_offsets(group_id))
-        return NONE, {(t, i): self.offsets.fetch(group_id, t, i) for t, i in partitions}
-
     # -- ListGroups, DescribeGroups, lag -------------------------------------------------
     def list_groups(self) -> tuple[int, list[tuple[str, str]]]:
         code = self._not_ready()
         if code != NONE:
             return code, []
         with self._lock:
-            ids = set(self._groups) | set(self.offsets.group_ids())
+            ids = set(self._groups) | set(self.offsets.group_ids()) | set(self.consumer.groups)
             return NONE, sorted((g, self._groups[g].protocol_type if g in self._groups
-                                 else "") for g in ids)
+                                 else "consumer" if g in self.consumer.groups else "")
+                                for g in ids)
 
     def describe_group(self, group_id: str) -> tuple[int, GroupSummary]:
         code = self._not_ready()
         if code != NONE:
             return code, GroupSummary(group_id, "", "", "", ())
         with self._lock:
+            cgroup = self.consumer.groups.get(group_id)
+            if cgroup is not None:                  # consumer protocol: no metadata bytes
+                return NONE, GroupSummary(group_id, cgroup.state, "consumer", cgroup.assignor,
+                                          tuple(MemberSummary(m.member_id, m.instance_id,
+                                                              m.client_id, m.client_host,
+                                                              b"", b"")
+                                                for m in cgroup.members.values()))
             group = self._groups.get(group_id)
             if group is None:
                 state = "Empty" if self.offsets.group_offsets(group_id) else "Dead"
@@ -495,7 +542,12 @@ class GroupCoordinator:
                         nxt = min(nxt, (group.delay_deadline or group.join_deadline) - now)
                 if group.state == EMPTY and not self.offsets.has_group(group.group_id):
                     del self._groups[group.group_id]     # nothing left to list or describe
-        return max(nxt, 0.005)
+            nxt = min(nxt, self.consumer.tick(now, self.offsets.has_group))
+            self._note_empty_groups_locked(int(time.time() * 1000))
+        if now >= self._next_expiry:
+            self._next_expiry = now + self.retention_check_s
+            self.expire_offsets()
+        return max(min(nxt, self._next_expiry - now), 0.005)
 
     def _run_timer(self) -> None:
         wait = 1.0

@@ -321,6 +321,23 @@ class OffsetStore:
         self._log.alter_topic_config(OFFSETS_TOPIC, {"retention.bytes": r})
         log.warning("%s: live offsets need retention.bytes=%d (raised)", OFFSETS_TOPIC, r)
 
+    def delete_offsets(self, group: str, partitions: Iterable[tuple[str, int]]) -> int:
+        """Tombstone the committed offsets of ``group`` for ``partitions`` (OffsetDelete,
+        expiry); returns how many existed.  StorageError propagates (nothing changes)."""
+        with self._lock:
+            offs = self._groups.get(group) or {}
+            found = [tp for tp in dict.fromkeys(partitions) if tp in offs]
+            if not found:
+                return 0
+            keys = [encode_key(group, t, i) for t, i in found]
+            self._partition.append_batch([None] * len(keys), keys)
+            for tp, k in zip(found, keys):
+                self._live_bytes -= _record_size(k, encode_value(offs.pop(tp)))
+            if not offs:
+                del self._groups[group]
+            self._since_snapshot += sum(_record_size(k, None) for k in keys) + _BATCH_OVERHEAD
+            return len(found)
+
 
 def _record_size(key: bytes | None, value: bytes | None) -> int:
     return (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD

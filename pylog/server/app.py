@@ -56,8 +56,7 @@ class Server:
         self.broker.loop = loop
         # Start loading committed offsets now (the coordinator's background thread), so
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
-        self.log.start_groups(initial_rebalance_delay_ms=self.broker.settings
-                              .group_initial_rebalance_delay_ms)
+        self.log.start_groups(**self.broker.settings.group_options())
         self._listener = Listener(
             "kafka", self.host, self.port,
             lambda: KafkaConnection(self.broker, self.connections), cap=self.cap)

@@ -65,6 +65,14 @@ class ServerConfig:
     num_partitions: int = 1                     # num.partitions
     auto_create_topics: bool = True             # auto.create.topics.enable
     group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
+    group_min_session_timeout_ms: int = 6000    # group.min.session.timeout.ms
+    group_max_session_timeout_ms: int = 1_800_000   # group.max.session.timeout.ms
+    group_max_size: int = 2_147_483_647         # group.max.size
+    group_consumer_session_timeout_ms: int = 45_000   # group.consumer.session.timeout.ms
+    group_consumer_heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
+    group_consumer_assignors: str = "uniform,range"   # group.consumer.assignors
+    offsets_retention_minutes: int = 10080      # offsets.retention.minutes
+    offsets_retention_check_interval_ms: int = 600_000   # offsets.retention.check.interval.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
     idle_ms: int = 600_000                      # connections.max.idle.ms
     request_timeout_ms: int = 30_000            # a request's deadline from its first byte
@@ -73,6 +81,9 @@ class ServerConfig:
     retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
     log_level: str = "INFO"
     log_json: bool = False
+
+    def __post_init__(self) -> None:
+        _check_group_settings(self)
 
     @property
     def kafka_address(self) -> tuple[str, int]:
@@ -114,6 +125,28 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("group_initial_rebalance_delay_ms", "int", "how long a new group waits for "
             "more members before its first rebalance",
             kafka="group.initial.rebalance.delay.ms", lo=0, hi=3_600_000),
+    Setting("group_min_session_timeout_ms", "int", "smallest session timeout a classic "
+            "group member may ask for", kafka="group.min.session.timeout.ms", lo=1,
+            hi=_INT32_MAX),
+    Setting("group_max_session_timeout_ms", "int", "largest session timeout a classic "
+            "group member may ask for", kafka="group.max.session.timeout.ms", lo=1,
+            hi=_INT32_MAX),
+    Setting("group_max_size", "int", "members a group may have",
+            kafka="group.max.size", lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_session_timeout_ms", "int", "session timeout of "
+            "consumer-protocol (KIP-848) members", kafka="group.consumer.session.timeout.ms",
+            lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_heartbeat_interval_ms", "int", "heartbeat interval told to "
+            "consumer-protocol members (below their session timeout)",
+            kafka="group.consumer.heartbeat.interval.ms", lo=1, hi=_INT32_MAX),
+    Setting("group_consumer_assignors", "str", "server-side assignors of the consumer "
+            "protocol, comma-separated (uniform, range); the first is the default",
+            kafka="group.consumer.assignors"),
+    Setting("offsets_retention_minutes", "int", "committed offsets of a group empty this "
+            "long are deleted", kafka="offsets.retention.minutes", lo=1, hi=_INT32_MAX),
+    Setting("offsets_retention_check_interval_ms", "int", "how often expired committed "
+            "offsets are looked for", kafka="offsets.retention.check.interval.ms", lo=1,
+            hi=_INT32_MAX),
     Setting("max_request_bytes", "int", "largest request accepted",
             kafka="socket.request.max.bytes", lo=1024, hi=_INT32_MAX),
     Setting("idle_ms", "int", "close connections idle this long",
@@ -164,6 +197,22 @@ def bounds_text(spec: Setting) -> str:
     if spec.kind == "listener":
         return "HOST:PORT"
     return "a non-empty string"
+
+
+def _check_group_settings(c: "ServerConfig") -> None:
+    """The group settings' relations, as Kafka checks them at startup (each value's
+    bounds are in SETTINGS); ConfigError names them."""
+    from pylog.broker.assignors import ASSIGNORS
+    if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms:
+        raise ConfigError("group_min_session_timeout_ms must not exceed "
+                          "group_max_session_timeout_ms")
+    if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms:
+        raise ConfigError("group_consumer_heartbeat_interval_ms must be below "
+                          "group_consumer_session_timeout_ms")
+    names = [a.strip() for a in c.group_consumer_assignors.split(",") if a.strip()]
+    if not names or any(a not in ASSIGNORS for a in names):
+        raise ConfigError(f"group_consumer_assignors {c.group_consumer_assignors!r}: "
+                          f"known assignors are {', '.join(ASSIGNORS)}")
 
 
 def _convert(name: str, raw: Any, source: str) -> Any:

@@ -42,6 +42,20 @@ def validate_topic_name(name: str | None) -> str:
     return name
 
 
+# Group settings: BrokerSettings field (= ServerConfig field) → Kafka's name; each is a
+# GroupCoordinator keyword argument of the same name without the ``group_`` prefix.
+GROUP_SETTINGS = {
+    "group_min_session_timeout_ms": "group.min.session.timeout.ms",
+    "group_max_session_timeout_ms": "group.max.session.timeout.ms",
+    "group_max_size": "group.max.size",
+    "group_consumer_session_timeout_ms": "group.consumer.session.timeout.ms",
+    "group_consumer_heartbeat_interval_ms": "group.consumer.heartbeat.interval.ms",
+    "group_consumer_assignors": "group.consumer.assignors",
+    "offsets_retention_minutes": "offsets.retention.minutes",
+    "offsets_retention_check_interval_ms": "offsets.retention.check.interval.ms",
+}
+
+
 @dataclass
 class BrokerSettings:
     """The broker-level settings handlers consult (Kafka's names in comments)."""
@@ -52,6 +66,14 @@ class BrokerSettings:
     num_partitions: int = 1                 # num.partitions
     max_request_bytes: int = 104_857_600    # socket.request.max.bytes
     group_initial_rebalance_delay_ms: int = 0   # group.initial.rebalance.delay.ms
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1_800_000
+    group_max_size: int = 2_147_483_647
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5000
+    group_consumer_assignors: str = "uniform,range"
+    offsets_retention_minutes: int = 10080
+    offsets_retention_check_interval_ms: int = 600_000
     fetch_session_cache_slots: int = DEFAULT_SLOTS   # max.incremental.fetch.session.cache.slots
     fetch_session_eviction_ms: int = DEFAULT_EVICTION_MS   # min.incremental.fetch.session.eviction.ms
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
@@ -66,7 +88,14 @@ class BrokerSettings:
             "socket.request.max.bytes": str(self.max_request_bytes),
             "group.initial.rebalance.delay.ms": str(self.group_initial_rebalance_delay_ms),
             "default.replication.factor": "1",
+            **{kafka: str(getattr(self, name)) for name, kafka in GROUP_SETTINGS.items()},
         }
+
+    def group_options(self) -> dict[str, Any]:
+        """GroupCoordinator keyword arguments (``log.start_groups``)."""
+        opts = {name.removeprefix("group_"): getattr(self, name) for name in GROUP_SETTINGS}
+        opts["initial_rebalance_delay_ms"] = self.group_initial_rebalance_delay_ms
+        return opts
 
 
 class BrokerContext:

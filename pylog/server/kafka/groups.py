@@ -31,6 +31,7 @@ from .messages import ZERO_MS, build, error_code, response_module
 FIND_COORDINATOR, OFFSET_COMMIT, OFFSET_FETCH = 10, 8, 9
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
 DESCRIBE_GROUPS, LIST_GROUPS = 15, 16
+DELETE_GROUPS, OFFSET_DELETE = 42, 47
 _UNSET = object()
 _GROUP_LEVEL = (G.COORDINATOR_LOAD_IN_PROGRESS, G.COORDINATOR_NOT_AVAILABLE, G.INVALID_GROUP_ID)
 
@@ -133,7 +134,7 @@ def _join_response(mod, r: G.JoinResult, protocol_type: str | None):
                  generation_id=r.generation, protocol_name=r.protocol_name, leader=r.leader,
                  member_id=r.member_id, members=members,
                  protocol_type=protocol_type if r.error == G.NONE else None,
-                 skip_assignment=False)
+                 skip_assignment=r.skip_assignment)
 
 
 def handle_join_group(ctx, request):
@@ -146,7 +147,8 @@ def handle_join_group(ctx, request):
         session_timeout_ms=session_ms,
         rebalance_timeout_ms=_ms(getattr(request, "rebalance_timeout", None)),
         client_id=ctx.header.client_id or "", client_host=f"/{ctx.local_host}",
-        group_instance_id=getattr(request, "group_instance_id", None))
+        group_instance_id=getattr(request, "group_instance_id", None),
+        api_version=ctx.version)
     result = parked.settle()
     ptype = request.protocol_type
     if not isinstance(result, asyncio.Future):
@@ -177,7 +179,8 @@ def handle_sync_group(ctx, request):
     parked = _Parked()
     assignments = {a.member_id: bytes(a.assignment) for a in request.assignments}
     _coordinator(ctx).sync(request.group_id, request.generation_id, request.member_id,
-                           assignments, parked)
+                           assignments, parked,
+                           group_instance_id=getattr(request, "group_instance_id", None))
     result = parked.settle()
     if not isinstance(result, asyncio.Future):
         return _sync_response(ctx, mod, result, request.group_id)
@@ -192,7 +195,8 @@ def handle_sync_group(ctx, request):
 def handle_heartbeat(ctx, request):
     mod = response_module(HEARTBEAT, ctx.version)
     code = _coordinator(ctx).heartbeat(request.group_id, request.generation_id,
-                                       request.member_id)
+                                       request.member_id,
+                                       getattr(request, "group_instance_id", None))
     return build(mod.HeartbeatResponse, throttle_time=ZERO_MS, error_code=error_code(code))
 
 
@@ -202,7 +206,8 @@ def handle_leave_group(ctx, request):
         idents = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
         idents = [(request.member_id, None)]
-    top, codes = _coordinator(ctx).leave(request.group_id, [mid for mid, _ in idents])
+    top, codes = _coordinator(ctx).leave(request.group_id, [mid for mid, _ in idents],
+                                         [gi for _, gi in idents])
     members = ()
     if ctx.version >= 3:                                    # v3+: errors per member
         members = tuple(build(mod.MemberResponse, member_id=mid, group_instance_id=gi,
@@ -244,7 +249,8 @@ def handle_offset_commit(ctx, request):
             entries.append((name, p.partition_index, p.committed_offset,
                             getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
     codes = iter(_coordinator(ctx).commit_offsets(
-        request.group_id, request.generation_id_or_member_epoch, request.member_id, entries))
+        request.group_id, request.generation_id_or_member_epoch, request.member_id, entries,
+        group_instance_id=getattr(request, "group_instance_id", None), api_version=ctx.version))
     unknown_id = error_code(UnknownTopicIdError.errno)
     topics = tuple(
         build(mod.OffsetCommitResponseTopic, name=name or "",
@@ -256,7 +262,7 @@ def handle_offset_commit(ctx, request):
     return build(mod.OffsetCommitResponse, throttle_time=ZERO_MS, topics=topics)
 
 
-def _fetch_group(ctx, mod, group_id: str, topics, v8: bool):
+def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1)):
     """One group's committed offsets: (top-level code, response topics)."""
     wanted, unknown = None, []
     if topics is not None:
@@ -267,7 +273,8 @@ def _fetch_group(ctx, mod, group_id: str, topics, v8: bool):
                 unknown.append(t)
             else:
                 wanted += [(name, i) for i in t.partition_indexes]
-    code, found = _coordinator(ctx).fetch_offsets(group_id, wanted)
+    code, found = _coordinator(ctx).fetch_offsets(group_id, wanted, member_id=member[0],
+                                                  member_epoch=member[1])
     if wanted is None:
         wanted = sorted(found)
     part_code = code if ctx.version < 2 else G.NONE       # v2+: one top-level error
@@ -296,7 +303,9 @@ def handle_offset_fetch(ctx, request):
     if ctx.version >= 8:                                   # v8+: a batch of groups
         groups = []
         for g in request.groups:
-            code, topics = _fetch_group(ctx, mod, g.group_id, g.topics, True)
+            code, topics = _fetch_group(ctx, mod, g.group_id, g.topics, True,
+                                        (getattr(g, "member_id", None),
+                                         getattr(g, "member_epoch", -1)))
             groups.append(build(mod.OffsetFetchResponseGroup, group_id=g.group_id,
                                 topics=topics, error_code=error_code(code)))
         return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, groups=tuple(groups))
@@ -316,7 +325,7 @@ def handle_list_groups(ctx, request):
     listed = []
     for g, pt in groups:
         state = coord.describe_group(g)[1].state if ctx.version >= 4 else ""
-        gtype = "classic"
+        gtype = coord.group_type(g)
         if (states and state.lower() not in states) or (types and gtype not in types):
             continue
         listed.append(build(mod.ListedGroup, group_id=g, protocol_type=pt, group_state=state,
@@ -331,6 +340,12 @@ def handle_describe_groups(ctx, request):
     out = []
     for group_id in request.groups:
         code, s = coord.describe_group(group_id)
+        if code == 0 and coord.group_type(group_id) == "consumer":
+            out.append(build(mod.DescribedGroup, error_code=error_code(G.GROUP_ID_NOT_FOUND),
+                             group_id=group_id, group_state="Dead", protocol_type="",
+                             protocol_data="", members=(), authorized_operations=-2147483648,
+                             error_message=f"Group {group_id} is not a classic group."))
+            continue
         members = tuple(build(mod.DescribedGroupMember, member_id=m.member_id,
                               group_instance_id=m.group_instance_id, client_id=m.client_id,
                               client_host=m.client_host, member_metadata=m.metadata,
@@ -348,7 +363,40 @@ def _group_error_text(code: int, group_id: str) -> str:
     return f"{error_name(code)}: group {group_id!r}"
 
 
+# -- DeleteGroups / OffsetDelete ------------------------------------------------------------
+def handle_delete_groups(ctx, request):
+    """Each group must be empty (NON_EMPTY_GROUP) and known (GROUP_ID_NOT_FOUND); its
+    committed offsets are tombstoned."""
+    mod = response_module(DELETE_GROUPS, ctx.version)
+    coord = _coordinator(ctx)
+    results = []
+    for group_id in request.groups_names:
+        code, _deleted = coord.delete_any_group(group_id)
+        results.append((group_id, code))
+    return build(mod.DeleteGroupsResponse, throttle_time=ZERO_MS, results=tuple(
+        build(mod.DeletableGroupResult, group_id=g, error_code=error_code(c))
+        for g, c in results))
+
+
+def handle_offset_delete(ctx, request):
+    mod = response_module(OFFSET_DELETE, ctx.version)
+    wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    top, codes = _coordinator(ctx).delete_offsets(request.group_id, wanted)
+    per_topic: dict[str, list] = {}
+    for (name, i), c in zip(wanted, codes):
+        per_topic.setdefault(name, []).append(build(
+            mod.OffsetDeleteResponsePartition, partition_index=i,
+            error_code=error_code(G.NONE if top != G.NONE else c)))
+    topics = () if top != G.NONE else tuple(
+        build(mod.OffsetDeleteResponseTopic, name=n, partitions=tuple(ps))
+        for n, ps in per_topic.items())
+    return build(mod.OffsetDeleteResponse, error_code=error_code(top), throttle_time=ZERO_MS,
+                 topics=topics)
+
+
 register(
+    ApiSpec(DELETE_GROUPS, "DeleteGroups", range(0, 3), 2, handle_delete_groups),
+    ApiSpec(OFFSET_DELETE, "OffsetDelete", range(0, 1), 0, handle_offset_delete),
     ApiSpec(OFFSET_COMMIT, "OffsetCommit", range(2, 11), 10, handle_offset_commit),
     ApiSpec(OFFSET_FETCH, "OffsetFetch", range(1, 11), 10, handle_offset_fetch),
     ApiSpec(FIND_COORDINATOR, "FindCoordinator", range(0, 7), 6, handle_find_coordinator),
@@ -359,3 +407,5 @@ register(
     ApiSpec(DESCRIBE_GROUPS, "DescribeGroups", range(0, 7), 6, handle_describe_groups),
     ApiSpec(LIST_GROUPS, "ListGroups", range(0, 6), 5, handle_list_groups),
 )
+
+from . import consumer_groups  # noqa: E402,F401 -- registers ConsumerGroupHeartbeat/Describe
