@@ -195,7 +195,7 @@ def members(conn, rest: bytes) -> list[bytes]:
 def delete_group(conn, rest: bytes) -> bytes:
     from .text import _tokens
     group = _group_id(_tokens(rest), "DELETEGROUP <group>")
-    code, deleted = conn.server.offsets._coordinator().delete_group(group)
+    code, deleted = conn.server.offsets._coordinator().delete_any_group(group)
     if code == NonEmptyGroupError.errno:
         raise NonEmptyGroupError(f"group {group!r} has active members; stop its "
                                  f"consumers first")
