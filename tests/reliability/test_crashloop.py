@@ -48,6 +48,8 @@ def test_kill9_loop_loses_no_acked_record_and_serves_no_corrupt_one():
     tot = _loop("--cycles", str(CYCLES), "--seed", "11")
     _assert_clean(tot)
     assert tot["cycles"] == CYCLES and tot["acked"] > 0
+    # kill -9 loses no written page: recovery never has to record lost offsets
+    assert tot.get("explained_gaps", 0) == 0, tot["problems"]
     # Most kills must land while the writer is appending, not after it finished.
     assert tot["idle_kills"] < CYCLES // 2, tot
 
@@ -56,7 +58,7 @@ def test_kill9_loop_loses_no_acked_record_and_serves_no_corrupt_one():
 def test_power_loss_with_durable_acks_loses_no_acked_record():
     tot = _loop("--power-loss", "--states", "4", "--cycles", str(POWER_KILLS),
                 "--seed", "12")
-    _assert_clean(tot)
+    _assert_clean(tot)     # a gap recovery recorded in lost-offsets.json is not a violation
     assert tot["states"] >= 4 * POWER_KILLS >= 200 or POWER_KILLS < 50
     # The simulated cuts did damage something every run: recovery dropped bytes.
     assert tot["recovery_dropped_bytes"] > 0
