@@ -382,7 +382,7 @@ class SharePartition:
                 continue             # finished and below the start: the start says it
             e = self._changed[o]
             item = (int(e.state), e.delivery_count)
-            if runs and runs[-1][1] == o - 1 and runs[-1][2:] == item:
+            if runs and runs[-1][1] == o - 1 and tuple(runs[-1][2:]) == item:
                 runs[-1][1] = o
             else:
                 runs.append([o, o, *item])
