@@ -33,7 +33,8 @@ from pylog.broker.share_state import (DEFAULT_AUTO_OFFSET_RESET,
                                       AcknowledgeType, Acquired, SharePartition,
                                       monotonic_ms)
 from pylog.broker.share_store import ShareStore
-from pylog.errors import InvalidRequestError, UnknownMemberIdError
+from pylog.errors import (InvalidRequestError, OffsetOutOfRangeError,
+                          UnknownMemberIdError)
 
 __all__ = ["ShareGroups", "Queue", "Message"]
 
@@ -153,7 +154,13 @@ class ShareGroups:
             return sp
 
     def _persist(self, sp: SharePartition, delta):
-        return self.store.write(sp.group, sp.topic, sp.partition, delta)
+        """Write ``delta`` (caller holds ``sp.lock``); if the write fails the change is
+        undone, so memory never runs ahead of the log."""
+        try:
+            return self.store.write(sp.group, sp.topic, sp.partition, delta)
+        except BaseException:
+            sp.rollback_locked()
+            raise
 
     def acquire(self, group: str, member_id: str, topic: str, partition: int,
                 max_records: int) -> list[Acquired]:
@@ -301,9 +308,12 @@ class Queue:
 
     def _read(self, p, i: int, run: Acquired) -> list[Message]:
         msgs = []
-        offset = run.first_offset
+        offset = max(run.first_offset, p.log_start_offset)
         while offset <= run.last_offset:
-            recs = p.read(offset, max_records=run.last_offset - offset + 1)
+            try:
+                recs = p.read(offset, max_records=run.last_offset - offset + 1)
+            except OffsetOutOfRangeError:
+                break                # deleted by retention meanwhile; skipped next time
             if not recs:
                 break
             for r in recs:

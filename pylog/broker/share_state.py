@@ -140,6 +140,11 @@ class SharePartition:
         self._records: dict[int, InFlight] = {}
         self._changed: dict[int, InFlight] = {}     # since the last delta
         self._start_moved = False
+        # Old values of what changed since the last delta, so a change whose delta could
+        # not be written is undone (rollback_locked): (spso, speo), offset -> entry state.
+        self._undo_window: tuple[int, int] | None = None
+        self._undo: dict[int, tuple | None] = {}
+        self._pending_undo: tuple = (None, {})      # the undo of the last delta returned
         # Counters since open (for stats and, later, metrics).
         self.acknowledged_total = 0
         self.archived_total = 0
@@ -186,6 +191,7 @@ class SharePartition:
             self.initialised = True
             self._advance_locked()
             self._start_moved = False
+            self._undo_window, self._undo = None, {}
 
     # -- acquire ------------------------------------------------------------------------
     def acquire(self, member: str, max_records: int, log_start: int, log_end: int
@@ -222,7 +228,36 @@ class SharePartition:
                 self.speo += 1
             return self._runs(got), self._delta_locked()
 
+    def _save_locked(self, o: int, e: InFlight | None) -> None:
+        if self._undo_window is None:
+            self._undo_window = (self.spso, self.speo)
+        if o not in self._undo:
+            self._undo[o] = None if e is None else (e.state, e.delivery_count, e.member,
+                                                    e.deadline)
+
+    def rollback_locked(self) -> None:
+        """Undo the change behind the last delta returned (its write failed) and any
+        made since; call it before releasing ``self.lock``."""
+        for window, undo in ((self._undo_window, self._undo), self._pending_undo):
+            if window is None:
+                continue
+            for o, old in undo.items():
+                if old is None:
+                    self._records.pop(o, None)
+                else:
+                    self._records[o] = InFlight(*old)
+            self.spso, self.speo = window
+        for o in [o for o in self._records if not self.spso <= o < self.speo]:
+            del self._records[o]
+        for o in range(self.spso, self.speo):
+            self._records.setdefault(o, InFlight())
+        self._undo_window, self._undo = None, {}
+        self._pending_undo = (None, {})
+        self._changed = {}
+        self._start_moved = False
+
     def _take_locked(self, offset: int, e: InFlight, member: str, deadline: int) -> None:
+        self._save_locked(offset, e)
         e.state = RecordState.ACQUIRED
         e.delivery_count += 1
         e.member = member
@@ -335,6 +370,7 @@ class SharePartition:
 
     # -- transitions --------------------------------------------------------------------
     def _finish_locked(self, o: int, e: InFlight, state: RecordState) -> None:
+        self._save_locked(o, e)
         e.state, e.member, e.deadline = state, None, 0
         if state is RecordState.ACKNOWLEDGED:
             self.acknowledged_total += 1
@@ -346,6 +382,7 @@ class SharePartition:
         if e.delivery_count >= self.delivery_count_limit:
             self._finish_locked(o, e, RecordState.ARCHIVED)
             return
+        self._save_locked(o, e)
         e.state, e.member, e.deadline = RecordState.AVAILABLE, None, 0
         self._changed[o] = e
 
@@ -362,7 +399,7 @@ class SharePartition:
         if log_start <= self.spso:
             return
         for o in range(self.spso, min(self.speo, log_start)):
-            self._records.pop(o, None)
+            self._save_locked(o, self._records.pop(o, None))
             self._changed.pop(o, None)
         self.spso = log_start
         self.speo = max(self.speo, log_start)
@@ -371,7 +408,7 @@ class SharePartition:
 
     def _advance_locked(self) -> None:
         while self.spso < self.speo and self._records[self.spso].state in _FINISHED:
-            del self._records[self.spso]
+            self._save_locked(self.spso, self._records.pop(self.spso))
             self.spso += 1
             self._start_moved = True
 
@@ -389,6 +426,8 @@ class SharePartition:
         delta = Delta(self.spso, tuple(tuple(r) for r in runs), self._start_moved)
         self._changed = {}
         self._start_moved = False
+        self._pending_undo = (self._undo_window, self._undo)
+        self._undo_window, self._undo = None, {}
         return delta
 
     # -- reads --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import pylog
-from pylog.errors import (InvalidRecordStateError, InvalidRequestError,
+from pylog.errors import (InvalidRecordStateError, InvalidRequestError, StorageError,
                           UnknownMemberIdError, UnknownTopicError)
 
 WORKER = Path(__file__).with_name("share_worker.py")
@@ -245,3 +245,24 @@ def test_kill_9_loses_no_ack_and_redelivers_the_rest_with_counts_kept(tmp_path):
             assert stats[i]["spso"] == p.log_end_offset      # nothing lost
             assert stats[i]["archived_total"] == 0
         assert any(c > 1 for c in counts.values())           # some were redelivered
+
+
+def test_a_failed_state_write_changes_nothing(mem):
+    t = mem.create_topic("orders", 1)
+    t.partition(0).append(b"a")
+    q = mem.queue("workers", "orders", **EARLIEST)
+    m = q.receive()[0]
+    store = mem.share_groups.store
+    real = store._partition
+
+    class Refusing:                      # the internal topic's partition, fenced
+        def append_batch(self, *a, **k):
+            raise StorageError("disk full")
+
+    store._partition = Refusing()
+    with pytest.raises(StorageError):
+        m.ack()
+    store._partition = real
+    assert q.stats()[0]["acquired"] == 1
+    m.ack()
+    assert q.stats()[0]["spso"] == 1

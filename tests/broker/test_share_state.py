@@ -255,3 +255,20 @@ def check(sp, model):
             assert model.held[x][0] == e.member
         if e.state in (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED):
             assert x in model.finished
+
+
+def test_rollback_undoes_every_change_since_the_last_delta():
+    clock = Clock()
+    sp = make(clock, lock_duration_ms=100)
+    sp.acquire("a", 3, 0, 10)
+    before = snapshot(sp)
+    with sp.lock:
+        sp.acknowledge("a", [(0, 1, ACCEPT)])         # as if its write failed:
+        sp.rollback_locked()
+    assert snapshot(sp) == before
+    with sp.lock:
+        sp.acquire("b", 5, 0, 10)
+        sp.rollback_locked()
+    assert snapshot(sp) == before
+    sp.acknowledge("a", [(0, 2, ACCEPT)])
+    assert sp.spso == 3
