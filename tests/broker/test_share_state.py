@@ -164,6 +164,7 @@ op = st.one_of(
               st.booleans()),
     st.tuples(st.just("tick"), st.integers(1, 150)),
     st.tuples(st.just("leave"), st.sampled_from(MEMBERS)),
+    st.tuples(st.just("failed_write"), st.sampled_from(MEMBERS), st.integers(1, 6)),
 )
 
 
@@ -226,6 +227,18 @@ def test_random_sequences_keep_the_invariants(ops):
                 with pytest.raises(InvalidRecordStateError):
                     sp.acknowledge(m, [(first, last, kind)])
                 assert snapshot(sp) == before
+        elif o[0] == "failed_write":           # an acquire or an ack whose write fails
+            _, m, n = o
+            sp.expire()
+            mine = sorted(x for x, (h, _) in model.held.items() if h == m)
+            before = snapshot(sp)
+            with sp.lock:
+                if mine and n % 2:
+                    sp.acknowledge(m, [(mine[0], mine[0], [ACCEPT, RELEASE, REJECT][n % 3])])
+                else:
+                    sp.acquire(m, n, 0, LOG_END)
+                sp.rollback_locked()
+            assert snapshot(sp) == before
         elif o[0] == "tick":
             clock.advance(o[1])
         else:
