@@ -208,9 +208,10 @@ class ShareGroups:
 
 class Message:
     """One acquired record.  ``ack`` / ``release`` / ``reject`` answer after the state
-    change is durable; any of them, once; ``renew`` extends the lock."""
+    change is durable; a second one raises InvalidRecordStateError (the record is no
+    longer held); ``renew`` extends the lock."""
     __slots__ = ("_queue", "topic", "partition", "offset", "timestamp", "key", "value",
-                 "headers", "delivery_count", "_done")
+                 "headers", "delivery_count")
 
     def __init__(self, queue, partition: int, record, delivery_count: int) -> None:
         self._queue = queue
@@ -222,13 +223,11 @@ class Message:
         self.value = record.value
         self.headers = record.headers
         self.delivery_count = delivery_count
-        self._done = False
 
     def _settle(self, kind: AcknowledgeType) -> None:
         self._queue._coordinator.acknowledge(self._queue.group, self._queue.member_id,
                                              self.topic, self.partition,
                                              [(self.offset, self.offset, kind)])
-        self._done = True
 
     def ack(self) -> None:
         self._settle(AcknowledgeType.ACCEPT)

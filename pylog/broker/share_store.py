@@ -39,7 +39,7 @@ import threading
 from concurrent.futures import Future
 from typing import NamedTuple
 
-from pylog.broker.share_state import Delta, RecordState
+from pylog.broker.share_state import Delta
 
 __all__ = ["SHARE_STATE_TOPIC", "PersistedState", "ShareStore", "encode_key",
            "decode_key", "encode_value", "decode_value", "SNAPSHOT", "UPDATE"]
