@@ -29,7 +29,7 @@ __all__ = [
     "UnstableOffsetCommitError", "GroupSubscribedToTopicError", "PolicyViolationError",
     "FetchSessionIdNotFoundError", "InvalidFetchSessionEpochError",
     "UnsupportedAssignorError", "StaleMemberEpochError", "ThrottlingQuotaExceededError",
-    "InvalidReplicaAssignmentError",
+    "InvalidReplicaAssignmentError", "InvalidRecordStateError",
 ]
 
 _REGISTRY: dict[int, type["PylogError"]] = {}
@@ -149,6 +149,9 @@ UnreleasedInstanceIdError = _define("UnreleasedInstanceIdError", 111,
                                     "UNRELEASED_INSTANCE_ID")
 UnsupportedAssignorError = _define("UnsupportedAssignorError", 112, "UNSUPPORTED_ASSIGNOR")
 StaleMemberEpochError = _define("StaleMemberEpochError", 113, "STALE_MEMBER_EPOCH")
+InvalidRecordStateError = _define("InvalidRecordStateError", 121, "INVALID_RECORD_STATE",
+                                  doc="A share-group acknowledgement for a record not "
+                                      "acquired by that member within its lock (KIP-932).")
 
 
 class LogLockedError(StorageError):

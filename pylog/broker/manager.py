@@ -78,6 +78,7 @@ class Log:
         self.warnings: list[str] = []
         self._groups = None                    # GroupCoordinator, created on first use
         self._group_configs = None             # GroupConfigs, created on first use
+        self._share_groups = None              # ShareGroups (queues.py), on first use
         # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
         # broker configs), used by every topic key the topic does not set itself.
         self.topic_defaults: dict = {}
@@ -454,6 +455,23 @@ class Log:
         from pylog.broker.consumer import Consumer
         return Consumer(self, group, topics, **options)
 
+    # ---- share groups (pylog/broker/queues.py, share_state.py, share_store.py) ---------
+    @property
+    def share_groups(self):
+        """The share-group coordinator, created on first use; it loads
+        ``__share_group_state`` in the background."""
+        with self._lock:
+            if self._share_groups is None:
+                self._check_open()
+                from pylog.broker.queues import ShareGroups
+                self._share_groups = ShareGroups(self)
+            return self._share_groups
+
+    def queue(self, group: str, topic: str, **configs):
+        """A member of share group ``group`` on ``topic`` (see pylog/broker/queues.py)."""
+        from pylog.broker.queues import Queue
+        return Queue(self, group, topic, **configs)
+
     # ---- close -------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
@@ -467,6 +485,8 @@ class Log:
             self._closed = True
         if self._groups is not None:
             self._groups.close()
+        if self._share_groups is not None:
+            self._share_groups.close()
         self._flusher.stop()
         parts = self._all_partitions()
         errors = []
@@ -496,6 +516,8 @@ class Log:
             self._closed = True
         if self._groups is not None:
             self._groups.close()
+        if self._share_groups is not None:
+            self._share_groups.close()
         self._flusher.stop()
         for p in self._all_partitions():
             p._abandon()
