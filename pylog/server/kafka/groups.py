@@ -101,7 +101,7 @@ async def _await_parked(ctx, future: asyncio.Future, unavailable):
 # -- FindCoordinator -----------------------------------------------------------------------
 # key types a coordinator is served for; transactions (1) and share groups (2) are
 # added by the modules that serve them
-COORDINATOR_KEY_TYPES = {0}
+COORDINATOR_KEY_TYPES = {0, 2}          # groups; share-partition keys (one node)
 
 
 def _coordinator_fields(ctx, key_type: int) -> dict:
