@@ -85,6 +85,8 @@ class ShareMembers:
         self._closed = False
         self._wake = threading.Event()
         self._timer: threading.Thread | None = None
+        self.defaults = {"session_timeout_ms": DEFAULT_SESSION_TIMEOUT_MS,
+                         "heartbeat_interval_ms": DEFAULT_HEARTBEAT_INTERVAL_MS}
 
     # -- configs ------------------------------------------------------------------------
     def _config(self, group_id: str, key: str, default: int) -> int:
@@ -95,11 +97,12 @@ class ShareMembers:
         return int(value) if value is not None else default
 
     def session_timeout_ms(self, group_id: str) -> int:
-        return self._config(group_id, "share.session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS)
+        return self._config(group_id, "share.session.timeout.ms",
+                            self.defaults["session_timeout_ms"])
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
         return self._config(group_id, "share.heartbeat.interval.ms",
-                            DEFAULT_HEARTBEAT_INTERVAL_MS)
+                            self.defaults["heartbeat_interval_ms"])
 
     # -- heartbeat ----------------------------------------------------------------------
     def heartbeat(self, group_id: str, member_id: str, member_epoch: int, *,

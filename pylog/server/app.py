@@ -57,6 +57,7 @@ class Server:
         # Start loading committed offsets now (the coordinator's background thread), so
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
         self.log.start_groups(**self.broker.settings.group_options())
+        self.broker.settings.apply_share_defaults(self.log)
         self._listener = Listener(
             "kafka", self.host, self.port,
             lambda: KafkaConnection(self.broker, self.connections), cap=self.cap)

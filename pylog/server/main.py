@@ -50,7 +50,7 @@ def _cluster_id(data_dir: str) -> str:
 
 
 def _settings(config: ServerConfig):
-    from .kafka.context import GROUP_SETTINGS, BrokerSettings
+    from .kafka.context import GROUP_SETTINGS, SHARE_SETTINGS, BrokerSettings
     return BrokerSettings(cluster_id=_cluster_id(config.data_dir),
                           advertised_host=config.advertised_host,
                           advertised_port=config.advertised_port,
@@ -59,7 +59,8 @@ def _settings(config: ServerConfig):
                           max_request_bytes=config.max_request_bytes,
                           group_initial_rebalance_delay_ms=(
                               config.group_initial_rebalance_delay_ms),
-                          **{k: getattr(config, k) for k in GROUP_SETTINGS})
+                          **{k: getattr(config, k) for k in GROUP_SETTINGS},
+                          **{k: getattr(config, k) for k in SHARE_SETTINGS})
 
 
 def _report_recovery(plog) -> None:

@@ -71,6 +71,10 @@ class ServerConfig:
     group_consumer_session_timeout_ms: int = 45_000   # group.consumer.session.timeout.ms
     group_consumer_heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
     group_consumer_assignors: str = "uniform,range"   # group.consumer.assignors
+    group_share_record_lock_duration_ms: int = 30_000   # group.share.record.lock.duration.ms
+    group_share_delivery_count_limit: int = 5           # group.share.delivery.count.limit
+    group_share_session_timeout_ms: int = 45_000        # group.share.session.timeout.ms
+    group_share_heartbeat_interval_ms: int = 5000       # group.share.heartbeat.interval.ms
     offsets_retention_minutes: int = 10080      # offsets.retention.minutes
     offsets_retention_check_interval_ms: int = 600_000   # offsets.retention.check.interval.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
@@ -142,6 +146,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("group_consumer_assignors", "str", "server-side assignors of the consumer "
             "protocol, comma-separated (uniform, range); the first is the default",
             kafka="group.consumer.assignors"),
+    Setting("group_share_record_lock_duration_ms", "int", "how long a share-group "
+            "member holds a record it was given before it comes back (the default of "
+            "the group config share.record.lock.duration.ms)",
+            kafka="group.share.record.lock.duration.ms", lo=1000, hi=3_600_000),
+    Setting("group_share_delivery_count_limit", "int", "deliveries of a record before "
+            "a share group gives up on it (default of share.delivery.count.limit)",
+            kafka="group.share.delivery.count.limit", lo=2, hi=10),
+    Setting("group_share_session_timeout_ms", "int", "a share-group member that does not "
+            "heartbeat this long is removed and its records released",
+            kafka="group.share.session.timeout.ms", lo=1, hi=_INT32_MAX),
+    Setting("group_share_heartbeat_interval_ms", "int", "heartbeat interval told to "
+            "share-group members (below their session timeout)",
+            kafka="group.share.heartbeat.interval.ms", lo=1, hi=_INT32_MAX),
     Setting("offsets_retention_minutes", "int", "committed offsets of a group empty this "
             "long are deleted", kafka="offsets.retention.minutes", lo=1, hi=_INT32_MAX),
     Setting("offsets_retention_check_interval_ms", "int", "how often expired committed "
@@ -209,6 +226,9 @@ def _check_group_settings(c: "ServerConfig") -> None:
     if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms:
         raise ConfigError("group_consumer_heartbeat_interval_ms must be below "
                           "group_consumer_session_timeout_ms")
+    if c.group_share_heartbeat_interval_ms >= c.group_share_session_timeout_ms:
+        raise ConfigError("group_share_heartbeat_interval_ms must be below "
+                          "group_share_session_timeout_ms")
     names = [a.strip() for a in c.group_consumer_assignors.split(",") if a.strip()]
     if not names or any(a not in ASSIGNORS for a in names):
         raise ConfigError(f"group_consumer_assignors {c.group_consumer_assignors!r}: "
