@@ -169,3 +169,18 @@ def test_sigkilled_consumer_records_come_back_with_delivery_count_2(srv, tmp_pat
         holder.kill()
         if other is not None:
             other.close()
+
+
+def test_close_commits_the_last_poll(srv):
+    """Implicit mode: close() accepts the records of the last poll before leaving."""
+    topic, group = "share-close", "share-close-g"
+    create_topic(srv.bootstrap, topic, partitions=1)
+    c = _consumer(srv.bootstrap, group)
+    _join(c, topic)
+    _produce(srv.bootstrap, topic, 20)
+    assert len(_drain(c, 20)) == 20
+    c.close()
+    late = _consumer(srv.bootstrap, group)
+    _join(late, topic)
+    assert _drain(late, 1, timeout=3) == []
+    late.close()
