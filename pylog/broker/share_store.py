@@ -186,7 +186,10 @@ class ShareStore:
                 replayed += _record_size(r.key, r.value)
                 try:
                     kind, group, topic, partition = decode_key(r.key or b"")
-                    state = decode_value(r.value or b"")
+                    if r.value is None:             # a deleted share-partition
+                        images.pop((group, topic, partition), None)
+                        continue
+                    state = decode_value(r.value)
                 except (ValueError, struct.error, UnicodeDecodeError) as exc:
                     self.skipped += 1
                     log.warning("%s offset %d: undecodable record skipped (%s)",
@@ -250,6 +253,16 @@ class ShareStore:
             self._since_snapshot += _record_size(key, value) + _BATCH_OVERHEAD
             if self._since_snapshot > self._retention_bytes // 4:
                 last = self._snapshot_locked()
+        return p.durable_future(last)
+
+    def delete(self, group: str, topic: str, partition: int) -> Future:
+        """Forget a share-partition's state (a tombstone: key, null value); the future
+        resolves once it is durable.  Its next use starts afresh."""
+        key = encode_key(UPDATE, group, topic, partition)
+        with self._lock:
+            p = self._partition
+            last = p.append_batch([None], [key])
+            self._images.pop((group, topic, partition), None)
         return p.durable_future(last)
 
     def _snapshot_locked(self) -> int:

@@ -330,6 +330,15 @@ def handle_list_groups(ctx, request):
             continue
         listed.append(build(mod.ListedGroup, group_id=g, protocol_type=pt, group_state=state,
                             group_type=gtype))
+    known = {g for g, _pt in groups}
+    for g in ctx.broker.log.share_members.group_ids():         # KIP-932 share groups
+        d = ctx.broker.log.share_members.describe(g)
+        state = d[0] if d is not None and ctx.version >= 4 else ""
+        if g in known or (states and state.lower() not in states) or \
+                (types and "share" not in types) or (not types and ctx.version < 5):
+            continue
+        listed.append(build(mod.ListedGroup, group_id=g, protocol_type="share",
+                            group_state=state, group_type="share"))
     return build(mod.ListGroupsResponse, throttle_time=ZERO_MS, error_code=error_code(code),
                  groups=tuple(listed))
 
@@ -340,7 +349,8 @@ def handle_describe_groups(ctx, request):
     out = []
     for group_id in request.groups:
         code, s = coord.describe_group(group_id)
-        if code == 0 and coord.group_type(group_id) == "consumer":
+        if code == 0 and (coord.group_type(group_id) == "consumer" or s.state == "Dead" and
+                          ctx.broker.log.share_members.describe(group_id) is not None):
             out.append(build(mod.DescribedGroup, error_code=error_code(G.GROUP_ID_NOT_FOUND),
                              group_id=group_id, group_state="Dead", protocol_type="",
                              protocol_data="", members=(), authorized_operations=-2147483648,
@@ -371,11 +381,23 @@ def handle_delete_groups(ctx, request):
     coord = _coordinator(ctx)
     results = []
     for group_id in request.groups_names:
+        if ctx.broker.log.share_members.describe(group_id) is not None:
+            results.append((group_id, _delete_share_group(ctx, group_id)))
+            continue
         code, _deleted = coord.delete_any_group(group_id)
         results.append((group_id, code))
     return build(mod.DeleteGroupsResponse, throttle_time=ZERO_MS, results=tuple(
         build(mod.DeletableGroupResult, group_id=g, error_code=error_code(c))
         for g, c in results))
+
+
+def _delete_share_group(ctx, group_id: str) -> int:
+    from pylog.broker import share_admin
+    try:
+        share_admin.delete_group(ctx.broker.log, group_id)
+    except PylogError as exc:
+        return exc.errno
+    return G.NONE
 
 
 def handle_offset_delete(ctx, request):
