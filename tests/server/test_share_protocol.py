@@ -54,13 +54,14 @@ def produce(c, topic, n):
     assert p.flush(10) == 0
 
 
-def fetch(c, group, member, epoch, tid, acks=(), max_records=100, partition=0, wait=WAIT):
-    m = module(FETCH, 1)
+def fetch(c, group, member, epoch, tid, acks=(), max_records=100, partition=0, wait=WAIT,
+          version=1):
+    m = module(FETCH, version)
     batches = tuple(m.AcknowledgementBatch(first_offset=f, last_offset=l_,
                                            acknowledge_types=tuple(t)) for f, l_, t in acks)
     topics = (m.FetchTopic(topic_id=tid, partitions=(m.FetchPartition(
         partition_index=partition, acknowledgement_batches=batches),)),)
-    return c.call(FETCH, 1, req(FETCH, 1, group_id=group, member_id=member,
+    return c.call(FETCH, version, req(FETCH, version, group_id=group, member_id=member,
                                 share_session_epoch=epoch, max_wait=wait, min_bytes=1,
                                 max_bytes=1 << 20, max_records=max_records, batch_size=100,
                                 topics=topics, forgotten_topics_data=()))
@@ -228,3 +229,26 @@ def test_offsets_admin_list_describe_and_delete_group(c):
         group_id="g-adm", topics=None),)))
     assert d.groups[0].error_code == NOT_FOUND or d.groups[0].topics == ()
     assert c.call(DEL_G, 2, req(DEL_G, 2, groups_names=("g-adm",))).results[0].error_code in (0, NOT_FOUND)
+
+
+def test_renew_extends_locks_in_version_2_only(c):
+    tid = topic_id(c, "sp")
+    mid = str(uuid.uuid4())
+    assert hb(c, "g-renew", mid, 0).error_code == 0
+    fetch(c, "g-renew", mid, 0, tid)
+    end = _log_end(c)
+    produce(c, "sp", 2)
+    r = fetch(c, "g-renew", mid, 1, tid, version=2)
+    assert part(r).acquired_records[0].first_offset == end
+    assert part(ack(c, "g-renew", mid, 2, tid, [(end, end, (4,))])).error_code \
+        == INVALID_REQUEST                                   # v1 has no renew
+    m = module(ACK, 2)
+    renew = req(ACK, 2, group_id="g-renew", member_id=mid, share_session_epoch=3,
+                is_renew_ack=True, topics=(m.AcknowledgeTopic(topic_id=tid, partitions=(
+                    m.AcknowledgePartition(partition_index=0, acknowledgement_batches=(
+                        m.AcknowledgementBatch(first_offset=end, last_offset=end + 1,
+                                               acknowledge_types=(4,)),)),)),))
+    assert part(c.call(ACK, 2, renew)).error_code == 0
+    # Still held by mid: accepting them now works.
+    assert part(ack(c, "g-renew", mid, 4, tid, [(end, end + 1, (1,))])).error_code == 0
+    hb(c, "g-renew", mid, -1, topics=None)

@@ -23,6 +23,8 @@ module maps the two requests onto it:
   client delivers only the acquired offsets.  With nothing acquired and ``max_wait_ms``
   > 0 the request waits for an append to a session partition or for records to come
   back (release, lock expiry), re-checking every ``_POLL_SLICE_S``.
+* Version 2 adds acknowledge type RENEW (4, KIP-1222): the records' locks are extended
+  (``ShareGroups.renew``) and they stay acquired.
 * Member ids are checked against the share group (ShareGroupHeartbeat), else
   UNKNOWN_MEMBER_ID at the top level.
 """
@@ -47,7 +49,7 @@ SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_LIMIT_REACHE
     122, 123, 133
 UNKNOWN_TOPIC_ID, UNKNOWN_SERVER_ERROR = 100, -1
 MAX_SESSIONS = 2000                  # group.share.max.share.sessions
-GAP = 0
+GAP, RENEW = 0, 4
 _POLL_SLICE_S = 0.1
 _MAX_READ = 8 << 20                  # bytes read per partition and response at most
 _BATCH_HEAD = struct.Struct(">qi")   # base offset, batch length
@@ -130,7 +132,8 @@ def _batches(first: int, last: int, types) -> list[tuple[int, int, int]]:
     for f, l_, t in kinds:
         if t == GAP:
             t = AcknowledgeType.ACCEPT
-        if t not in (AcknowledgeType.ACCEPT, AcknowledgeType.RELEASE, AcknowledgeType.REJECT):
+        if t not in (AcknowledgeType.ACCEPT, AcknowledgeType.RELEASE, AcknowledgeType.REJECT,
+                     RENEW):
             raise ValueError(f"unknown acknowledge type {t}")
         if out and out[-1][2] == t and out[-1][1] == f - 1:
             out[-1] = (out[-1][0], l_, t)
@@ -139,7 +142,8 @@ def _batches(first: int, last: int, types) -> list[tuple[int, int, int]]:
     return out
 
 
-def _start_acks(log_, group: str, member: str, topics, results: dict) -> list:
+def _start_acks(log_, group: str, member: str, topics, results: dict,
+                version: int = 1) -> list:
     """Apply the acknowledgements of ``topics`` (ShareFetch or ShareAcknowledge topics);
     fills ``results[(topic id, partition)] = [code, message]`` and returns
     (key, future) pairs still to wait for."""
@@ -157,6 +161,13 @@ def _start_acks(log_, group: str, member: str, topics, results: dict) -> list:
                 batches = [b for ab in p.acknowledgement_batches
                            for b in _batches(ab.first_offset, ab.last_offset,
                                              ab.acknowledge_types)]
+                renew = [b for b in batches if b[2] == RENEW]
+                if renew and version < 2:
+                    raise ValueError("acknowledge type 4 (renew) needs version 2")
+                for first, last, _t in renew:      # KIP-1222: extend the locks
+                    log_.share_groups.renew(group, member, name, p.partition_index,
+                                            first, last)
+                batches = [b for b in batches if b[2] != RENEW]
                 fut = log_.share_groups.acknowledge(group, member, name, p.partition_index,
                                                     batches, wait=False)
             except ValueError as exc:
@@ -320,7 +331,8 @@ async def handle_share_fetch(ctx, request):
     if code:
         return _fetch_response(ctx, group, code, error_name(code), {}, {})
     if epoch != 0:
-        await _finish_acks(_start_acks(log_, group, member, request.topics, acks), acks)
+        await _finish_acks(_start_acks(log_, group, member, request.topics, acks,
+                                          ctx.version), acks)
     if epoch == -1:
         sessions.close(group, member)
         return _fetch_response(ctx, group, NONE, None, acks, {})
@@ -396,6 +408,8 @@ async def handle_share_acknowledge(ctx, request):
                 error_message=m, current_leader=leader))
         return build(mod.ShareAcknowledgeResponse, throttle_time=ZERO_MS,
                      error_code=error_code(code), error_message=message,
+                     acquisition_lock_timeout=ms(_lock_timeout_ms(log_, group)
+                                                 if group else 0),
                      responses=tuple(build(mod.ShareAcknowledgeTopicResponse, topic_id=tid,
                                            partitions=tuple(ps))
                                      for tid, ps in by_topic.items()),
@@ -412,7 +426,8 @@ async def handle_share_acknowledge(ctx, request):
     if code:
         return answer(code, error_name(code), {})
     acks: dict = {}
-    await _finish_acks(_start_acks(log_, group, member, request.topics, acks), acks)
+    await _finish_acks(_start_acks(log_, group, member, request.topics, acks,
+                                          ctx.version), acks)
     if epoch == -1:
         sessions.close(group, member)
     return answer(NONE, None, acks)
