@@ -132,6 +132,7 @@ class BrokerContext:
         self.configs = BrokerConfigs(log, self.settings)
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
+        self.security = None            # pylog.security.sasl.Security (set by app.Server)
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
@@ -189,6 +190,11 @@ class RequestContext:
     header: RequestHeader
     local_host: str = "127.0.0.1"
     local_port: int = 9092
+    auth: Any = None                # pylog.security.sasl.ConnectionAuth of the connection
+
+    @property
+    def principal(self) -> str:
+        return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
 
     @property
     def version(self) -> int:

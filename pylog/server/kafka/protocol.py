@@ -86,10 +86,13 @@ class FlowControl:
 class KafkaConnection(asyncio.Protocol):
     """One client connection (event-loop thread only)."""
 
-    def __init__(self, broker: BrokerContext, registry: set | None = None) -> None:
+    def __init__(self, broker: BrokerContext, registry: set | None = None,
+                 spec=None) -> None:
         # Shared by all connections.
         self.broker = broker
         self.registry = registry if registry is not None else set()
+        self.spec = spec                    # ListenerSpec (None: PLAINTEXT)
+        self.auth = None                    # ConnectionAuth, set in connection_made
         # Per connection.
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
@@ -113,6 +116,9 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.local_host, self.local_port = sock[0], sock[1]
         self.peer = f"{peer[0]}:{peer[1]}"
+        from pylog.security.sasl import ConnectionAuth
+        self.auth = ConnectionAuth(self.spec, getattr(self.broker, "security", None),
+                                   transport.get_extra_info("peercert"))
         self.last_activity = asyncio.get_running_loop().time()
         self.registry.add(self)
         self.broker.metrics.connection_opened("kafka")
@@ -168,8 +174,14 @@ class KafkaConnection(asyncio.Protocol):
             self.close(str(exc))
             return
         header = request.header
+        if not self.auth.allows(header.api_key):
+            self.close(f"{request.spec.name} before SASL authentication" if
+                       not self.auth.authenticated else "SASL session expired "
+                       "(connections.max.reauth.ms) without re-authentication")
+            return
         self.broker.metrics.request(request.spec.name, version=header.api_version)
-        ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
+        ctx = RequestContext(self.broker, header, self.local_host, self.local_port,
+                             self.auth)
         try:
             result = request.spec.handler(ctx, request.body)
         except CloseConnection as exc:
@@ -262,6 +274,8 @@ class KafkaConnection(asyncio.Protocol):
             self.transport.write(parts[0])
         else:
             self.transport.writelines(parts)
+        if self.auth is not None and self.auth.close_after_response:
+            self.close("SASL authentication failed")
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
