@@ -11,6 +11,7 @@
     pylog topics delete orders
     pylog groups [list] | describe billing | delete billing
     pylog groups seek billing --topic orders --to earliest|latest|offset:N|time:MS [--dry-run]
+    pylog users add alice --data-dir ./data | users remove alice | users list   # SASL users
     pylog --server host:3000 ... | PYLOG_SERVER=host:3000 pylog ...   # default 127.0.0.1:3000
     pylog --version
 
@@ -37,7 +38,7 @@ import os
 import signal
 import sys
 
-from . import consume, groups, produce, topics
+from . import consume, groups, produce, topics, users
 from .client import (DEFAULT_SERVER, EXIT_CONNECTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED,
                      ConnectionLost, Refused, ServerError, TextClient, Usage)
 
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "connection lost; 130 interrupted.\nReference: docs/cli.md")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (produce, consume, topics, groups):
+    for module in (produce, consume, topics, groups, users):
         module.add_parser(sub, common)
     return p
 
@@ -89,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)     # `pylog consume ... | head` ends quietly
+    if getattr(args, "offline", False):                # works on files: no server
+        try:
+            return args.run(None, args)
+        except Usage as exc:
+            parser.error(str(exc))
     address, source = _server(args)
     if not getattr(args, "quiet", False):
         print(f"pylog: server {address} ({source})", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -53,7 +54,29 @@ class UserStore:
     def __init__(self, data_dir: str | Path | None) -> None:
         self._path = Path(data_dir) / USERS_FILE if data_dir is not None else None
         self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
         self._users: dict[str, dict[str, ScramCredential]] = self._load()
+
+    def _file_stamp(self):
+        try:
+            st = self._path.stat() if self._path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _refresh_locked(self) -> None:
+        """Pick up a users file changed by another process (``pylog users add`` while
+        the server runs); a damaged one is ignored with a WARNING, the old users kept."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._users = self._load()
+        except StorageError as exc:
+            import logging
+            logging.getLogger("pylog.security").warning("%s; keeping the users loaded "
+                                                        "before", exc)
 
     def _load(self) -> dict:
         if self._path is None or not self._path.exists():
@@ -83,7 +106,13 @@ class UserStore:
                        "stored_key": _b64(c.stored_key), "server_key": _b64(c.server_key)}
                    for m, c in mechs.items()} for name, mechs in sorted(self._users.items())}}
         doc["crc32c"] = crc32c(_canonical(doc))
-        files.atomic_write(self._path, json.dumps(doc, indent=1, sort_keys=True).encode())
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        old = os.umask(0o077)                # salted keys: readable by the owner only
+        try:
+            files.atomic_write(self._path, json.dumps(doc, indent=1, sort_keys=True).encode())
+        finally:
+            os.umask(old)
+        os.chmod(self._path, 0o600)
 
     # -- changes -------------------------------------------------------------------------
     def set_password(self, name: str, password: str, mechanisms=tuple(MECHANISMS),
@@ -100,11 +129,14 @@ class UserStore:
             if m not in MECHANISMS:
                 raise ValueError(f"unknown mechanism {m!r}")
         with self._lock:
+            self._refresh_locked()
             self._users.setdefault(name, {}).update(creds)
             self._save_locked()
+            self._stamp = self._file_stamp()
 
     def remove(self, name: str, mechanism: str | None = None) -> bool:
         with self._lock:
+            self._refresh_locked()
             mechs = self._users.get(name)
             if mechs is None or (mechanism is not None and mechanism not in mechs):
                 return False
@@ -115,16 +147,19 @@ class UserStore:
                 if not mechs:
                     del self._users[name]
             self._save_locked()
+            self._stamp = self._file_stamp()
             return True
 
     # -- reads ---------------------------------------------------------------------------
     def credential(self, name: str, mechanism: str) -> ScramCredential | None:
         with self._lock:
+            self._refresh_locked()
             return self._users.get(name, {}).get(mechanism)
 
     def check_password(self, name: str, password: str) -> bool:
         """SASL/PLAIN: the password matches any stored credential of the user."""
         with self._lock:
+            self._refresh_locked()
             mechs = dict(self._users.get(name, {}))
         if not mechs:
             return False
@@ -134,6 +169,7 @@ class UserStore:
     def users(self) -> dict[str, dict[str, int]]:
         """name → {mechanism: iterations} (what DescribeUserScramCredentials tells)."""
         with self._lock:
+            self._refresh_locked()
             return {n: {m: c.iterations for m, c in mechs.items()}
                     for n, mechs in sorted(self._users.items())}
 

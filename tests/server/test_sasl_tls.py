@@ -194,3 +194,56 @@ def test_plaintext_on_a_tls_port_is_refused_and_the_server_goes_on(srv, certs):
         c.send(18, 3, req(18, 3, client_software_name="t", client_software_version="1"))
         assert c.is_closed_by_server(5)
     assert len(_roundtrip(_conf(srv, certs, "SSL"), f"sec-after-{uuid.uuid4().hex[:6]}")) == 20
+
+
+def _can_produce(srv, certs, user, password, mech="SCRAM-SHA-256") -> bool:
+    errors = []
+    p = Producer({**_conf(srv, certs, "SASL_PLAINTEXT", mech, user=user, password=password),
+                  "message.timeout.ms": 5000, "error_cb": errors.append})
+    p.produce("sec-users", b"x")
+    left = p.flush(8)
+    return left == 0 and not any(e.code() == KafkaError._AUTHENTICATION for e in errors)
+
+
+def test_cli_users_added_while_the_server_runs(srv, certs):
+    import sys
+    cli = [sys.executable, "-m", "pylog.cli", "users"]
+    r = subprocess.run([*cli, "add", "carol", "--password-stdin", "--data-dir",
+                        str(srv.data_dir)], input="carol-pw\n", text=True, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert _can_produce(srv, certs, "carol", "carol-pw")
+    listed = subprocess.run([*cli, "list", "--data-dir", str(srv.data_dir)],
+                            capture_output=True, text=True).stdout
+    assert "carol SCRAM-SHA-256:4096 SCRAM-SHA-512:4096" in listed
+    assert b"carol-pw" not in (srv.data_dir / "users.json").read_bytes()
+    r = subprocess.run([*cli, "remove", "carol", "--data-dir", str(srv.data_dir)])
+    assert r.returncode == 0
+    assert not _can_produce(srv, certs, "carol", "carol-pw")
+    assert subprocess.run([*cli, "remove", "carol", "--data-dir",
+                           str(srv.data_dir)]).returncode == 1
+
+
+def test_admin_client_alters_and_describes_scram_users(srv, certs):
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    admin = AdminClient(_conf(srv, certs, "SASL_PLAINTEXT", "PLAIN"))
+    up = UserScramCredentialUpsertion("dave", ScramCredentialInfo(
+        ScramMechanism.SCRAM_SHA_512, 8192), b"dave-pw")
+    for f in admin.alter_user_scram_credentials([up]).values():
+        f.result(10)
+    assert _can_produce(srv, certs, "dave", "dave-pw", "SCRAM-SHA-512")
+    assert not _can_produce(srv, certs, "dave", "dave-pw", "SCRAM-SHA-256")  # not set
+    desc = admin.describe_user_scram_credentials(["dave"])["dave"].result(10)
+    assert [(i.mechanism, i.iterations) for i in desc.scram_credential_infos] == [
+        (ScramMechanism.SCRAM_SHA_512, 8192)]
+    with pytest.raises(Exception) as err:
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result(10)
+    assert "RESOURCE_NOT_FOUND" in str(err.value) or "does not exist" in str(err.value)
+    bad = UserScramCredentialUpsertion("eve", ScramCredentialInfo(
+        ScramMechanism.SCRAM_SHA_256, 100), b"pw")
+    with pytest.raises(Exception):
+        admin.alter_user_scram_credentials([bad])["eve"].result(10)
+    gone = UserScramCredentialDeletion("dave", ScramMechanism.SCRAM_SHA_512)
+    admin.alter_user_scram_credentials([gone])["dave"].result(10)
+    assert not _can_produce(srv, certs, "dave", "dave-pw", "SCRAM-SHA-512")
