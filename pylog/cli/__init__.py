@@ -12,6 +12,7 @@
     pylog groups [list] | describe billing | delete billing
     pylog groups seek billing --topic orders --to earliest|latest|offset:N|time:MS [--dry-run]
     pylog users add alice --data-dir ./data | users remove alice | users list   # SASL users
+    pylog acls add --allow User:alice --operation READ --topic orders | acls list | acls remove
     pylog --server host:3000 ... | PYLOG_SERVER=host:3000 pylog ...   # default 127.0.0.1:3000
     pylog --version
 
@@ -38,7 +39,7 @@ import os
 import signal
 import sys
 
-from . import consume, groups, produce, topics, users
+from . import acls, consume, groups, produce, topics, users
 from .client import (DEFAULT_SERVER, EXIT_CONNECTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED,
                      ConnectionLost, Refused, ServerError, TextClient, Usage)
 
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "connection lost; 130 interrupted.\nReference: docs/cli.md")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (produce, consume, topics, groups, users):
+    for module in (produce, consume, topics, groups, users, acls):
         module.add_parser(sub, common)
     return p
 

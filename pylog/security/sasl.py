@@ -62,8 +62,9 @@ class Security:
 
 class ConnectionAuth:
     def __init__(self, spec: ListenerSpec | None, security: Security | None,
-                 peercert: dict | None = None) -> None:
+                 peercert: dict | None = None, host: str = "*") -> None:
         self.spec = spec
+        self.host = host                      # the client's address, for ACL host rules
         self.security = security
         self.sasl = bool(spec and spec.sasl)
         self.principal: str | None = None if self.sasl else \

@@ -215,6 +215,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
                         request_timeout_ms=config.request_timeout_ms,
                         max_connections=config.max_connections,
                         security=_security(config))
+        if config.authorizer.upper() == "ACL":
+            from pylog.security.acls import Authorizer
+            server.broker.authorizer = Authorizer(
+                config.data_dir, [p.strip() for p in config.super_users.split(";")
+                                  if p.strip()], config.allow_everyone_if_no_acl_found)
         await server.start(socks.pop("kafka"))
         interfaces = await _start_interfaces(server, config, socks)
         stop = stop or asyncio.Event()

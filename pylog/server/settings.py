@@ -83,6 +83,9 @@ class ServerConfig:
     connections_max_reauth_ms: int = 0          # connections.max.reauth.ms (KIP-368)
     connection_failed_authentication_delay_ms: int = 100
     allow_insecure: bool = False                # serve a non-loopback address without auth
+    authorizer: str = "NONE"                    # authorizer.class.name: NONE or ACL
+    super_users: str = ""                       # super.users, ';'-separated principals
+    allow_everyone_if_no_acl_found: bool = False
 
     def __post_init__(self) -> None:
         _check_group_settings(self)
@@ -206,6 +209,13 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("connection_failed_authentication_delay_ms", "int", "how long a failed "
             "authentication waits before its answer", lo=0, hi=60_000,
             kafka="connection.failed.authentication.delay.ms"),
+    Setting("authorizer", "choice", "ACL authorization of every request (ACL) or none; "
+            "ACLs live in <data>/acls.json (pylog acls, CreateAcls)",
+            kafka="authorizer.class.name", choices=("NONE", "ACL")),
+    Setting("super_users", "str", "principals allowed everything, ';'-separated (e.g. "
+            "User:admin;User:ops)", kafka="super.users", default_doc="none"),
+    Setting("allow_everyone_if_no_acl_found", "bool", "allow a request on a resource no "
+            "ACL names", kafka="allow.everyone.if.no.acl.found"),
     Setting("allow_insecure", "bool", "allow a listener on a non-loopback address that "
             "authenticates nobody (PLAINTEXT, or SSL without client certificates)"),
 )}

@@ -133,6 +133,7 @@ class BrokerContext:
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
         self.security = None            # pylog.security.sasl.Security (set by app.Server)
+        self.authorizer = None          # pylog.security.acls.Authorizer when ACLs are on
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
@@ -195,6 +196,14 @@ class RequestContext:
     @property
     def principal(self) -> str:
         return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
+
+    def allowed(self, operation: int, resource_type: int, name: str) -> bool:
+        """ACL check for this request's principal (True when no authorizer is set)."""
+        authz = self.broker.authorizer
+        if authz is None:
+            return True
+        host = getattr(self.auth, "host", "*") or "*"
+        return authz.authorize(self.principal, host, operation, resource_type, name)
 
     @property
     def version(self) -> int:

@@ -29,6 +29,7 @@ import logging
 from collections import deque
 
 from pylog.errors import ProtocolError
+from pylog.security.api_acl import CLUSTER, COARSE
 
 from .context import BrokerContext, RequestContext
 from .dispatch import Applied, CloseConnection, UnsupportedRequestError, decode_request
@@ -118,7 +119,7 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}"
         from pylog.security.sasl import ConnectionAuth
         self.auth = ConnectionAuth(self.spec, getattr(self.broker, "security", None),
-                                   transport.get_extra_info("peercert"))
+                                   transport.get_extra_info("peercert"), str(peer[0]))
         self.last_activity = asyncio.get_running_loop().time()
         self.registry.add(self)
         self.broker.metrics.connection_opened("kafka")
@@ -182,6 +183,11 @@ class KafkaConnection(asyncio.Protocol):
         self.broker.metrics.request(request.spec.name, version=header.api_version)
         ctx = RequestContext(self.broker, header, self.local_host, self.local_port,
                              self.auth)
+        need = COARSE.get(header.api_key)
+        if need is not None and not ctx.allowed(need, CLUSTER, "kafka-cluster"):
+            self.close(f"{ctx.principal} is not authorized for {request.spec.name} "
+                       f"(operation {need} on the cluster)")
+            return
         try:
             result = request.spec.handler(ctx, request.body)
         except CloseConnection as exc:

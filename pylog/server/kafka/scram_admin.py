@@ -32,6 +32,10 @@ def _users(ctx):
 
 def handle_describe(ctx, request):
     mod = response_module(DESCRIBE, ctx.version)
+    if not ctx.allowed(8, 4, "kafka-cluster"):                   # DESCRIBE on the cluster
+        return build(mod.DescribeUserScramCredentialsResponse, throttle_time=ZERO_MS,
+                     error_code=error_code(31), error_message=f"{ctx.principal} may not "
+                     "describe users", results=())
     users = _users(ctx).users()
     names = list(users) if request.users is None else [u.name for u in request.users]
     results, seen = [], set()
@@ -56,6 +60,12 @@ def handle_describe(ctx, request):
 def handle_alter(ctx, request):
     mod = response_module(ALTER, ctx.version)
     store = _users(ctx)
+    if not ctx.allowed(7, 4, "kafka-cluster"):                   # ALTER on the cluster
+        names = dict.fromkeys(i.name for i in (*request.deletions, *request.upsertions))
+        return build(mod.AlterUserScramCredentialsResponse, throttle_time=ZERO_MS,
+                     results=tuple(build(mod.AlterUserScramCredentialsResult, user=n,
+                                         error_code=error_code(31),
+                                         error_message="not authorized") for n in names))
     counts: dict[str, int] = {}
     for item in (*request.deletions, *request.upsertions):
         counts[item.name] = counts.get(item.name, 0) + 1

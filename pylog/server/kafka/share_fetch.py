@@ -190,9 +190,12 @@ async def _finish_acks(waits, results: dict) -> None:
             results[key] = [UNKNOWN_SERVER_ERROR, str(exc)]
 
 
-def _check_member(log_, group: str | None, member: str | None) -> tuple[int, str | None]:
+def _check_member(log_, group: str | None, member: str | None,
+                  ctx=None) -> tuple[int, str | None]:
     if not group:
         return INVALID_REQUEST, "GroupId can't be empty."
+    if ctx is not None and not ctx.allowed(3, 3, group):         # READ on the group
+        return 30, f"{ctx.principal} may not read share group {group}"
     if not member:
         return INVALID_REQUEST, "MemberId can't be empty."
     if not log_.share_groups._loaded.is_set():
@@ -252,6 +255,9 @@ def _acquire(ctx, group: str, member: str, session: ShareSession, max_records: i
         name = session.partitions[key]
         if name is None:
             found[key] = [UNKNOWN_TOPIC_ID, f"unknown topic id {key[0]}", b"", ()]
+            continue
+        if not ctx.allowed(3, 2, name):                          # READ on the topic
+            found[key] = [29, f"{ctx.principal} may not read {name}", b"", ()]
             continue
         try:
             p = log_.partition(name, key[1])
@@ -315,7 +321,7 @@ def _fetch_response(ctx, group, code, message, acks: dict, found: dict):
 async def handle_share_fetch(ctx, request):
     log_ = ctx.broker.log
     group, member, epoch = request.group_id, request.member_id, request.share_session_epoch
-    code, message = _check_member(log_, group, member)
+    code, message = _check_member(log_, group, member, ctx)
     if code:
         return _fetch_response(ctx, group, code, message, {}, {})
     sessions = _sessions(ctx.broker)
@@ -415,7 +421,7 @@ async def handle_share_acknowledge(ctx, request):
                                      for tid, ps in by_topic.items()),
                      node_endpoints=())
 
-    code, message = _check_member(log_, group, member)
+    code, message = _check_member(log_, group, member, ctx)
     if code:
         return answer(code, message, {})
     if epoch == 0:

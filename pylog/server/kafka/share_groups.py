@@ -30,6 +30,12 @@ def handle_share_group_heartbeat(ctx, request):
     mod = response_module(SHARE_GROUP_HEARTBEAT, ctx.version)
     log_ = ctx.broker.log
     topics = request.subscribed_topic_names
+    if not ctx.allowed(3, 3, request.group_id):                  # READ on the group
+        return build(mod.ShareGroupHeartbeatResponse, throttle_time=ZERO_MS,
+                     error_code=error_code(30), error_message=f"{ctx.principal} may not "
+                     f"read share group {request.group_id}", member_id=None,
+                     member_epoch=-1, heartbeat_interval=datetime.timedelta(0),
+                     assignment=None)
     r = log_.share_members.heartbeat(
         request.group_id, request.member_id, request.member_epoch,
         topics=None if topics is None else list(topics), rack_id=request.rack_id,
