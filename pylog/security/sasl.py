@@ -73,6 +73,7 @@ class ConnectionAuth:
         self._exchange = None
         self.expires_at: float | None = None
         self.close_after_response = False     # a failed authentication was answered
+        self.throttle_ms = 0                  # quota: do not read for this long
 
     @property
     def authenticated(self) -> bool:

@@ -134,6 +134,8 @@ class BrokerContext:
         self.closing = False            # set at shutdown: long polls answer at once
         self.security = None            # pylog.security.sasl.Security (set by app.Server)
         self.authorizer = None          # pylog.security.acls.Authorizer when ACLs are on
+        from pylog.security.quotas import QuotaManager
+        self.quotas = QuotaManager(getattr(log, "data_dir", None))   # client byte rates
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
@@ -192,10 +194,21 @@ class RequestContext:
     local_host: str = "127.0.0.1"
     local_port: int = 9092
     auth: Any = None                # pylog.security.sasl.ConnectionAuth of the connection
+    request_body: Any = None        # the decoded request (quotas count its bytes)
 
     @property
     def principal(self) -> str:
         return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
+
+    def throttle(self, kind: str, nbytes: int) -> int:
+        """Count bytes against this client's quota (``producer_byte_rate`` /
+        ``consumer_byte_rate``); the throttle time in ms, also applied to the
+        connection (it is not read for that long after the response)."""
+        ms = self.broker.quotas.record(self.principal, self.header.client_id or "", kind,
+                                       nbytes)
+        if ms and self.auth is not None:
+            self.auth.throttle_ms = max(getattr(self.auth, "throttle_ms", 0), ms)
+        return ms
 
     def allowed(self, operation: int, resource_type: int, name: str) -> bool:
         """ACL check for this request's principal (True when no authorizer is set)."""

@@ -33,7 +33,7 @@ from pylog.errors import OffsetOutOfRangeError, PylogError, UnknownTopicIdError
 from ..metrics import count_batch_records
 from .dispatch import ApiSpec, register
 from .fetch_session import CachedPartition, FetchContext, open_session, resolve_context
-from .messages import ZERO_MS, build, error_code, response_module
+from .messages import ZERO_MS, build, error_code, ms, response_module
 
 API_KEY = 1
 READ, TOPIC, TOPIC_AUTHORIZATION_FAILED = 3, 2, 29
@@ -137,7 +137,9 @@ def _response(ctx, fctx: FetchContext, read: _Read):
     responses = tuple(build(mod.FetchableTopicResponse, topic=name, topic_id=topic_id,
                             partitions=tuple(parts))
                       for (name, topic_id), parts in topics)
-    return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=error_code(fctx.error),
+    throttled = ctx.throttle("consumer_byte_rate", read.total)
+    return build(mod.FetchResponse, throttle_time=ms(throttled),
+                 error_code=error_code(fctx.error),
                  session_id=session_id, responses=responses)
 
 

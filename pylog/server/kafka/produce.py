@@ -40,7 +40,7 @@ from pylog.errors import (CorruptRecordError, InvalidRecordError, PylogError,
                           StorageError, UnknownTopicIdError)
 
 from .dispatch import ApiSpec, Applied, CloseConnection, register
-from .messages import ZERO_MS, build, error_code, response_module
+from .messages import ZERO_MS, build, error_code, ms, response_module
 
 API_KEY = 0
 log = logging.getLogger("pylog.server.kafka")
@@ -271,7 +271,15 @@ def _response(ctx, results):
                 record_errors=(), error_message=None if ok else out.message))
         topics.append(build(mod.TopicProduceResponse, name=name, topic_id=topic_id,
                             partition_responses=tuple(parts)))
-    return build(mod.ProduceResponse, responses=tuple(topics), throttle_time=ZERO_MS)
+    throttled = ctx.throttle("producer_byte_rate", _request_bytes(ctx.request_body))
+    return build(mod.ProduceResponse, responses=tuple(topics), throttle_time=ms(throttled))
+
+
+def _request_bytes(request) -> int:
+    if request is None:
+        return 0
+    return sum(len(pd.records or b"") for td in request.topic_data
+               for pd in td.partition_data)
 
 
 WRITE, TOPIC, TOPIC_AUTHORIZATION_FAILED = 4, 2, 29

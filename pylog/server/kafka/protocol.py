@@ -108,6 +108,7 @@ class KafkaConnection(asyncio.Protocol):
         # Requests received while an earlier one is not applied yet, in order (frames).
         self._backlog: deque[bytes] = deque()
         self._applying = False              # a handler's coroutine has not applied it yet
+        self._throttled_until = 0.0         # quota: not read before this loop time
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -182,7 +183,7 @@ class KafkaConnection(asyncio.Protocol):
             return
         self.broker.metrics.request(request.spec.name, version=header.api_version)
         ctx = RequestContext(self.broker, header, self.local_host, self.local_port,
-                             self.auth)
+                             self.auth, request.body)
         need = COARSE.get(header.api_key)
         if need is not None and not ctx.allowed(need, CLUSTER, "kafka-cluster"):
             self.close(f"{ctx.principal} is not authorized for {request.spec.name} "
@@ -282,6 +283,20 @@ class KafkaConnection(asyncio.Protocol):
             self.transport.writelines(parts)
         if self.auth is not None and self.auth.close_after_response:
             self.close("SASL authentication failed")
+        elif self.auth is not None and self.auth.throttle_ms:
+            # KIP-219: over its quota, the client is told throttle_time_ms and its
+            # connection is not read for that long.
+            loop = asyncio.get_running_loop()
+            until = loop.time() + self.auth.throttle_ms / 1000
+            self.auth.throttle_ms = 0
+            if until > self._throttled_until:
+                self._throttled_until = until
+                self.flow.pause("throttle")
+                loop.call_at(until, self._end_throttle)
+
+    def _end_throttle(self) -> None:
+        if asyncio.get_running_loop().time() >= self._throttled_until - 1e-3:
+            self.flow.resume("throttle")
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
