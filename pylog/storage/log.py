@@ -44,7 +44,7 @@ from pylog._ffi import ffi, lib
 from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
                           StorageError)
 from pylog.records import Record
-from pylog.storage import files
+from pylog.storage import dedup, files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
 from pylog.storage.flusher import GroupCommit
@@ -53,8 +53,9 @@ from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
 
-AppendResult = namedtuple("AppendResult",
-                          "base_offset last_offset log_append_time log_start_offset")
+AppendResult = namedtuple("AppendResult",     # stored: records written, when not all
+                          "base_offset last_offset log_append_time log_start_offset stored",
+                          defaults=(None,))        # (dedup ids dropped duplicates)
 _now_ns = time.time_ns
 _monotonic = time.monotonic
 _from_buffer = ffi.from_buffer
@@ -116,6 +117,7 @@ class PartitionLog(GroupCommit):
         self._deferred_close: list[Segment] = []
         self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
         self.lost = LostOffsets(self.directory)   # offsets recovery quarantined
+        self._dedup = None                     # dedup.DedupTable, on the first msg id
         self._barrier_lock = threading.Lock()  # one barrier at a time per partition
         self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
         self._expect_waiters = 0               # ... until this many wait
@@ -304,7 +306,15 @@ class PartitionLog(GroupCommit):
         return offset
 
     def append_batch(self, values, keys=None, headers=None, timestamps=None) -> int:
-        """Append ``values`` as one batch (one CRC); returns the base offset."""
+        """Append ``values`` as one batch (one CRC); returns the base offset.  Records
+        with a ``pylog-msg-id`` already stored within dedup.window.ms are dropped
+        (storage/dedup.py says what the base offset is then)."""
+        if (headers is not None and self.config.dedup_window_ms
+                and dedup.has_ids(headers)):
+            return dedup.append_batch(self, values, keys, headers, timestamps)[0]
+        return self._append_batch(values, keys, headers, timestamps)
+
+    def _append_batch(self, values, keys, headers, timestamps) -> int:
         n = len(values)
         keep, rin = build_records_in(values, keys, headers, timestamps,
                                      _now_ns() // 1_000_000, self._log_append_time)
@@ -327,10 +337,17 @@ class PartitionLog(GroupCommit):
         return base
 
     def append_raw(self, data, *, wait: bool = True) -> AppendResult:
-        """Append whole client-built RecordBatch v2 batches, all or nothing."""
+        """Append whole client-built RecordBatch v2 batches, all or nothing; records
+        with a known ``pylog-msg-id`` are dropped (storage/dedup.py)."""
+        # C checks only the CRC of a compressed batch; this inflates and walks it
+        ids = check_compressed(data, self.config.max_message_bytes)
+        if self.config.dedup_window_ms and (ids or dedup.carries_ids(data)):
+            return dedup.append_raw(self, data, wait)
+        return self._append_raw(data, wait=wait)
+
+    def _append_raw(self, data, *, wait: bool = True) -> AppendResult:
         size = len(data)
         buf = _from_buffer("uint8_t[]", data)
-        check_compressed(data, self.config.max_message_bytes)  # C checks only the CRC there
         now = _now_ns() // 1_000_000
         lat = now if self._log_append_time else -1
         with self._lock:

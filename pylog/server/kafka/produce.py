@@ -115,8 +115,11 @@ def _append(broker, topic: str, index: int, records: bytes | None, acks: int) ->
                 if acks != 0:
                     out.durable = p.durable_future(dup.last_offset)
                 return out
+        # records with a known pylog-msg-id are not stored again (storage/dedup.py):
+        # then ``stored`` counts what was, and base_offset may be a first copy's
         result = p.append_raw(records, wait=False)
-        broker.metrics.records_in(result.last_offset - result.base_offset + 1)
+        broker.metrics.records_in(result.last_offset - result.base_offset + 1
+                                  if result.stored is None else result.stored)
         if state is not None:
             state.update(producer_id, epoch, base_seq, last_seq, result.base_offset,
                          result.last_offset, h[8])
