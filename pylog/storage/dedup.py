@@ -36,12 +36,15 @@ names; ``append_raw`` (Kafka, text) pays one ``bytes`` search for the encoded na
 Batches with some duplicates: the duplicates are dropped and the rest stored as one
 batch (order, timestamps, key, value, headers kept; an idempotent producer's id and
 epoch kept, its base sequence moved so the stored batch still ends at the sent last
-sequence).  The answer's base offset is that stored batch's base offset; when every
-record is a duplicate nothing is stored and the base offset is the first record's
-first-copy offset (a producer re-sending a batch gets exactly the offsets of the first
-copies when those were stored consecutively, the usual case).  Kafka answers one base
-offset per partition, so a client computing base + index gets the stored records'
-offsets exactly, the duplicates' only in that usual case.
+sequence).  Kafka answers one base offset per partition and a client computes each
+record's offset as base + index, so the answer is chosen to make that exact in the
+case that matters, a producer re-sending what it sent before a restart (possibly
+followed by new records): with k duplicates before the first stored record, the base
+offset is the stored batch's base minus k, which makes the stored records before the
+next duplicate exact, and the leading duplicates too when their first copies are the
+k records before the log end (the re-send case).  When every record is a duplicate
+nothing is stored and the base offset is the first record's first-copy offset (exact
+for all of them when the first copies were stored consecutively).
 
 Locking: ``DedupTable.lock`` is held across check -> append -> remember, so two
 appends of the same id (any thread, any door) store it once; it is taken before the
@@ -231,17 +234,19 @@ def append_batch(p, values, keys, headers, timestamps) -> tuple[int, list[int]]:
             return offsets[0], offsets
         if len(keep) == n:
             base = p._append_batch(values, keys, headers, timestamps)
+            stored_base = base
         else:
             base = p._append_batch([values[i] for i in keep],
                                    None if keys is None else [keys[i] for i in keep],
                                    [headers[i] for i in keep],
                                    None if timestamps is None
                                    else [timestamps[i] for i in keep])
+            stored_base, base = base, base - keep[0]
         now = t.clock()
         for j, i in enumerate(keep):
-            offsets[i] = base + j
+            offsets[i] = stored_base + j
             if ids[i] is not None:
-                t.remember_locked(ids[i], base + j, now)
+                t.remember_locked(ids[i], stored_base + j, now)
         for i, o in enumerate(offsets):
             if o < 0:
                 offsets[i] = offsets[-1 - o]
@@ -256,6 +261,7 @@ def append_raw(p, data, wait: bool):
         cutoff = t.prepare_locked(p.config.dedup_window_ms)
         seen: set[bytes] = set()
         plan, dups, stored = [], [], 0              # plan: (header, kept records, whole)
+        leading = 0                                 # duplicates before the first kept
         for h, recs in batches:
             kept = []
             for r in recs:
@@ -265,6 +271,7 @@ def append_raw(p, data, wait: bool):
                     first = -1                         # same id twice in one request
                 if first is not None:
                     dups.append(first)
+                    leading += stored == 0 and not kept
                     continue
                 if rid is not None:
                     seen.add(rid)
@@ -290,7 +297,7 @@ def append_raw(p, data, wait: bool):
                     off = base + (r.offset - h.base_offset if whole else j)
                     t.remember_locked(rid, off, now)
             base += h.last_offset_delta + 1 if whole else len(kept)
-    return result._replace(stored=stored)
+    return result._replace(base_offset=result.base_offset - leading, stored=stored)
 
 
 def _wait_for(p, last_offset: int, wait: bool) -> None:

