@@ -11,6 +11,8 @@
     pylog topics delete orders
     pylog groups [list] | describe billing | delete billing
     pylog groups seek billing --topic orders --to earliest|latest|offset:N|time:MS [--dry-run]
+    pylog queue receive workers orders -n 10 --wait 5000 --ack | stats workers orders
+    pylog queue dlq list orders | dlq requeue orders.dlq 0 17 | dlq requeue orders.dlq --all
     pylog --server host:3000 ... | PYLOG_SERVER=host:3000 pylog ...   # default 127.0.0.1:3000
     pylog --version
 
@@ -37,7 +39,7 @@ import os
 import signal
 import sys
 
-from . import consume, groups, produce, topics
+from . import consume, groups, produce, queue, topics
 from .client import (DEFAULT_SERVER, EXIT_CONNECTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED,
                      ConnectionLost, Refused, ServerError, TextClient, Usage)
 
@@ -68,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "connection lost; 130 interrupted.\nReference: docs/cli.md")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (produce, consume, topics, groups):
+    for module in (produce, consume, topics, groups, queue):
         module.add_parser(sub, common)
     return p
 

@@ -10,7 +10,7 @@ the reference:
            ... END <count>
     ACK|RELEASE|REJECT <group> <topic> <partition> <offset>[-<last>] -> OK <count>
     QUEUE <group> <topic>   -> PARTITION <p> <name>=<value>... ... END <count>
-    DLQ <dlq-topic> [<partition> [<offset> [<max>]]]
+    DLQ <dlq-topic> [<partition>|-1 [<offset> [<max>]]]     (-1: every partition)
         -> DEAD <partition> <offset> <group> <topic> <partition> <offset>
                 <delivery count> <reason> <time-ms> <key len> <value len>
            then key and value bytes, \\n ... END <count>
@@ -49,7 +49,7 @@ POLL_SLICE_S = 0.1          # a waiting RECEIVE re-checks (lock expiry, backoff)
 HELP_QUEUE = [
     "RECEIVE <group> <topic> [<max> [<wait-ms>]]",
     "ACK|RELEASE|REJECT <group> <topic> <partition> <offset>[-<last>]",
-    "QUEUE <group> <topic>", "DLQ <dlq-topic> [<partition> [<offset> [<max>]]]",
+    "QUEUE <group> <topic>", "DLQ <dlq-topic> [<partition>|-1 [<offset> [<max>]]]",
     "REQUEUE <dlq-topic> <partition> <offset>",
 ]
 
@@ -215,7 +215,7 @@ def dead_letters(conn, rest: bytes) -> list[bytes]:
     args = _tokens(rest)
     _arity(args, 1, 4, "DLQ <dlq-topic> [<partition> [<offset> [<max>]]]")
     partition = offset = None
-    if len(args) > 1:
+    if len(args) > 1 and args[1] != "-1":              # -1: every partition
         partition = conn._partition(args[0], args[1]).partition
     else:
         conn._partition(args[0], "0")

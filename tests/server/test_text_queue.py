@@ -84,7 +84,7 @@ def test_receive_ack_and_stats(server, conn):
     assert conn.cmd("ACK g1 tq-basic 0 0-1") == "OK 2"
     assert conn.cmd("RELEASE g1 tq-basic 0 2") == "OK 1"
     again = conn.receive("g1", "tq-basic", 10)
-    assert again == [(0, 2, 2, b"m0"[:0] + b"m2"), (0, 3, 1, b"m3"), (0, 4, 1, b"m4")]
+    assert again == [(0, 2, 2, b"m2"), (0, 3, 1, b"m3"), (0, 4, 1, b"m4")]
     assert conn.cmd("REJECT g1 tq-basic 0 2") == "OK 1"
     assert conn.cmd("ACK g1 tq-basic 0 3-4") == "OK 2"
     rows = conn.listing("QUEUE g1 tq-basic")
