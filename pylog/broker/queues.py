@@ -202,6 +202,11 @@ class ShareGroups:
             out[i] = s
         return out
 
+    def existing(self) -> list[SharePartition]:
+        """The share-partitions in use now (read-only, for metrics): creates none."""
+        with self._lock:
+            return list(self._partitions.values())
+
     def close(self) -> None:
         self._loaded.wait(5)
 
