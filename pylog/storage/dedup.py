@@ -29,9 +29,12 @@ The table, one per partition (``DedupTable``), made on the first record with an 
 
 Cost: a record without the header pays nothing on ``append`` / ``append_batch`` without
 headers (the C fast paths); ``append_batch`` with headers pays one look at the header
-names; ``append_raw`` (Kafka, text) pays one ``bytes`` search for the encoded name
-``\\x18pylog-msg-id`` over uncompressed batches (compressed ones are inflated by
-``check_compressed`` anyway, which reports whether the name occurs inside).
+names; ``append_raw`` (Kafka, text) pays nothing for uncompressed batches: the C
+core's validation walk over the records (done anyway) compares header names too
+(``PL_APPEND_MSG_IDS``) and answers ``PL_EMSGID``, nothing appended, when one is
+``pylog-msg-id``; compressed batches are inflated and walked by ``check_compressed``
+anyway, which then searches the inflated bytes for the encoded name only when some
+record has headers.
 
 Batches with some duplicates: the duplicates are dropped and the rest stored as one
 batch (order, timestamps, key, value, headers kept; an idempotent producer's id and

@@ -63,6 +63,7 @@ _NULL = ffi.NULL
 _append_one = lib.pl_segment_append_one
 _append_now = lib.pl_segment_append_now
 PL_EROLL = lib.PL_EROLL
+PL_EMSGID, _MSG_IDS = lib.PL_EMSGID, lib.PL_APPEND_MSG_IDS     # dedup ids (dedup.py)
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
@@ -341,11 +342,16 @@ class PartitionLog(GroupCommit):
         with a known ``pylog-msg-id`` are dropped (storage/dedup.py)."""
         # C checks only the CRC of a compressed batch; this inflates and walks it
         ids = check_compressed(data, self.config.max_message_bytes)
-        if self.config.dedup_window_ms and (ids or dedup.carries_ids(data)):
-            return dedup.append_raw(self, data, wait)
-        return self._append_raw(data, wait=wait)
+        if not self.config.dedup_window_ms:
+            return self._append_raw(data, wait=wait)
+        # C's validation walk reports (PL_EMSGID, nothing appended) an uncompressed
+        # record carrying the header: records without it cost nothing more
+        result = None if ids else self._append_raw(data, wait=wait, flags=_MSG_IDS)
+        return dedup.append_raw(self, data, wait) if result is None else result
 
-    def _append_raw(self, data, *, wait: bool = True) -> AppendResult:
+    def _append_raw(self, data, *, wait: bool = True, flags: int = 0
+                    ) -> AppendResult | None:
+        """append_raw without dedup; None (nothing appended) for PL_EMSGID."""
         size = len(data)
         buf = _from_buffer("uint8_t[]", data)
         now = _now_ns() // 1_000_000
@@ -356,7 +362,9 @@ class PartitionLog(GroupCommit):
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
             out = self._out
-            rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
+            rc = lib.pl_segment_append_flags(self._cseg, buf, size, lat, flags, out, out + 1)
+            if rc == PL_EMSGID:               # validated first: nothing was appended
+                return None
             if rc:
                 rc = self._roll_for_retry_locked(rc, size, client=True, data=data)
                 rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)

@@ -546,6 +546,9 @@ def check_compressed(data, max_batch_bytes: int) -> bool:
                 rc = lib.PL_EBADRECORD
             if rc:
                 _ffi.check(rc, f"compressed batch at byte {pos}", client=True)
-            ids = ids or _MSG_ID_MARKER in records
+            # the bytes search only when some record has headers at all
+            n = cols.c.count
+            if not ids and n and ffi.buffer(cols.header_counts, 4 * n)[:] != bytes(4 * n):
+                ids = _MSG_ID_MARKER in records
         pos += size
     return ids

@@ -223,3 +223,19 @@ def test_batches_store_each_id_once_and_offsets_point_at_it(seq):
         ids_stored = [dedup.msg_id(r.headers) for r in p.read(0, max_records=10_000)]
         ids_stored = [i for i in ids_stored if i is not None]
         assert len(ids_stored) == len(set(ids_stored))
+
+
+def test_only_the_exact_header_name_is_an_id():
+    """The C walk (PL_APPEND_MSG_IDS) compares whole names: look-alikes are not ids."""
+    with pylog.open(None) as log:
+        p = _partition(log)
+        for name in ("pylog-msg-idx", "pylog-msg-i", "PYLOG-MSG-ID", "x-pylog-msg-id"):
+            batch = encode_batch([b"v"], headers=[[("a", b"1"), (name, b"same")]])
+            assert p.append_raw(batch).stored is None
+            assert p.append_raw(batch).stored is None
+        assert p.log_end_offset == 8 and len(dedup.table(p)) == 0
+        # an id in the second of two batches of one request (embedded append_raw)
+        two = encode_batch([b"a"]) + encode_batch([b"b", b"c"],
+                                                  headers=[[], [("h", b""), (ID, b"z")]])
+        assert p.append_raw(two).base_offset == 8
+        assert p.append_raw(two).stored == 2 and p.log_end_offset == 13
