@@ -50,6 +50,7 @@ class ShareGroupMetrics:
         self._started = clock()
         # (group, topic, partition) -> {total name: (last total seen, RateCounter)}
         self._rates: dict[tuple, dict[str, list]] = {}
+        self._last: dict[tuple, dict] = {}        # the row of the last collection
 
     def collect(self) -> dict:
         coordinator = getattr(self._log, "_share_groups", None)   # None: never used
@@ -68,8 +69,22 @@ class ShareGroupMetrics:
         return out
 
     def _row(self, sp, p, elapsed: float) -> dict:
-        end = p.log_end_offset
-        s = sp.stats(end if sp.initialised else None)
+        key = (sp.group, sp.topic, sp.partition)
+        # never wait for a share-partition busy in a change (its state write may wait
+        # for a barrier): report what the last collection saw
+        if not sp.lock.acquire(blocking=False):
+            return self._last.get(key) or {"topic": sp.topic, "partition": sp.partition,
+                                           "busy": True}
+        try:
+            end = p.log_end_offset
+            s = sp.stats(end if sp.initialised else None)
+            first = None if "oldest_available_age_ms" in s else _first_available(sp, end)
+        finally:
+            sp.lock.release()
+        self._last[key] = row = self._figures(sp, p, s, first, elapsed)
+        return row
+
+    def _figures(self, sp, p, s: dict, first, elapsed: float) -> dict:
         row = {"topic": sp.topic, "partition": sp.partition,
                "start_offset": s.get("spso", 0), "end_offset": s.get("speo", 0),
                "available": s.get("available", 0), "acquired": s.get("acquired", 0)}
@@ -84,18 +99,24 @@ class ShareGroupMetrics:
             row[name[:-len("_total")] + "_rate"] = round(counter.rate(elapsed), 3)
         age = s.get("oldest_available_age_ms")
         row["oldest_available_age_ms"] = (int(age) if age is not None
-                                          else _oldest_age_ms(sp, p, end))
+                                          else _age_ms(p, first))
         return row
 
 
-def _oldest_age_ms(sp, p, end: int) -> int:
-    """Age of the first AVAILABLE record (in the window, else the first past it)."""
+def _first_available(sp, end: int) -> int | None:
+    """The first AVAILABLE offset (in the window, else the first past it); the
+    caller holds ``sp.lock``."""
     if not sp.initialised:
-        return -1
+        return None
     window = sp.window()
     first = next((o for o in sorted(window) if int(window[o].state) == _AVAILABLE), None)
-    if first is None:
-        first = sp.speo if sp.speo < end else None
+    if first is None and sp.speo < end:
+        first = sp.speo
+    return first
+
+
+def _age_ms(p, first: int | None) -> int:
+    """Now minus the timestamp of the record at ``first``; -1 for none."""
     if first is None:
         return -1
     try:
@@ -133,6 +154,8 @@ def families(section: dict):
                                         f"{RATE_WINDOW_S} s)", labels=labels)
     for group, parts in sorted(section.items()):
         for row in parts.values():
+            if "available" not in row:
+                continue                   # busy at its first collection
             key = [group, row["topic"], str(row["partition"])]
             for field, fam in gauges.items():
                 fam.add_metric(key, row[field])

@@ -25,9 +25,9 @@ change nothing (a range is all or nothing).  RELEASE takes no delay here: the
 redelivery backoff (a group config) applies as it does to a Kafka consumer's release.
 
 What runs where: acquiring and reading (which may wait for ``__share_group_state`` to
-load after a restart) and REQUEUE (an append that may wait for a barrier) run in the
-default executor; an acknowledgement is applied on the loop thread and awaited off
-it until its state record is as durable as the flush policy promises.
+load after a restart), acknowledgements (answered once their state record is as
+durable as the flush policy promises) and REQUEUE (an append that may wait for a
+barrier) run in the default executor, never blocking the loop.
 """
 from __future__ import annotations
 
@@ -109,8 +109,10 @@ async def receive(conn, rest: bytes) -> list[bytes]:
     try:
         while True:
             wake.clear()
+            start = getattr(conn, "queue_next", 0)
+            conn.queue_next = start + 1          # the first partition tried rotates
             got = await loop.run_in_executor(None, _receive_once, coordinator, group,
-                                             member, topic, parts, limit)
+                                             member, topic, parts, limit, start)
             left = deadline - loop.time()
             if got or left <= 0:
                 break
@@ -138,12 +140,15 @@ async def receive(conn, rest: bytes) -> list[bytes]:
     return out
 
 
-def _receive_once(coordinator, group, member, topic, parts, limit) -> list[tuple]:
-    """(partition, delivery count, Record) of up to ``limit`` records acquired now."""
+def _receive_once(coordinator, group, member, topic, parts, limit, start) -> list[tuple]:
+    """(partition, delivery count, Record) of up to ``limit`` records acquired now,
+    trying the partitions from ``start`` round."""
     out: list[tuple] = []
-    for i, p in enumerate(parts):
+    for j in range(len(parts)):
         if len(out) >= limit:
             break
+        i = (start + j) % len(parts)
+        p = parts[i]
         for run in coordinator.acquire(group, member, topic, i, limit - len(out)):
             offset = max(run.first_offset, p.log_start_offset)
             while offset <= run.last_offset:
@@ -185,11 +190,10 @@ def _settle(kind: AcknowledgeType, name: str):
         if member is None:
             raise UnknownMemberIdError(f"this connection is not a member of share group "
                                        f"{group}: RECEIVE from it first")
-        fut = conn.broker.log.share_groups.acknowledge(
-            group, member, args[1], partition, [(first, last, kind)], wait=False)
-        if not fut.done():
-            await asyncio.wrap_future(fut)
-        fut.result()
+        # in the executor: the state write may wait for a barrier (flush.messages=1)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.broker.log.share_groups.acknowledge, group,
+                                   member, args[1], partition, [(first, last, kind)])
         return f"OK {last - first + 1}\n".encode()
     return settle
 

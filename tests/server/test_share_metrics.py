@@ -73,3 +73,31 @@ def test_a_scrape_creates_no_share_state():
         assert set(m.collect()["used"]) == {"sm-idle-0", "sm-idle-1", "sm-idle-2"}
         assert len(log.share_groups.existing()) == before
         q.close()
+
+
+def test_a_busy_share_partition_is_not_waited_for():
+    import threading
+    with pylog.open(None) as log:
+        log.create_topic("sm-busy", partitions=1)
+        q = log.queue("g", "sm-busy", **{"share.auto.offset.reset": "earliest"})
+        log.partition("sm-busy", 0).append(b"x")
+        q.receive()[0].ack()
+        m = ShareGroupMetrics(log)
+        first = m.collect()["g"]["sm-busy-0"]
+        assert first["acknowledged_total"] == 1
+        sp = log.share_groups.existing()[0]
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with sp.lock:
+                held.set()
+                done.wait(10)
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait(5)
+        try:
+            assert m.collect()["g"]["sm-busy-0"] == first       # the last figures
+        finally:
+            done.set()
+            t.join()
+        q.close()
