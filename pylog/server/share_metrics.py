@@ -5,16 +5,19 @@ JSON: the ``share_groups`` section of the metrics document (registered with
 
     "share_groups": {"<group>": {"<topic>-<partition>": {
         "topic", "partition", "start_offset", "end_offset",     # spso, speo
-        "available", "acquired",                                 # now (available
+        "available", "acquired", "delayed",                      # now (available
                                                                  #  includes the log past speo)
-        "acknowledged_total", "archived_total", "released_total", "expired_total",
+        "acknowledged_total", "archived_total", "released_total",
+        "expired_total" (lock expiry), "ttl_expired_total",
         "dead_lettered_total",                                   # since the server started
         "<each total without _total>_rate",                      # per second, last 60 s
         "oldest_available_age_ms"}}}                             # -1: nothing available
 
 Prometheus (``families``): gauges ``pylog_share_available``, ``pylog_share_acquired``,
-``pylog_share_start_offset``, ``pylog_share_oldest_available_age_seconds``, counters
-``pylog_share_<acknowledged|archived|released|expired|dead_lettered>_total`` and gauges
+``pylog_share_delayed``, ``pylog_share_start_offset``,
+``pylog_share_oldest_available_age_seconds``, counters
+``pylog_share_<acknowledged|archived|released|expired|ttl_expired|dead_lettered>_total``
+and gauges
 ``pylog_share_<...>_rate``, each labelled group, topic, partition.
 
 Only share-partitions already in use are reported (``ShareGroups.existing``): a
@@ -22,9 +25,11 @@ scrape creates no share-partition, no ShareGroups when nobody used a queue, and 
 each share-partition's lock only for its ``stats()`` (a walk of its in-flight window,
 at most group.share.partition.max.record.locks entries).  Rates come from the totals'
 increments between collections, kept in RateCounters (metrics.py), so they are exact
-to within one scrape interval.  The share-partition's own ``oldest_available_age_ms``
-is used when it has one; otherwise the age of the first available record is read
-from the log (now minus its timestamp).
+to within one scrape interval.  Keys a share-partition's ``stats()`` lacks count 0
+(``delayed``, ``ttl_expired_total``, ``dead_lettered_total`` come with the queue
+features).  The oldest available record's age is now minus its timestamp, read from
+the log at the state machine's ``oldest_available_offset`` (deliverable now) or, when
+it has none, at the first AVAILABLE offset.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from .metrics import RATE_WINDOW_S, RateCounter
 __all__ = ["ShareGroupMetrics", "families", "TOTALS"]
 
 TOTALS = ("acknowledged_total", "archived_total", "released_total", "expired_total",
-          "dead_lettered_total")
+          "ttl_expired_total", "dead_lettered_total")
 _AVAILABLE = 0                # share_state.RecordState.AVAILABLE
 
 
@@ -78,7 +83,9 @@ class ShareGroupMetrics:
         try:
             end = p.log_end_offset
             s = sp.stats(end if sp.initialised else None)
-            first = None if "oldest_available_age_ms" in s else _first_available(sp, end)
+            # the state machine's own oldest deliverable offset when it has one
+            first = (s["oldest_available_offset"] if "oldest_available_offset" in s
+                     else _first_available(sp, end))
         finally:
             sp.lock.release()
         self._last[key] = row = self._figures(sp, p, s, first, elapsed)
@@ -87,7 +94,8 @@ class ShareGroupMetrics:
     def _figures(self, sp, p, s: dict, first, elapsed: float) -> dict:
         row = {"topic": sp.topic, "partition": sp.partition,
                "start_offset": s.get("spso", 0), "end_offset": s.get("speo", 0),
-               "available": s.get("available", 0), "acquired": s.get("acquired", 0)}
+               "available": s.get("available", 0), "acquired": s.get("acquired", 0),
+               "delayed": s.get("delayed", 0)}
         rates = self._rates.setdefault((sp.group, sp.topic, sp.partition), {})
         for name in TOTALS:
             total = int(s.get(name, 0))
@@ -140,6 +148,8 @@ def families(section: dict):
         "start_offset": GaugeMetricFamily("pylog_share_start_offset", "Share-partition "
                                           "start offset (all below are finished)",
                                           labels=labels),
+        "delayed": GaugeMetricFamily("pylog_share_delayed", "Available records held back "
+                                     "now (backoff, deliver-at)", labels=labels),
     }
     age = GaugeMetricFamily("pylog_share_oldest_available_age_seconds", "Age of the "
                             "oldest available record (-1: none)", labels=labels)

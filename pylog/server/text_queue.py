@@ -8,7 +8,8 @@ the reference:
         -> MESSAGE <partition> <offset> <delivery count> <ts> <key len> <value len>
                    [<hname len> <hvalue len>]...   then those bytes concatenated, \\n
            ... END <count>
-    ACK|RELEASE|REJECT <group> <topic> <partition> <offset>[-<last>] -> OK <count>
+    ACK|REJECT <group> <topic> <partition> <offset>[-<last>] -> OK <count>
+    RELEASE <group> <topic> <partition> <offset>[-<last>] [<delay-ms>] -> OK <count>
     QUEUE <group> <topic>   -> PARTITION <p> <name>=<value>... ... END <count>
     DLQ <dlq-topic> [<partition>|-1 [<offset> [<max>]]]     (-1: every partition)
         -> DEAD <partition> <offset> <group> <topic> <partition> <offset>
@@ -21,8 +22,9 @@ group per connection, whatever the topic), and when the connection closes it lea
 so every record it still holds becomes available again at once (delivery count
 kept).  ACK / RELEASE / REJECT before any RECEIVE of that group: UNKNOWN_MEMBER_ID;
 records not held by this connection, or past their lock: INVALID_RECORD_STATE; both
-change nothing (a range is all or nothing).  RELEASE takes no delay here: the
-redelivery backoff (a group config) applies as it does to a Kafka consumer's release.
+change nothing (a range is all or nothing).  RELEASE's delay (redelivered no sooner)
+replaces the group's redelivery backoff for those records; it needs the queue
+features' ``ShareGroups.acknowledge(release_delay_ms=)`` (INVALID_REQUEST without).
 
 What runs where: acquiring and reading (which may wait for ``__share_group_state`` to
 load after a restart), acknowledgements (answered once their state record is as
@@ -32,6 +34,8 @@ barrier) run in the default executor, never blocking the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 
 from pylog.broker.dead_letters import list_dead_letters, requeue
 from pylog.broker.share_state import AcknowledgeType
@@ -48,7 +52,8 @@ MAX_WAIT_MS = 300_000
 POLL_SLICE_S = 0.1          # a waiting RECEIVE re-checks (lock expiry, backoff) this often
 HELP_QUEUE = [
     "RECEIVE <group> <topic> [<max> [<wait-ms>]]",
-    "ACK|RELEASE|REJECT <group> <topic> <partition> <offset>[-<last>]",
+    "ACK|REJECT <group> <topic> <partition> <offset>[-<last>]",
+    "RELEASE <group> <topic> <partition> <offset>[-<last>] [<delay-ms>]",
     "QUEUE <group> <topic>", "DLQ <dlq-topic> [<partition>|-1 [<offset> [<max>]]]",
     "REQUEUE <dlq-topic> <partition> <offset>",
 ]
@@ -179,12 +184,18 @@ def _range(token: str) -> tuple[int, int]:
 
 def _settle(kind: AcknowledgeType, name: str):
     async def settle(conn, rest: bytes) -> bytes:
-        from .text import INT32_MAX, _arity, _int, _tokens
+        from .text import INT32_MAX, INT64_MAX, _arity, _int, _tokens
         args = _tokens(rest)
-        _arity(args, 4, 4, f"{name} <group> <topic> <partition> <offset>[-<last>]")
+        delay = kind == AcknowledgeType.RELEASE
+        _arity(args, 4, 5 if delay else 4,
+               f"{name} <group> <topic> <partition> <offset>[-<last>]"
+               f"{' [<delay-ms>]' if delay else ''}")
         group = _group_id(args[0])
         partition = _int(args[2], "partition", 0, INT32_MAX)
         first, last = _range(args[3])
+        options = {}
+        if len(args) > 4:
+            options["release_delay_ms"] = _int(args[4], "delay-ms", 0, INT64_MAX)
         conn._partition(args[1], args[2])        # UNKNOWN_TOPIC, partition range
         member = _groups(conn).get(group)
         if member is None:
@@ -192,10 +203,19 @@ def _settle(kind: AcknowledgeType, name: str):
                                        f"{group}: RECEIVE from it first")
         # in the executor: the state write may wait for a barrier (flush.messages=1)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, conn.broker.log.share_groups.acknowledge, group,
-                                   member, args[1], partition, [(first, last, kind)])
+        coordinator = conn.broker.log.share_groups
+        if options and "release_delay_ms" not in _parameters(coordinator.acknowledge):
+            raise InvalidRequestError("RELEASE with a delay needs the queue features "
+                                      "(redelivery backoff); this server has none")
+        await loop.run_in_executor(None, functools.partial(
+            coordinator.acknowledge, group, member, args[1], partition,
+            [(first, last, kind)], **options))
         return f"OK {last - first + 1}\n".encode()
     return settle
+
+
+def _parameters(fn) -> frozenset:
+    return frozenset(inspect.signature(fn).parameters)
 
 
 # ---- QUEUE ------------------------------------------------------------------------------

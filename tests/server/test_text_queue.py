@@ -272,3 +272,24 @@ def test_text_and_embedded_queue_are_one_state(tmp_path):
         finally:
             stop()
             q.close()
+
+
+def test_release_with_a_delay(server, conn):
+    """RELEASE ... <delay-ms> needs the queue features' release_delay_ms; without them
+    it is refused and nothing changes."""
+    import inspect
+
+    from pylog.broker.queues import ShareGroups
+    has_delay = "release_delay_ms" in inspect.signature(ShareGroups.acknowledge).parameters
+    assert conn.cmd("CREATE tq-delay 1") == "OK 1"
+    conn.receive("g7", "tq-delay")
+    conn.cmd("PRODUCE tq-delay 0 a")
+    assert conn.receive("g7", "tq-delay")[0][1] == 0
+    assert conn.cmd("RELEASE g7 tq-delay 0 0 -5").startswith("ERR INVALID_REQUEST")
+    answer = conn.cmd("RELEASE g7 tq-delay 0 0 60000")
+    if not has_delay:
+        assert answer.startswith("ERR INVALID_REQUEST")
+        assert conn.cmd("ACK g7 tq-delay 0 0") == "OK 1"       # still held: undisturbed
+        return
+    assert answer == "OK 1"
+    assert conn.receive("g7", "tq-delay", 10, 300) == []       # not before a minute
