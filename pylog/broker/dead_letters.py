@@ -128,10 +128,38 @@ def list_dead_letters(log, dlq_topic: str, partition: int | None = None,
     return out
 
 
+DEAD_LETTER_ID_PREFIX = "dlq/"
+H_MSG_ID = "pylog-dlq-msg-id"     # optional: the record's own pylog-msg-id, kept aside
+
+
+def dead_letter_headers(headers, origin: DeadLetterOrigin) -> list[tuple[str, bytes]]:
+    """The headers a dead letter is written with: the record's own minus its
+    ``pylog-msg-id`` (kept as ``pylog-dlq-msg-id``), ``dlq_headers(origin)``, and a
+    ``pylog-msg-id`` naming the origin record, ``dlq/<group>/<topic>/<partition>/<offset>``.
+
+    Why: a dead-letter topic has the dedup window too (storage/dedup.py).  With the
+    record's own id two records of one id (different partitions, or windows apart)
+    would be taken for one dead letter and the second dropped; with the origin's
+    coordinates as the id, a dead-letter write that is retried (its state write
+    failed) is stored once."""
+    out, own = [], None
+    for k, v in headers or ():
+        if k == _MSG_ID:
+            own = v
+        else:
+            out.append((k, v))
+    out += dlq_headers(origin)
+    if own is not None:
+        out.append((H_MSG_ID, own))
+    ident = (f"{DEAD_LETTER_ID_PREFIX}{origin.group}/{origin.topic}/{origin.partition}/"
+             f"{origin.offset}")
+    return out + [(_MSG_ID, ident.encode())]
+
+
 def requeue_headers(headers, dlq_topic: str, partition: int, offset: int) -> list:
-    """The headers a requeued record carries: its own minus ``pylog-dlq-*``, with its
-    ``pylog-msg-id`` replaced by one naming the dead letter (see ``requeue``)."""
-    out = [(k, v) for k, v in headers if k not in DLQ_HEADERS and k != _MSG_ID]
+    """The headers a requeued record carries: its own minus every ``pylog-dlq-*`` one,
+    with a ``pylog-msg-id`` naming the dead letter (see ``requeue``)."""
+    out = [(k, v) for k, v in headers if not k.startswith("pylog-dlq-") and k != _MSG_ID]
     return out + [(_MSG_ID, f"{REQUEUE_ID_PREFIX}{dlq_topic}/{partition}/{offset}".encode())]
 
 
@@ -141,9 +169,9 @@ def requeue(log, dlq_topic: str, partition: int, offset: int) -> tuple[str, int,
     (topic, partition, new offset).
 
     Idempotent within the origin topic's ``dedup.window.ms``: the requeued record's
-    ``pylog-msg-id`` is ``requeue/<dlq-topic>/<partition>/<offset>`` (replacing the
-    record's own id, which would otherwise make the requeue a duplicate of the record
-    it was), so a second requeue of the same dead letter answers the first one's offset
+    ``pylog-msg-id`` is ``requeue/<dlq-topic>/<partition>/<offset>`` (not the record's
+    own id, which would make the requeue a duplicate of the record it was, within the
+    window), so a second requeue of the same dead letter answers the first one's offset
     and stores nothing.  With dedup off on the origin topic each requeue stores a copy.
     """
     p = log.partition(dlq_topic, partition)              # UnknownTopicError
@@ -163,4 +191,4 @@ def requeue(log, dlq_topic: str, partition: int, offset: int) -> tuple[str, int,
 
 _MSG_ID = "pylog-msg-id"       # storage/dedup.py's MSG_ID_HEADER
 __all__ += ["DeadLetter", "list_dead_letters", "requeue", "requeue_headers",
-            "REQUEUE_ID_PREFIX"]
+            "dead_letter_headers", "REQUEUE_ID_PREFIX", "DEAD_LETTER_ID_PREFIX", "H_MSG_ID"]

@@ -293,3 +293,26 @@ def test_release_with_a_delay(server, conn):
         return
     assert answer == "OK 1"
     assert conn.receive("g7", "tq-delay", 10, 300) == []       # not before a minute
+
+
+def test_dead_letter_headers_make_each_dead_letter_its_own_id():
+    """Two records with one pylog-msg-id (two partitions) dead-lettered to one DLQ
+    partition are both kept; a retried dead-letter write is stored once; a requeue
+    drops every pylog-dlq-* header."""
+    from pylog.broker.dead_letters import (H_MSG_ID, dead_letter_headers, parse_dlq_headers,
+                                           requeue)
+    with pylog.open(None) as log:
+        log.create_topic("dl-orders", partitions=2)
+        dp = log.create_topic("dl-orders.dlq", partitions=1).partition(0)
+        own = [("app", b"1"), ("pylog-msg-id", b"same")]
+        for part in (0, 1):
+            origin = DeadLetterOrigin("g", "dl-orders", part, 7, 5, "rejected", 1)
+            hs = dead_letter_headers(own, origin)
+            assert dp.append(b"v", headers=hs) == part
+            assert dp.append(b"v", headers=hs) == part          # the retry: stored once
+        recs = dp.read(0)
+        assert len(recs) == 2 and parse_dlq_headers(recs[1].headers).partition == 1
+        assert (H_MSG_ID, b"same") in recs[0].headers
+        topic, p, new = requeue(log, "dl-orders.dlq", 0, 0)
+        back = log.partition(topic, p).read(new)[0]
+        assert [k for k, _ in back.headers] == ["app", "pylog-msg-id"]
