@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .client import EXIT_OK, EXIT_REFUSED, Refused, ServerError, TextClient, Usage, \
-    nonnegative, positive
+from .client import (EXIT_OK, Refused, ServerError, TextClient, Usage, nonnegative,
+                     positive)
 
 SETTLE = ("ack", "release", "reject")
 
@@ -173,4 +173,4 @@ def _dlq(client: TextClient, args) -> int:
                   file=sys.stderr)
     if failed:
         raise Refused(f"{failed} of {len(targets)} dead letters not requeued")
-    return EXIT_OK if not failed else EXIT_REFUSED
+    return EXIT_OK
