@@ -28,8 +28,8 @@ The table, one per partition (``DedupTable``), made on the first record with an 
   bytes do not contain the encoded header name is skipped without decoding.
 
 Cost: a record without the header pays nothing on ``append`` / ``append_batch`` without
-headers (the C fast paths); ``append_batch`` with headers pays one look at the header
-names; ``append_raw`` (Kafka, text) pays nothing for uncompressed batches: the C
+headers (the C fast paths); ``append_batch`` with headers pays one ``in`` over the
+header names it encodes anyway (reader.build_records_in); ``append_raw`` (Kafka, text) pays nothing for uncompressed batches: the C
 core's validation walk over the records (done anyway) compares header names too
 (``PL_APPEND_MSG_IDS``) and answers ``PL_EMSGID``, nothing appended, when one is
 ``pylog-msg-id``; compressed batches are inflated and walked by ``check_compressed``
@@ -67,12 +67,13 @@ import xxhash
 from pylog.records import (ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE, decode_batch,
                            encode_batch, iter_headers)
 
-__all__ = ["MSG_ID_HEADER", "MARKER", "DedupTable", "msg_id", "carries_ids", "has_ids", "table",
+__all__ = ["MSG_ID_HEADER", "MARKER", "DedupTable", "msg_id", "carries_ids", "table",
            "append_batch", "append_raw"]
 
 MSG_ID_HEADER = "pylog-msg-id"
 # The header name as a record encodes it: varint zigzag(12) = 24 = 0x18, then the name.
 MARKER = b"\x18" + MSG_ID_HEADER.encode()
+_KEY = MSG_ID_HEADER.encode()
 _SCAN_BYTES = 4 << 20              # read_raw chunk of the rebuild scan
 _make_lock = threading.Lock()      # creation of a partition's table
 
@@ -85,7 +86,7 @@ def msg_id(headers) -> bytes | None:
     """The record's id: the last ``pylog-msg-id`` value; None when absent, null or empty."""
     found = None
     for k, v in headers or ():
-        if k == MSG_ID_HEADER:
+        if k == MSG_ID_HEADER or k == _KEY:           # str, or bytes (append_batch)
             found = v
     return bytes(found) if found else None
 
@@ -95,16 +96,6 @@ def carries_ids(data) -> bool:
     if not isinstance(data, (bytes, bytearray)):
         data = bytes(data)
     return MARKER in data
-
-
-def has_ids(headers) -> bool:
-    """Whether any record's header list (append_batch's ``headers``) names an id."""
-    for hs in headers:
-        if hs:
-            for k, _ in hs:
-                if k == MSG_ID_HEADER:
-                    return True
-    return False
 
 
 class _Entry:

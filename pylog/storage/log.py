@@ -310,15 +310,16 @@ class PartitionLog(GroupCommit):
         """Append ``values`` as one batch (one CRC); returns the base offset.  Records
         with a ``pylog-msg-id`` already stored within dedup.window.ms are dropped
         (storage/dedup.py says what the base offset is then)."""
-        if (headers is not None and self.config.dedup_window_ms
-                and dedup.has_ids(headers)):
-            return dedup.append_batch(self, values, keys, headers, timestamps)[0]
-        return self._append_batch(values, keys, headers, timestamps)
+        return self._append_batch(values, keys, headers, timestamps,
+                                  self.config.dedup_window_ms)
 
-    def _append_batch(self, values, keys, headers, timestamps) -> int:
+    def _append_batch(self, values, keys, headers, timestamps, dedup_ms: int = 0) -> int:
         n = len(values)
-        keep, rin = build_records_in(values, keys, headers, timestamps,
-                                     _now_ns() // 1_000_000, self._log_append_time)
+        keep, rin, ids = build_records_in(values, keys, headers, timestamps,
+                                          _now_ns() // 1_000_000, self._log_append_time)
+        if ids and dedup_ms:                 # a header is named pylog-msg-id
+            del keep, rin
+            return dedup.append_batch(self, values, keys, headers, timestamps)[0]
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()

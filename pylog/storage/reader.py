@@ -29,9 +29,11 @@ from pylog._speedups import records as _records
 from pylog._speedups import value_spans as _value_spans
 from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
 from pylog.storage.dedup import MARKER as _MSG_ID_MARKER
+from pylog.storage.dedup import MSG_ID_HEADER
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
 
 __all__ = ["ColumnReader", "Columns", "build_records_in", "retention_victims"]
+_MSG_ID_KEY = MSG_ID_HEADER.encode()
 
 
 class _Cols:
@@ -414,7 +416,8 @@ def _blob(items, what: str):
 
 def build_records_in(values, keys, headers, timestamps, now_ms: int,
                      log_append_time: bool = False):
-    """A ``pl_records_in`` for one batch; returns (objects to keep alive, cdata).
+    """A ``pl_records_in`` for one batch; returns (objects to keep alive, cdata,
+    whether a header is named ``pylog-msg-id``: storage/dedup.py).
     With ``log_append_time`` the batch is stamped with now_ms (timestamps ignored)."""
     n = len(values)
     if n == 0:
@@ -451,9 +454,10 @@ def build_records_in(values, keys, headers, timestamps, now_ms: int,
         rin.timestamps = tarr
         rin.timestamp = int(tarr[0])
         keep.append(tarr)
+    ids = False
     if headers is not None and any(headers):
-        _headers_in(rin, keep, headers, n)
-    return keep, rin
+        ids = _headers_in(rin, keep, headers, n)
+    return keep, rin, ids
 
 
 def _keep(keep: list, blob: bytes):
@@ -463,7 +467,7 @@ def _keep(keep: list, blob: bytes):
     return buf
 
 
-def _headers_in(rin, keep: list, headers, n: int) -> None:
+def _headers_in(rin, keep: list, headers, n: int) -> bool:
     if len(headers) != n:
         raise ValueError(f"{len(headers)} header lists for {n} values")
     counts, hkeys, hvals = [], [], []
@@ -480,6 +484,7 @@ def _headers_in(rin, keep: list, headers, n: int) -> None:
     rin.header_keys, rin.header_key_lens = _keep(keep, kblob), klens
     rin.header_values, rin.header_value_lens = _keep(keep, vblob), vlens
     keep.extend((carr, klens, vlens))
+    return _MSG_ID_KEY in hkeys             # a C-speed scan of the names built anyway
 
 
 # ---- retention ----------------------------------------------------------------------

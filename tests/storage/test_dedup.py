@@ -238,3 +238,12 @@ def test_only_the_exact_header_name_is_an_id():
                                                   headers=[[], [("h", b""), (ID, b"z")]])
         assert p.append_raw(two).base_offset == 8
         assert p.append_raw(two).stored == 2 and p.log_end_offset == 13
+
+
+def test_a_bytes_header_name_is_an_id_too():
+    with pylog.open(None) as log:
+        p = _partition(log)
+        assert p.append(b"a", headers=[(ID.encode(), b"1")]) == 0
+        assert p.append(b"b", headers=[(ID, b"1")]) == 0
+        assert p.append_batch([b"c"], headers=[[("other", b""), (ID.encode(), b"1")]]) == 0
+        assert p.log_end_offset == 1
