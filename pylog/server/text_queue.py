@@ -119,7 +119,7 @@ async def receive(conn, rest: bytes) -> list[bytes]:
             got = await loop.run_in_executor(None, _receive_once, coordinator, group,
                                              member, topic, parts, limit, start)
             left = deadline - loop.time()
-            if got or left <= 0:
+            if got or left <= 0 or conn.server.stopping:    # shutdown: answer now
                 break
             if not listening:
                 for p in parts:
