@@ -247,3 +247,15 @@ def test_a_bytes_header_name_is_an_id_too():
         assert p.append(b"b", headers=[(ID, b"1")]) == 0
         assert p.append_batch([b"c"], headers=[[("other", b""), (ID.encode(), b"1")]]) == 0
         assert p.log_end_offset == 1
+
+
+def test_ids_survive_a_crash(tmp_path):
+    log = pylog.open(tmp_path)
+    p = _partition(log, **{"flush.messages": 1})
+    for i in range(20):
+        p.append(b"v", headers=[(ID, b"c%d" % i)])
+    log._simulate_crash()
+    with pylog.open(tmp_path) as log:
+        p = log.partition("t", 0)
+        assert [p.append(b"v", headers=[(ID, b"c%d" % i)]) for i in (3, 19)] == [3, 19]
+        assert p.log_end_offset == 20
