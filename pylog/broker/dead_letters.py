@@ -163,10 +163,16 @@ def requeue_headers(headers, dlq_topic: str, partition: int, offset: int) -> lis
     return out + [(_MSG_ID, f"{REQUEUE_ID_PREFIX}{dlq_topic}/{partition}/{offset}".encode())]
 
 
-def requeue(log, dlq_topic: str, partition: int, offset: int) -> tuple[str, int, int]:
+class Requeued(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+def requeue(log, dlq_topic: str, partition: int, offset: int) -> Requeued:
     """Produce the dead letter at (dlq_topic, partition, offset) back to its origin
     topic-partition (key, value, its original headers; a new timestamp) and return
-    (topic, partition, new offset).
+    where it went: (topic, partition, new offset).
 
     Idempotent within the origin topic's ``dedup.window.ms``: the requeued record's
     ``pylog-msg-id`` is ``requeue/<dlq-topic>/<partition>/<offset>`` (not the record's
@@ -186,9 +192,9 @@ def requeue(log, dlq_topic: str, partition: int, offset: int) -> tuple[str, int,
     target = log.partition(origin.topic, origin.partition)
     new = target.append(rec.value, key=rec.key,
                         headers=requeue_headers(rec.headers, dlq_topic, partition, offset))
-    return origin.topic, origin.partition, new
+    return Requeued(origin.topic, origin.partition, new)
 
 
 _MSG_ID = "pylog-msg-id"       # storage/dedup.py's MSG_ID_HEADER
-__all__ += ["DeadLetter", "list_dead_letters", "requeue", "requeue_headers",
+__all__ += ["DeadLetter", "Requeued", "list_dead_letters", "requeue", "requeue_headers",
             "dead_letter_headers", "REQUEUE_ID_PREFIX", "DEAD_LETTER_ID_PREFIX", "H_MSG_ID"]
