@@ -199,9 +199,11 @@ def table(p) -> DedupTable:
 
 
 # ---- the two append doors -------------------------------------------------------------
-def append_batch(p, values, keys, headers, timestamps) -> tuple[int, list[int]]:
+def append_batch(p, values, keys, headers, timestamps, built=None
+                 ) -> tuple[int, list[int]]:
     """``PartitionLog.append_batch`` for records of which some carry an id: (the base
-    offset as the module doc defines it, each record's offset)."""
+    offset as the module doc defines it, each record's offset).  ``built``: the
+    (keep, records_in) append_batch already made, used when nothing is dropped."""
     t = table(p)
     n = len(values)
     if len(headers) != n:
@@ -227,7 +229,8 @@ def append_batch(p, values, keys, headers, timestamps) -> tuple[int, list[int]]:
             _wait_for(p, max(offsets), True)
             return offsets[0], offsets
         if len(keep) == n:
-            base = p._append_batch(values, keys, headers, timestamps)
+            base = (p._append_batch(values, keys, headers, timestamps) if built is None
+                    else p._append_records(*built, n))
             stored_base = base
         else:
             base = p._append_batch([values[i] for i in keep],

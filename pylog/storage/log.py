@@ -318,8 +318,12 @@ class PartitionLog(GroupCommit):
         keep, rin, ids = build_records_in(values, keys, headers, timestamps,
                                           _now_ns() // 1_000_000, self._log_append_time)
         if ids and dedup_ms:                 # a header is named pylog-msg-id
-            del keep, rin
-            return dedup.append_batch(self, values, keys, headers, timestamps)[0]
+            return dedup.append_batch(self, values, keys, headers, timestamps,
+                                      (keep, rin))[0]
+        return self._append_records(keep, rin, n)
+
+    def _append_records(self, keep, rin, n: int) -> int:
+        """Append the batch build_records_in made (``keep`` holds its memory)."""
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
