@@ -64,8 +64,8 @@ from typing import Callable
 
 import xxhash
 
-from pylog.records import (ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE, decode_batch,
-                           encode_batch, iter_headers)
+from pylog.records import (ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE, encode_batch,
+                           iter_headers)
 
 __all__ = ["MSG_ID_HEADER", "MARKER", "DedupTable", "msg_id", "carries_ids", "table",
            "append_batch", "append_raw"]
@@ -307,11 +307,37 @@ def _wait_for(p, last_offset: int, wait: bool) -> None:
 
 
 def _decode_all(data) -> list:
-    out, pos, mv = [], 0, memoryview(data)
-    while pos < len(mv):
-        h, recs = decode_batch(mv, pos)     # CorruptRecordError for what C would refuse
-        out.append((h, recs))
-        pos += 12 + h.batch_length
+    """(BatchHeader, [Record]) of each batch: validated (CRC, records) and decoded by
+    the C core, as a read would (CorruptRecord / InvalidRecord for what it refuses)."""
+    from pylog import _ffi
+    from pylog._ffi import ffi, lib
+    from pylog.records import decompress, read_header
+    from pylog.storage.reader import _Cols, chunk_records
+    raw = data if type(data) is bytes else bytes(data)
+    buf = ffi.from_buffer("uint8_t[]", raw)
+    ch = ffi.new("pl_batch_header *")
+    out, pos = [], 0
+    while pos < len(raw):
+        rc = lib.pl_batch_validate(buf + pos, len(raw) - pos, 0, 1, ch)
+        if rc:
+            _ffi.check(rc, f"batch at byte {pos}", client=True)
+        h = read_header(raw, pos)
+        size = 12 + h.batch_length
+        codec = h.attributes & ATTR_COMPRESSION_MASK
+        if codec:
+            src = bytes(decompress(codec, raw[pos + 61:pos + size]))
+            sbuf = ffi.from_buffer("uint8_t[]", src)
+            rec, rec_len, origin = sbuf, len(src), sbuf
+        else:
+            src, rec, rec_len, origin = raw, buf + pos + 61, size - 61, buf
+        cols = _Cols(max(1, h.records_count))
+        rc = lib.pl_records_decode(rec, rec_len, ch, -(1 << 63), origin, cols.c)
+        if rc == 0 and cols.c.count != h.records_count:
+            rc = lib.PL_EBADRECORD
+        if rc:
+            _ffi.check(rc, f"batch at byte {pos}", client=True)
+        out.append((h, chunk_records(src, cols, 0, cols.c.count)))
+        pos += size
     return out
 
 
