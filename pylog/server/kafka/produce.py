@@ -11,7 +11,9 @@ the base offset and leader epoch 0 outside the CRC.  This module reads only the
 records are exactly one magic-2 batch, refusing client control / transactional
 batches, and idempotence (producer id, epoch, sequences; research/
 kafka-protocol.md §1.10).  Idempotence is keyed on producerId >= 0 only:
-aiokafka sends non-idempotent batches with baseSequence 0.
+aiokafka sends non-idempotent batches with baseSequence 0.  Dedup ids (records
+with a ``pylog-msg-id`` header) are applied inside ``append_raw``
+(storage/dedup.py: which records are stored and which base offset is answered).
 
 What runs where: the append (a memcpy into the mmap) runs here on the event
 loop thread, so check → append → producer-state update of one request is never
