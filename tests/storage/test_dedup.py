@@ -259,3 +259,33 @@ def test_ids_survive_a_crash(tmp_path):
         p = log.partition("t", 0)
         assert [p.append(b"v", headers=[(ID, b"c%d" % i)]) for i in (3, 19)] == [3, 19]
         assert p.log_end_offset == 20
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.sampled_from([0, 1, 3]))
+def test_raw_batches_store_new_records_in_order(seq, codec):
+    """append_raw (Kafka, text): what is stored is exactly the records whose id is new
+    (or who have none), in order, and an answer's base offset follows dedup.py's rule."""
+    with pylog.open(None) as log:
+        p = _partition(log)
+        seen: dict[bytes, int] = {}
+        expect = []
+        for n, ids in enumerate(seq):
+            values = [b"%d-%d" % (n, j) for j in range(len(ids))]
+            end = p.log_end_offset
+            res = p.append_raw(encode_batch(values, headers=[_h(i) for i in ids],
+                                            compression=codec))
+            new = [(i, v) for i, v in zip(ids, values)
+                   if i is None or (i not in seen and seen.setdefault(i, -1) == -1)]
+            lead = next((k for k, i in enumerate(ids) if i is None or seen.get(i) == -1),
+                        None)
+            for k, (i, v) in enumerate(new):
+                if i is not None:
+                    seen[i] = end + k
+                expect.append((end + k, v))
+            if new:
+                assert res.base_offset == end - lead
+            else:
+                assert res.base_offset == seen[ids[0]] and res.stored == 0
+            assert p.log_end_offset == end + len(new)
+        assert _values(p) == expect
