@@ -25,7 +25,9 @@ The table, one per partition (``DedupTable``), made on the first record with an 
   broker's shifts the window after a restart;
 * rebuilt on first use after open by scanning the records of the window (from
   ``offset_for_time(now - window)`` to the log end) with verified reads; a batch whose
-  bytes do not contain the encoded header name is skipped without decoding.
+  bytes do not contain the encoded header name is skipped without decoding.  The scan
+  runs in the thread of that first append (for Kafka Produce, the event loop): about
+  one bytes search per batch of the window, and a decode of those with ids.
 
 Cost: a record without the header pays nothing on ``append`` / ``append_batch`` without
 headers (the C fast paths); ``append_batch`` with headers pays one ``in`` over the
