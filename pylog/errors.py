@@ -30,6 +30,8 @@ __all__ = [
     "FetchSessionIdNotFoundError", "InvalidFetchSessionEpochError",
     "UnsupportedAssignorError", "StaleMemberEpochError", "ThrottlingQuotaExceededError",
     "InvalidReplicaAssignmentError", "InvalidRecordStateError",
+    "TopicAuthorizationFailedError", "GroupAuthorizationFailedError",
+    "ClusterAuthorizationFailedError", "SaslAuthenticationFailedError",
 ]
 
 _REGISTRY: dict[int, type["PylogError"]] = {}
@@ -152,6 +154,14 @@ StaleMemberEpochError = _define("StaleMemberEpochError", 113, "STALE_MEMBER_EPOC
 InvalidRecordStateError = _define("InvalidRecordStateError", 121, "INVALID_RECORD_STATE",
                                   doc="A share-group acknowledgement for a record not "
                                       "acquired by that member within its lock (KIP-932).")
+TopicAuthorizationFailedError = _define("TopicAuthorizationFailedError", 29,
+                                        "TOPIC_AUTHORIZATION_FAILED")
+GroupAuthorizationFailedError = _define("GroupAuthorizationFailedError", 30,
+                                        "GROUP_AUTHORIZATION_FAILED")
+ClusterAuthorizationFailedError = _define("ClusterAuthorizationFailedError", 31,
+                                          "CLUSTER_AUTHORIZATION_FAILED")
+SaslAuthenticationFailedError = _define("SaslAuthenticationFailedError", 58,
+                                        "SASL_AUTHENTICATION_FAILED")
 
 
 class LogLockedError(StorageError):

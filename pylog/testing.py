@@ -35,6 +35,8 @@ __all__ = ["PylogServer", "start_server", "pylog_server", "pylog_server_factory"
 
 _LISTENING = re.compile(r"kafka listening on ([^\s,]+):(\d+)")
 _OTHER_LISTENER = re.compile(r"(text|http) (?:listening )?on ([^\s,]+):(\d+)")
+_KAFKA_LISTENER = re.compile(r"kafka (?:listening on ([^\s,]+):(\d+)(?: \((\w+)\))?|"
+                             r"(\w+) on ([^\s,]+):(\d+))")
 
 
 def _die_with_parent() -> None:
@@ -60,6 +62,7 @@ class PylogServer:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self.host, self.port = "127.0.0.1", port
+        self.listeners: dict[str, str] = {}    # security protocol -> "host:port"
         self.text_port: int | None = None     # text protocol and HTTP listeners (ephemeral)
         self.http_port: int | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
@@ -89,6 +92,11 @@ class PylogServer:
             line = self.process.stdout.readline()
             if not line:
                 break
+            for k in _KAFKA_LISTENER.finditer(line.decode("utf-8", "replace")):
+                if k.group(1):
+                    self.listeners[k.group(3) or "PLAINTEXT"] = f"{k.group(1)}:{k.group(2)}"
+                else:
+                    self.listeners[k.group(4)] = f"{k.group(5)}:{k.group(6)}"
             for other in _OTHER_LISTENER.finditer(line.decode("utf-8", "replace")):
                 setattr(self, f"{other.group(1)}_port", int(other.group(3)))
             match = _LISTENING.search(line.decode("utf-8", "replace"))

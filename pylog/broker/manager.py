@@ -79,6 +79,7 @@ class Log:
         self._groups = None                    # GroupCoordinator, created on first use
         self._group_configs = None             # GroupConfigs, created on first use
         self._share_groups = None              # ShareGroups (queues.py), on first use
+        self._share_members = None             # ShareMembers (share_members.py), ditto
         # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
         # broker configs), used by every topic key the topic does not set itself.
         self.topic_defaults: dict = {}
@@ -467,6 +468,16 @@ class Log:
                 self._share_groups = ShareGroups(self)
             return self._share_groups
 
+    @property
+    def share_members(self):
+        """Members of share groups joined through the Kafka share APIs."""
+        with self._lock:
+            if self._share_members is None:
+                self._check_open()
+                from pylog.broker.share_members import ShareMembers
+                self._share_members = ShareMembers(self)
+            return self._share_members
+
     def queue(self, group: str, topic: str, **configs):
         """A member of share group ``group`` on ``topic`` (see pylog/broker/queues.py)."""
         from pylog.broker.queues import Queue
@@ -485,6 +496,8 @@ class Log:
             self._closed = True
         if self._groups is not None:
             self._groups.close()
+        if self._share_members is not None:
+            self._share_members.close()
         if self._share_groups is not None:
             self._share_groups.close()
         self._flusher.stop()

@@ -169,6 +169,7 @@ class ShareStore:
         self.loaded = False
         self.snapshots = 0
         self.skipped = 0                # undecodable records seen by load
+        self._sync: _Syncer | None = None
 
     # -- startup ------------------------------------------------------------------------
     def load(self) -> int:
@@ -186,7 +187,10 @@ class ShareStore:
                 replayed += _record_size(r.key, r.value)
                 try:
                     kind, group, topic, partition = decode_key(r.key or b"")
-                    state = decode_value(r.value or b"")
+                    if r.value is None:             # a deleted share-partition
+                        images.pop((group, topic, partition), None)
+                        continue
+                    state = decode_value(r.value)
                 except (ValueError, struct.error, UnicodeDecodeError) as exc:
                     self.skipped += 1
                     log.warning("%s offset %d: undecodable record skipped (%s)",
@@ -231,9 +235,13 @@ class ShareStore:
             return list(self._images)
 
     # -- writes -------------------------------------------------------------------------
-    def write(self, group: str, topic: str, partition: int, delta: Delta) -> Future:
+    def write(self, group: str, topic: str, partition: int, delta: Delta,
+              sync: bool = False) -> Future:
         """Append ``delta`` as one update record; the future resolves once it is as
-        durable as the topic's flush policy promises.  StorageError propagates."""
+        durable as the state topic's flush policy promises — or, with ``sync`` (the
+        share-partition's topic has ``flush.messages=1``), once it is behind an
+        fdatasync of the state topic, shared by every write waiting meanwhile (group
+        commit, ``_Syncer``).  Never blocks on I/O.  StorageError propagates."""
         if not delta:
             done: Future = Future()
             done.set_result(None)
@@ -250,6 +258,27 @@ class ShareStore:
             self._since_snapshot += _record_size(key, value) + _BATCH_OVERHEAD
             if self._since_snapshot > self._retention_bytes // 4:
                 last = self._snapshot_locked()
+        if sync:
+            return self._syncer(p).after(last)
+        return p.durable_future(last)
+
+    def _syncer(self, p) -> "_Syncer":
+        s = self._sync
+        if s is None or s.partition is not p:
+            with self._lock:
+                if self._sync is None or self._sync.partition is not p:
+                    self._sync = _Syncer(p)
+                s = self._sync
+        return s
+
+    def delete(self, group: str, topic: str, partition: int) -> Future:
+        """Forget a share-partition's state (a tombstone: key, null value); the future
+        resolves once it is durable.  Its next use starts afresh."""
+        key = encode_key(UPDATE, group, topic, partition)
+        with self._lock:
+            p = self._partition
+            last = p.append_batch([None], [key])
+            self._images.pop((group, topic, partition), None)
         return p.durable_future(last)
 
     def _snapshot_locked(self) -> int:
@@ -284,6 +313,40 @@ class ShareStore:
         """Write a snapshot now (tests; a later size policy may call it)."""
         with self._lock:
             self._snapshot_locked()
+
+
+class _Syncer:
+    """Group commit for ``write(sync=True)``: one thread runs a barrier on the state
+    partition for every write waiting since the last one (the first waiter does not
+    wait for others: a lone ack costs one fdatasync)."""
+
+    def __init__(self, partition) -> None:
+        self.partition = partition
+        self._cond = threading.Condition()
+        self._waiting: list[Future] = []
+        threading.Thread(target=self._run, name="pylog-share-sync", daemon=True).start()
+
+    def after(self, _offset: int) -> Future:
+        fut: Future = Future()
+        with self._cond:
+            self._waiting.append(fut)
+            self._cond.notify()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                batch, self._waiting = self._waiting, []
+            try:
+                self.partition.flush()
+            except Exception as exc:   # noqa: BLE001 -- every waiter learns it
+                for f in batch:
+                    f.set_exception(exc)
+            else:
+                for f in batch:
+                    f.set_result(None)
 
 
 def _record_size(key: bytes | None, value: bytes | None) -> int:

@@ -31,17 +31,19 @@ log = logging.getLogger("pylog.server")
 class Server:
     def __init__(self, log_, host: str = "127.0.0.1", port: int = 9092,
                  settings: BrokerSettings | None = None, idle_ms: int = 600_000,
-                 request_timeout_ms: int = 30_000, max_connections: int | None = None) -> None:
+                 request_timeout_ms: int = 30_000, max_connections: int | None = None,
+                 security=None) -> None:
         self.log = log_
         self.host, self.port = host, port
         self.broker = BrokerContext(log_, settings)
+        self.broker.security = security         # pylog.security.sasl.Security or None
         self.idle_s = idle_ms / 1000
         self.request_timeout_s = request_timeout_ms / 1000
         # max.connections, shared with the text and HTTP listeners.
         self.cap = ConnectionCap(max_connections or default_max_connections(),
                                  self.broker.metrics)
         self.connections: set[KafkaConnection] = set()
-        self._listener: Listener | None = None
+        self._listeners: list[tuple] = []        # (ListenerSpec, Listener)
         self._sweeper: asyncio.Task | None = None
         self._warmup: asyncio.Task | None = None
 
@@ -49,19 +51,40 @@ class Server:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self, sock=None) -> None:
-        """Start serving; ``sock``: the listening socket main bound before opening the
-        data directory (else bind host:port now)."""
+    @property
+    def addresses(self) -> list[tuple]:
+        """(ListenerSpec, "host:port") of every Kafka listener, the first first."""
+        return [(spec, f"{lst.host}:{lst.port}") for spec, lst in self._listeners]
+
+    def reload_tls(self) -> None:
+        """SIGHUP: load the TLS certificate files again."""
+        sec = self.broker.security
+        if sec is not None and sec.tls is not None:
+            sec.tls.reload()
+
+    async def start(self, socks=None) -> None:
+        """Start serving on ``socks``, [(ListenerSpec, socket)] main bound before opening
+        the data directory; a bare socket or None (bind host:port now) is one
+        PLAINTEXT listener."""
         loop = asyncio.get_running_loop()
         self.broker.loop = loop
         # Start loading committed offsets now (the coordinator's background thread), so
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
         self.log.start_groups(**self.broker.settings.group_options())
-        self._listener = Listener(
-            "kafka", self.host, self.port,
-            lambda: KafkaConnection(self.broker, self.connections), cap=self.cap)
-        await self._listener.start(sock)
-        self.port = self._listener.port
+        self.broker.settings.apply_share_defaults(self.log)
+        from pylog.security.listeners import ListenerSpec
+        if socks is None or not isinstance(socks, list):
+            socks = [(ListenerSpec("PLAINTEXT", self.host, self.port), socks)]
+        security = self.broker.security
+        for spec, sock in socks:
+            ssl_ctx = security.tls.context if spec.tls and security is not None else None
+            listener = Listener(
+                "kafka", spec.host, spec.port,
+                lambda spec=spec: KafkaConnection(self.broker, self.connections, spec),
+                cap=self.cap, ssl=ssl_ctx)
+            await listener.start(sock)
+            self._listeners.append((spec, listener))
+        self.host, self.port = self._listeners[0][1].host, self._listeners[0][1].port
         self._sweeper = asyncio.ensure_future(self._sweep())
         self._warmup = asyncio.ensure_future(self._warm_schemas())
         log.info("kafka listener on %s (max.connections %d over all listeners)", self.address,
@@ -101,8 +124,8 @@ class Server:
     async def shutdown(self, drain_timeout: float = 10.0) -> None:
         """Steps 1–4 of the docstring; the caller then closes the Log (step 5)."""
         # 1. Stop accepting.
-        if self._listener is not None:
-            self._listener.close()
+        for _spec, listener in self._listeners:
+            listener.close()
         for task in (self._sweeper, self._warmup):
             if task is not None:
                 task.cancel()

@@ -179,8 +179,9 @@ class Listener:
     def __init__(self, kind: str, host: str, port: int,
                  factory: Callable[[], asyncio.BaseProtocol], *,
                  cap: ConnectionCap | None = None, refusal: bytes = b"",
-                 backlog: int = 512) -> None:
+                 backlog: int = 512, ssl=None) -> None:
         self.kind = kind
+        self.ssl = ssl                       # an ssl.SSLContext: TLS on every connection
         self.host, self.port = host, port
         self.factory = factory
         self.cap = cap
@@ -193,6 +194,7 @@ class Listener:
         self._resume: asyncio.TimerHandle | None = None
         self._accept_failed = _Throttled()
         self._refused = _Throttled()
+        self._setup_failed = _Throttled()
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Start accepting on ``sock`` (bound by ``bind_socket`` before the data
@@ -246,7 +248,8 @@ class Listener:
             def factory() -> _Counted:
                 counted.append(_Counted(self.factory(), cap))
                 return counted[0]
-        task = self._loop.create_task(self._loop.connect_accepted_socket(factory, conn))
+        task = self._loop.create_task(self._loop.connect_accepted_socket(
+            factory, conn, **({"ssl": self.ssl} if self.ssl is not None else {})))
 
         def done(t: asyncio.Task) -> None:
             failed = t.cancelled() or t.exception() is not None
@@ -254,7 +257,12 @@ class Listener:
                 cap.open -= 1                # no protocol started: no connection_lost
             if failed:
                 if not t.cancelled():
-                    log.warning("%s connection not set up: %s", self.kind, t.exception())
+                    # A failed TLS handshake (garbage, plaintext on a TLS port) is the
+                    # client's problem: counted and logged at most every LOG_INTERVAL.
+                    n = self._setup_failed.event(self._loop.time())
+                    if n:
+                        log.warning("%s: %d connection(s) not set up, last: %s",
+                                    self.kind, n, t.exception())
                 conn.close()
 
         task.add_done_callback(done)

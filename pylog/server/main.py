@@ -50,7 +50,7 @@ def _cluster_id(data_dir: str) -> str:
 
 
 def _settings(config: ServerConfig):
-    from .kafka.context import GROUP_SETTINGS, BrokerSettings
+    from .kafka.context import GROUP_SETTINGS, SHARE_SETTINGS, BrokerSettings
     return BrokerSettings(cluster_id=_cluster_id(config.data_dir),
                           advertised_host=config.advertised_host,
                           advertised_port=config.advertised_port,
@@ -59,7 +59,8 @@ def _settings(config: ServerConfig):
                           max_request_bytes=config.max_request_bytes,
                           group_initial_rebalance_delay_ms=(
                               config.group_initial_rebalance_delay_ms),
-                          **{k: getattr(config, k) for k in GROUP_SETTINGS})
+                          **{k: getattr(config, k) for k in GROUP_SETTINGS},
+                          **{k: getattr(config, k) for k in SHARE_SETTINGS})
 
 
 def _report_recovery(plog) -> None:
@@ -82,15 +83,22 @@ class StartupError(Exception):
 
 
 def _bind_listeners(config: ServerConfig) -> dict:
-    """{kind: listening socket or None} for kafka, text and http, bound before the data
-    directory is touched.  The Kafka port and explicitly given ports must bind; the
-    default text/HTTP ports (3000, 8081) are skipped with a warning when taken."""
+    """{kind: listening socket or None} for text and http, and "kafka": [(ListenerSpec,
+    socket)], bound before the data directory is touched.  The Kafka ports and
+    explicitly given ports must bind; the default text/HTTP ports (3000, 8081) are
+    skipped with a warning when taken."""
     from .listener import bind_socket
-    host, port = config.kafka_address
-    socks: dict = {}
+    host = config.kafka_address[0]
+    socks: dict = {"kafka": []}
     try:
-        for kind, wanted, default in (("kafka", port, None),
-                                      ("text", config.text_port, 3000),
+        for spec in config.kafka_listeners:
+            try:
+                socks["kafka"].append((spec, bind_socket(spec.host, spec.port)))
+            except OSError as exc:
+                raise StartupError(f"kafka listener {spec.host}:{spec.port} "
+                                   f"({spec.protocol}): {exc.strerror or exc} "
+                                   f"(set --kafka-listener)") from None
+        for kind, wanted, default in (("text", config.text_port, 3000),
                                       ("http", config.http_port, 8081)):
             if wanted is not None and wanted < 0:
                 socks[kind] = None
@@ -100,9 +108,8 @@ def _bind_listeners(config: ServerConfig) -> dict:
             except OSError as exc:
                 where = f"{host}:{default if wanted is None else wanted}"
                 if wanted is not None:
-                    flag = "--kafka-listener" if kind == "kafka" else f"--{kind}-port"
                     raise StartupError(f"{kind} listener {where}: "
-                                       f"{exc.strerror or exc} (set {flag})") from None
+                                       f"{exc.strerror or exc} (set --{kind}-port)") from None
                 log.warning("%s listener not started: %s: %s (set --%s-port)", kind, where,
                             exc.strerror or exc, kind)
                 socks[kind] = None
@@ -113,8 +120,11 @@ def _bind_listeners(config: ServerConfig) -> dict:
 
 
 def _close_socks(socks: dict) -> None:
-    for sock in socks.values():
-        if sock is not None:
+    for kind, sock in socks.items():
+        if kind == "kafka":
+            for _spec, s in sock:
+                s.close()
+        elif sock is not None:
             sock.close()
 
 
@@ -162,8 +172,30 @@ def _version() -> str:
 
 
 def _listening_line(server, interfaces, data_dir: str) -> str:
+    more = "".join(f", kafka {spec.protocol} on {address}"
+                   for spec, address in server.addresses[1:])
     others = "".join(f", {lst.kind} on {lst.address}" for lst in interfaces)
-    return f"pylog-server: kafka listening on {server.address}{others} (data {data_dir})"
+    first_spec, first = server.addresses[0]
+    proto = "" if first_spec.protocol == "PLAINTEXT" else f" ({first_spec.protocol})"
+    return (f"pylog-server: kafka listening on {first}{proto}{more}{others} "
+            f"(data {data_dir})")
+
+
+def _security(config: ServerConfig):
+    """The Security the listeners share (users file, SASL mechanisms, TLS)."""
+    from pylog.security.sasl import Security
+    from pylog.security.tls import TlsConfig
+    tls = None
+    if any(spec.tls for spec in config.kafka_listeners):
+        try:
+            tls = TlsConfig(config.ssl_certfile, config.ssl_keyfile, config.ssl_cafile,
+                            config.ssl_client_auth.lower())
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+    mechs = [m.strip().upper() for m in config.sasl_enabled_mechanisms.split(",") if m.strip()]
+    return Security(config.data_dir, mechanisms=mechs, tls=tls,
+                    reauth_ms=config.connections_max_reauth_ms,
+                    failed_auth_delay_ms=config.connection_failed_authentication_delay_ms)
 
 
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
@@ -181,14 +213,21 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         host, port = config.kafka_address
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
                         request_timeout_ms=config.request_timeout_ms,
-                        max_connections=config.max_connections)
+                        max_connections=config.max_connections,
+                        security=_security(config))
+        if config.authorizer.upper() == "ACL":
+            from pylog.security.acls import Authorizer
+            server.broker.authorizer = Authorizer(
+                config.data_dir, [p.strip() for p in config.super_users.split(";")
+                                  if p.strip()], config.allow_everyone_if_no_acl_found)
         await server.start(socks.pop("kafka"))
         interfaces = await _start_interfaces(server, config, socks)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig, action in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set),
+                            (signal.SIGHUP, server.reload_tls)):
             try:
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, action)
             except (NotImplementedError, RuntimeError):     # not the main thread
                 pass
         print(_listening_line(server, interfaces, config.data_dir), flush=True)

@@ -44,16 +44,6 @@ def _bool(text: Any) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def _listener(text: Any) -> tuple[str, int]:
-    host, sep, port = str(text).strip().rpartition(":")
-    if not sep or not host or not port.strip().isdigit():
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9092), got {text!r}")
-    port_n = int(port)
-    if not 0 <= port_n <= 65535:
-        raise ValueError(f"port {port_n} is out of range: use 0 (any free port) to 65535")
-    return host.strip("[]"), port_n
-
-
 @dataclass
 class ServerConfig:
     data_dir: str = "./data"
@@ -71,6 +61,10 @@ class ServerConfig:
     group_consumer_session_timeout_ms: int = 45_000   # group.consumer.session.timeout.ms
     group_consumer_heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
     group_consumer_assignors: str = "uniform,range"   # group.consumer.assignors
+    group_share_record_lock_duration_ms: int = 30_000   # group.share.record.lock.duration.ms
+    group_share_delivery_count_limit: int = 5           # group.share.delivery.count.limit
+    group_share_session_timeout_ms: int = 45_000        # group.share.session.timeout.ms
+    group_share_heartbeat_interval_ms: int = 5000       # group.share.heartbeat.interval.ms
     offsets_retention_minutes: int = 10080      # offsets.retention.minutes
     offsets_retention_check_interval_ms: int = 600_000   # offsets.retention.check.interval.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
@@ -81,13 +75,32 @@ class ServerConfig:
     retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
     log_level: str = "INFO"
     log_json: bool = False
+    ssl_certfile: str | None = None             # PEM chain (ssl.keystore.certificate.chain)
+    ssl_keyfile: str | None = None              # PEM key (ssl.keystore.key)
+    ssl_cafile: str | None = None               # client CAs (ssl.truststore.certificates)
+    ssl_client_auth: str = "NONE"               # ssl.client.auth
+    sasl_enabled_mechanisms: str = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    connections_max_reauth_ms: int = 0          # connections.max.reauth.ms (KIP-368)
+    connection_failed_authentication_delay_ms: int = 100
+    allow_insecure: bool = False                # serve a non-loopback address without auth
+    authorizer: str = "NONE"                    # authorizer.class.name: NONE or ACL
+    super_users: str = ""                       # super.users, ';'-separated principals
+    allow_everyone_if_no_acl_found: bool = False
 
     def __post_init__(self) -> None:
         _check_group_settings(self)
+        _check_security_settings(self)
 
     @property
     def kafka_address(self) -> tuple[str, int]:
-        return _listener(self.kafka_listener)
+        """Host and port of the first Kafka listener (the text and HTTP host)."""
+        first = self.kafka_listeners[0]
+        return first.host, first.port
+
+    @property
+    def kafka_listeners(self):
+        from pylog.security.listeners import parse_listeners
+        return parse_listeners(self.kafka_listener)
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,9 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("data_dir", "str", "data directory (created if missing)"),
-    Setting("kafka_listener", "listener", "HOST:PORT of the Kafka listener; port 0 = any "
-            "free port", kafka="listeners"),
+    Setting("kafka_listener", "listener", "the Kafka listeners, comma-separated "
+            "[PROTOCOL://]HOST:PORT with PROTOCOL one of PLAINTEXT (the default), SSL, "
+            "SASL_PLAINTEXT, SASL_SSL; port 0 = any free port", kafka="listeners"),
     Setting("text_port", "int", "port of the line-oriented text protocol, on the Kafka "
             "listener's host (0 = any free port, -1 = disabled)", lo=-1, hi=65535,
             default_doc="3000, skipped with a warning if taken"),
@@ -142,6 +156,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("group_consumer_assignors", "str", "server-side assignors of the consumer "
             "protocol, comma-separated (uniform, range); the first is the default",
             kafka="group.consumer.assignors"),
+    Setting("group_share_record_lock_duration_ms", "int", "how long a share-group "
+            "member holds a record it was given before it comes back (the default of "
+            "the group config share.record.lock.duration.ms)",
+            kafka="group.share.record.lock.duration.ms", lo=1000, hi=3_600_000),
+    Setting("group_share_delivery_count_limit", "int", "deliveries of a record before "
+            "a share group gives up on it (default of share.delivery.count.limit)",
+            kafka="group.share.delivery.count.limit", lo=2, hi=10),
+    Setting("group_share_session_timeout_ms", "int", "a share-group member that does not "
+            "heartbeat this long is removed and its records released",
+            kafka="group.share.session.timeout.ms", lo=1, hi=_INT32_MAX),
+    Setting("group_share_heartbeat_interval_ms", "int", "heartbeat interval told to "
+            "share-group members (below their session timeout)",
+            kafka="group.share.heartbeat.interval.ms", lo=1, hi=_INT32_MAX),
     Setting("offsets_retention_minutes", "int", "committed offsets of a group empty this "
             "long are deleted", kafka="offsets.retention.minutes", lo=1, hi=_INT32_MAX),
     Setting("offsets_retention_check_interval_ms", "int", "how often expired committed "
@@ -165,6 +192,32 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("log_level", "choice", "log level", choices=("DEBUG", "INFO", "WARNING",
                                                          "ERROR")),
     Setting("log_json", "bool", "log one JSON object per line instead of text"),
+    Setting("ssl_certfile", "str", "PEM certificate chain of the SSL and SASL_SSL listeners",
+            kafka="ssl.keystore.certificate.chain", default_doc="none"),
+    Setting("ssl_keyfile", "str", "PEM private key of that certificate (if not in the "
+            "certificate file)", kafka="ssl.keystore.key", default_doc="none"),
+    Setting("ssl_cafile", "str", "PEM CA certificates that client certificates must chain "
+            "to", kafka="ssl.truststore.certificates", default_doc="none"),
+    Setting("ssl_client_auth", "choice", "ask for client certificates (mTLS; the "
+            "principal is the certificate subject)", kafka="ssl.client.auth",
+            choices=("NONE", "REQUESTED", "REQUIRED")),
+    Setting("sasl_enabled_mechanisms", "str", "SASL mechanisms offered, comma-separated "
+            "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", kafka="sasl.enabled.mechanisms"),
+    Setting("connections_max_reauth_ms", "int", "SASL session lifetime: clients "
+            "re-authenticate before it ends (0 = never)", kafka="connections.max.reauth.ms",
+            lo=0, hi=_INT32_MAX),
+    Setting("connection_failed_authentication_delay_ms", "int", "how long a failed "
+            "authentication waits before its answer", lo=0, hi=60_000,
+            kafka="connection.failed.authentication.delay.ms"),
+    Setting("authorizer", "choice", "ACL authorization of every request (ACL) or none; "
+            "ACLs live in <data>/acls.json (pylog acls, CreateAcls)",
+            kafka="authorizer.class.name", choices=("NONE", "ACL")),
+    Setting("super_users", "str", "principals allowed everything, ';'-separated (e.g. "
+            "User:admin;User:ops)", kafka="super.users", default_doc="none"),
+    Setting("allow_everyone_if_no_acl_found", "bool", "allow a request on a resource no "
+            "ACL names", kafka="allow.everyone.if.no.acl.found"),
+    Setting("allow_insecure", "bool", "allow a listener on a non-loopback address that "
+            "authenticates nobody (PLAINTEXT, or SSL without client certificates)"),
 )}
 
 
@@ -195,8 +248,46 @@ def bounds_text(spec: Setting) -> str:
     if spec.kind == "choice":
         return "one of " + ", ".join(spec.choices)
     if spec.kind == "listener":
-        return "HOST:PORT"
+        return "[PROTOCOL://]HOST:PORT[,...]"
     return "a non-empty string"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False                 # a name: it may resolve to anything
+
+
+def _check_security_settings(c: "ServerConfig") -> None:
+    """Listeners need what their protocol uses; an address reachable from elsewhere
+    must authenticate its clients unless ``allow_insecure`` says otherwise."""
+    try:
+        listeners = c.kafka_listeners
+    except ValueError as exc:
+        raise ConfigError(f"kafka_listener: {exc}") from None
+    if any(spec.tls for spec in listeners) and not c.ssl_certfile:
+        raise ConfigError("an SSL or SASL_SSL listener needs ssl_certfile (and ssl_keyfile "
+                          "unless the key is in the same file)")
+    if c.ssl_client_auth.upper() != "NONE" and not c.ssl_cafile:
+        raise ConfigError("ssl_client_auth needs ssl_cafile (the CAs of client certificates)")
+    from pylog.security.sasl import ALL_MECHANISMS
+    mechs = [m.strip().upper() for m in c.sasl_enabled_mechanisms.split(",") if m.strip()]
+    bad = [m for m in mechs if m not in ALL_MECHANISMS]
+    if bad or not mechs:
+        raise ConfigError(f"sasl_enabled_mechanisms {c.sasl_enabled_mechanisms!r}: known "
+                          f"mechanisms are {', '.join(ALL_MECHANISMS)}")
+    for spec in listeners:
+        open_to_all = spec.protocol == "PLAINTEXT" or (
+            spec.protocol == "SSL" and c.ssl_client_auth.upper() != "REQUIRED")
+        if open_to_all and not _is_loopback(spec.host) and not c.allow_insecure:
+            raise ConfigError(
+                f"listener {spec} would let anyone who can reach {spec.host} read and write "
+                f"every topic: use SASL_SSL:// or SASL_PLAINTEXT:// (users: pylog users "
+                f"add), SSL:// with ssl_client_auth=required, or pass --allow-insecure")
 
 
 def _check_group_settings(c: "ServerConfig") -> None:
@@ -209,6 +300,9 @@ def _check_group_settings(c: "ServerConfig") -> None:
     if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms:
         raise ConfigError("group_consumer_heartbeat_interval_ms must be below "
                           "group_consumer_session_timeout_ms")
+    if c.group_share_heartbeat_interval_ms >= c.group_share_session_timeout_ms:
+        raise ConfigError("group_share_heartbeat_interval_ms must be below "
+                          "group_share_session_timeout_ms")
     names = [a.strip() for a in c.group_consumer_assignors.split(",") if a.strip()]
     if not names or any(a not in ASSIGNORS for a in names):
         raise ConfigError(f"group_consumer_assignors {c.group_consumer_assignors!r}: "
@@ -236,7 +330,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
             raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")
         value = raw.strip()
         if spec.kind == "listener":
-            _listener(value)
+            from pylog.security.listeners import parse_listeners
+            parse_listeners(value)
         elif spec.kind == "choice":
             if value.upper() not in spec.choices:
                 raise ValueError(f"expected {bounds_text(spec)}, got {raw!r}")

@@ -110,7 +110,7 @@ def test_truncated_frames_then_close_leave_the_server_serving(bootstrap, calm):
         assert metadata_v1(c).brokers[0].node_id == 0
 
 
-@pytest.mark.parametrize("key,version", [(999, 0), (17, 0), (36, 0), (0, 2), (0, 14), (1, 3),
+@pytest.mark.parametrize("key,version", [(999, 0), (17, 0), (36, 3), (0, 2), (0, 14), (1, 3),
                                          (1, 19), (3, 14), (-5, 0)])
 def test_unknown_api_keys_and_versions_close_the_connection(bootstrap, calm, key, version):
     with RawClient(bootstrap) as c:

@@ -37,7 +37,10 @@ def run_server(args, tmp_path, env=None, timeout=30):
     (["--num-partitions", "ten"], {}, "--num-partitions: expected an integer from 1 to "
                                       "10000, got 'ten'"),
     ([], {"PYLOG_NUM_PARTITIONS": "100000"}, "environment PYLOG_NUM_PARTITIONS: 100000"),
-    (["--kafka-listener", "127.0.0.1:port"], {}, "--kafka-listener: expected HOST:PORT"),
+    (["--kafka-listener", "127.0.0.1:port"], {}, "--kafka-listener: expected [PROTOCOL://]HOST:PORT"),
+    (["--kafka-listener", "TLS://127.0.0.1:1"], {}, "unknown listener protocol 'TLS'"),
+    (["--kafka-listener", "0.0.0.0:0"], {}, "would let anyone who can reach 0.0.0.0"),
+    (["--kafka-listener", "SSL://127.0.0.1:0"], {}, "needs ssl_certfile"),
     (["--kafka-listener", "127.0.0.1:70000"], {}, "port 70000 is out of range"),
     (["--text-port", "-2"], {}, "--text-port: -2 is out of range"),
     (["--idle-ms", "0"], {}, "--idle-ms: 0 is out of range"),

@@ -46,6 +46,11 @@ def _topic_id(log, name: str):
 def handle_consumer_group_heartbeat(ctx, request):
     mod = response_module(CONSUMER_GROUP_HEARTBEAT, ctx.version)
     log = ctx.broker.log
+    if not ctx.allowed(3, 3, request.group_id):                  # READ on the group
+        return build(mod.ConsumerGroupHeartbeatResponse, throttle_time=ZERO_MS,
+                     error_code=error_code(30), error_message=f"{ctx.principal} may not "
+                     f"read group {request.group_id}", member_id=None, member_epoch=-1,
+                     heartbeat_interval=_td(0), assignment=None)
     r = log.groups.consumer_heartbeat(
         request.group_id, request.member_id, request.member_epoch, version=ctx.version,
         instance_id=request.instance_id, rack_id=request.rack_id,

@@ -54,6 +54,14 @@ GROUP_SETTINGS = {
     "offsets_retention_minutes": "offsets.retention.minutes",
     "offsets_retention_check_interval_ms": "offsets.retention.check.interval.ms",
 }
+# Share-group settings: BrokerSettings field → Kafka's name; the defaults of the share
+# group configs (``log.share_groups.defaults`` / ``log.share_members``).
+SHARE_SETTINGS = {
+    "group_share_record_lock_duration_ms": "group.share.record.lock.duration.ms",
+    "group_share_delivery_count_limit": "group.share.delivery.count.limit",
+    "group_share_session_timeout_ms": "group.share.session.timeout.ms",
+    "group_share_heartbeat_interval_ms": "group.share.heartbeat.interval.ms",
+}
 
 
 @dataclass
@@ -74,6 +82,10 @@ class BrokerSettings:
     group_consumer_assignors: str = "uniform,range"
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600_000
+    group_share_record_lock_duration_ms: int = 30_000
+    group_share_delivery_count_limit: int = 5
+    group_share_session_timeout_ms: int = 45_000
+    group_share_heartbeat_interval_ms: int = 5000
     fetch_session_cache_slots: int = DEFAULT_SLOTS   # max.incremental.fetch.session.cache.slots
     fetch_session_eviction_ms: int = DEFAULT_EVICTION_MS   # min.incremental.fetch.session.eviction.ms
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
@@ -89,6 +101,7 @@ class BrokerSettings:
             "group.initial.rebalance.delay.ms": str(self.group_initial_rebalance_delay_ms),
             "default.replication.factor": "1",
             **{kafka: str(getattr(self, name)) for name, kafka in GROUP_SETTINGS.items()},
+            **{kafka: str(getattr(self, name)) for name, kafka in SHARE_SETTINGS.items()},
         }
 
     def group_options(self) -> dict[str, Any]:
@@ -96,6 +109,15 @@ class BrokerSettings:
         opts = {name.removeprefix("group_"): getattr(self, name) for name in GROUP_SETTINGS}
         opts["initial_rebalance_delay_ms"] = self.group_initial_rebalance_delay_ms
         return opts
+
+    def apply_share_defaults(self, log_) -> None:
+        """Make the share settings the defaults of every share group of ``log_``."""
+        log_.share_groups.defaults.update(
+            lock_duration_ms=self.group_share_record_lock_duration_ms,
+            delivery_count_limit=self.group_share_delivery_count_limit)
+        log_.share_members.defaults.update(
+            session_timeout_ms=self.group_share_session_timeout_ms,
+            heartbeat_interval_ms=self.group_share_heartbeat_interval_ms)
 
 
 class BrokerContext:
@@ -110,6 +132,8 @@ class BrokerContext:
         self.configs = BrokerConfigs(log, self.settings)
         self.loop = loop
         self.closing = False            # set at shutdown: long polls answer at once
+        self.security = None            # pylog.security.sasl.Security (set by app.Server)
+        self.authorizer = None          # pylog.security.acls.Authorizer when ACLs are on
         self.fetch_waiters: set[asyncio.Event] = set()   # long-polling Fetch requests
         self.fetch_sessions = FetchSessionCache(self.settings.fetch_session_cache_slots,
                                                 self.settings.fetch_session_eviction_ms)
@@ -169,6 +193,19 @@ class RequestContext:
     header: RequestHeader
     local_host: str = "127.0.0.1"
     local_port: int = 9092
+    auth: Any = None                # pylog.security.sasl.ConnectionAuth of the connection
+
+    @property
+    def principal(self) -> str:
+        return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
+
+    def allowed(self, operation: int, resource_type: int, name: str) -> bool:
+        """ACL check for this request's principal (True when no authorizer is set)."""
+        authz = self.broker.authorizer
+        if authz is None:
+            return True
+        host = getattr(self.auth, "host", "*") or "*"
+        return authz.authorize(self.principal, host, operation, resource_type, name)
 
     @property
     def version(self) -> int:

@@ -117,6 +117,8 @@ def _install() -> None:
     from . import admin, admin_describe, api_versions, fetch, groups, list_offsets  # noqa: F401
     from . import admin_configs, admin_partitions, metadata  # noqa: F401
     from . import produce, producer_ids, telemetry  # noqa: F401
+    from . import acl_admin, sasl, scram_admin, share_fetch, share_groups  # noqa: F401
+    from . import share_offsets  # noqa: F401
 
 
 _install()

@@ -36,6 +36,7 @@ from .fetch_session import CachedPartition, FetchContext, open_session, resolve_
 from .messages import ZERO_MS, build, error_code, response_module
 
 API_KEY = 1
+READ, TOPIC, TOPIC_AUTHORIZATION_FAILED = 3, 2, 29
 OFFSET_OUT_OF_RANGE = OffsetOutOfRangeError.errno
 log = logging.getLogger("pylog.server.kafka")
 
@@ -87,6 +88,10 @@ def _read_all(ctx, request, fctx: FetchContext) -> _Read:
     read = _Read()
     max_bytes = request.max_bytes if request.max_bytes > 0 else 0
     for cp in fctx.partitions:
+        if cp.topic is not None and not ctx.allowed(READ, TOPIC, cp.topic):
+            read.failed = True
+            read.results.append((cp, TOPIC_AUTHORIZATION_FAILED, -1, -1, b""))
+            continue
         _read_partition(ctx.broker, cp, max_bytes - read.total, read.total == 0, read)
     return read
 

@@ -101,11 +101,24 @@ async def _await_parked(ctx, future: asyncio.Future, unavailable):
 # -- FindCoordinator -----------------------------------------------------------------------
 # key types a coordinator is served for; transactions (1) and share groups (2) are
 # added by the modules that serve them
-COORDINATOR_KEY_TYPES = {0}
+COORDINATOR_KEY_TYPES = {0, 2}          # groups; share-partition keys (one node)
 
 
-def _coordinator_fields(ctx, key_type: int) -> dict:
+READ, DESCRIBE, GROUP, TOPIC = 3, 8, 3, 2
+GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED = 30, 29
+
+
+def _group_denied(ctx, group_id, operation: int = READ) -> bool:
+    """ACL check on a group (READ to join and commit, DESCRIBE to find and fetch)."""
+    return not ctx.allowed(operation, GROUP, group_id or "")
+
+
+def _coordinator_fields(ctx, key_type: int, key: str = "") -> dict:
     host, port = ctx.advertised
+    if key_type == 0 and _group_denied(ctx, key, DESCRIBE):
+        return dict(error_code=error_code(GROUP_AUTHORIZATION_FAILED),
+                    error_message=f"{ctx.principal} may not describe group {key}",
+                    node_id=-1, host="", port=-1)
     if key_type not in COORDINATOR_KEY_TYPES:
         kind = {1: "transactions are", 2: "share groups are"}.get(key_type, "this key type is")
         return dict(error_code=error_code(G.COORDINATOR_NOT_AVAILABLE),
@@ -118,12 +131,13 @@ def handle_find_coordinator(ctx, request):
     mod = response_module(FIND_COORDINATOR, ctx.version)
     key_type = getattr(request, "key_type", 0)
     if ctx.version >= 4:                            # v4+: a batch of keys
-        coordinators = tuple(build(mod.Coordinator, key=k, **_coordinator_fields(ctx, key_type))
+        coordinators = tuple(build(mod.Coordinator, key=k,
+                                   **_coordinator_fields(ctx, key_type, k))
                              for k in request.coordinator_keys)
         return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS,
                      coordinators=coordinators)
     return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS,
-                 **_coordinator_fields(ctx, key_type))
+                 **_coordinator_fields(ctx, key_type, request.key))
 
 
 # -- JoinGroup / SyncGroup -------------------------------------------------------------------
@@ -139,6 +153,9 @@ def _join_response(mod, r: G.JoinResult, protocol_type: str | None):
 
 def handle_join_group(ctx, request):
     mod = response_module(JOIN_GROUP, ctx.version)
+    if _group_denied(ctx, request.group_id):
+        return _join_response(mod, G.JoinResult(GROUP_AUTHORIZATION_FAILED,
+                                                member_id=request.member_id), None)
     parked = _Parked()
     session_ms = _ms(request.session_timeout)
     _coordinator(ctx).join(
@@ -176,6 +193,9 @@ def _sync_response(ctx, mod, r: G.SyncResult, group_id: str):
 
 def handle_sync_group(ctx, request):
     mod = response_module(SYNC_GROUP, ctx.version)
+    if _group_denied(ctx, request.group_id):
+        return _sync_response(ctx, mod, G.SyncResult(GROUP_AUTHORIZATION_FAILED),
+                              request.group_id)
     parked = _Parked()
     assignments = {a.member_id: bytes(a.assignment) for a in request.assignments}
     _coordinator(ctx).sync(request.group_id, request.generation_id, request.member_id,
@@ -194,6 +214,9 @@ def handle_sync_group(ctx, request):
 # -- Heartbeat / LeaveGroup ------------------------------------------------------------------
 def handle_heartbeat(ctx, request):
     mod = response_module(HEARTBEAT, ctx.version)
+    if _group_denied(ctx, request.group_id):
+        return build(mod.HeartbeatResponse, throttle_time=ZERO_MS,
+                     error_code=error_code(GROUP_AUTHORIZATION_FAILED))
     code = _coordinator(ctx).heartbeat(request.group_id, request.generation_id,
                                        request.member_id,
                                        getattr(request, "group_instance_id", None))
@@ -202,6 +225,9 @@ def handle_heartbeat(ctx, request):
 
 def handle_leave_group(ctx, request):
     mod = response_module(LEAVE_GROUP, ctx.version)
+    if _group_denied(ctx, request.group_id):
+        return build(mod.LeaveGroupResponse, throttle_time=ZERO_MS,
+                     error_code=error_code(GROUP_AUTHORIZATION_FAILED), members=())
     if ctx.version >= 3:
         idents = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
@@ -240,15 +266,19 @@ def _id_of(ctx, name: str):
 def handle_offset_commit(ctx, request):
     mod = response_module(OFFSET_COMMIT, ctx.version)
     entries, shape = [], []
+    group_denied = _group_denied(ctx, request.group_id)
     for t in request.topics:
         name = _name_of(ctx, t)
-        shape.append((t, name, [p.partition_index for p in t.partitions]))
-        if name is None:
+        denied = group_denied and GROUP_AUTHORIZATION_FAILED or (
+            name is not None and not ctx.allowed(READ, TOPIC, name)
+            and TOPIC_AUTHORIZATION_FAILED)
+        shape.append((t, name, [p.partition_index for p in t.partitions], denied))
+        if name is None or denied:
             continue
         for p in t.partitions:
             entries.append((name, p.partition_index, p.committed_offset,
                             getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
-    codes = iter(_coordinator(ctx).commit_offsets(
+    codes = iter(()) if group_denied else iter(_coordinator(ctx).commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id, entries,
         group_instance_id=getattr(request, "group_instance_id", None), api_version=ctx.version))
     unknown_id = error_code(UnknownTopicIdError.errno)
@@ -256,14 +286,17 @@ def handle_offset_commit(ctx, request):
         build(mod.OffsetCommitResponseTopic, name=name or "",
               topic_id=getattr(t, "topic_id", None), partitions=tuple(
                   build(mod.OffsetCommitResponsePartition, partition_index=i,
-                        error_code=unknown_id if name is None else error_code(next(codes)))
+                        error_code=unknown_id if name is None else error_code(denied) if
+                        denied else error_code(next(codes)))
                   for i in parts))
-        for t, name, parts in shape)
+        for t, name, parts, denied in shape)
     return build(mod.OffsetCommitResponse, throttle_time=ZERO_MS, topics=topics)
 
 
 def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1)):
     """One group's committed offsets: (top-level code, response topics)."""
+    if _group_denied(ctx, group_id, DESCRIBE):
+        return GROUP_AUTHORIZATION_FAILED, ()
     wanted, unknown = None, []
     if topics is not None:
         wanted = []
@@ -330,6 +363,15 @@ def handle_list_groups(ctx, request):
             continue
         listed.append(build(mod.ListedGroup, group_id=g, protocol_type=pt, group_state=state,
                             group_type=gtype))
+    known = {g for g, _pt in groups}
+    for g in ctx.broker.log.share_members.group_ids():         # KIP-932 share groups
+        d = ctx.broker.log.share_members.describe(g)
+        state = d[0] if d is not None and ctx.version >= 4 else ""
+        if g in known or (states and state.lower() not in states) or \
+                (types and "share" not in types) or (not types and ctx.version < 5):
+            continue
+        listed.append(build(mod.ListedGroup, group_id=g, protocol_type="share",
+                            group_state=state, group_type="share"))
     return build(mod.ListGroupsResponse, throttle_time=ZERO_MS, error_code=error_code(code),
                  groups=tuple(listed))
 
@@ -340,7 +382,8 @@ def handle_describe_groups(ctx, request):
     out = []
     for group_id in request.groups:
         code, s = coord.describe_group(group_id)
-        if code == 0 and coord.group_type(group_id) == "consumer":
+        if code == 0 and (coord.group_type(group_id) == "consumer" or s.state == "Dead" and
+                          ctx.broker.log.share_members.describe(group_id) is not None):
             out.append(build(mod.DescribedGroup, error_code=error_code(G.GROUP_ID_NOT_FOUND),
                              group_id=group_id, group_state="Dead", protocol_type="",
                              protocol_data="", members=(), authorized_operations=-2147483648,
@@ -371,11 +414,23 @@ def handle_delete_groups(ctx, request):
     coord = _coordinator(ctx)
     results = []
     for group_id in request.groups_names:
+        if ctx.broker.log.share_members.describe(group_id) is not None:
+            results.append((group_id, _delete_share_group(ctx, group_id)))
+            continue
         code, _deleted = coord.delete_any_group(group_id)
         results.append((group_id, code))
     return build(mod.DeleteGroupsResponse, throttle_time=ZERO_MS, results=tuple(
         build(mod.DeletableGroupResult, group_id=g, error_code=error_code(c))
         for g, c in results))
+
+
+def _delete_share_group(ctx, group_id: str) -> int:
+    from pylog.broker import share_admin
+    try:
+        share_admin.delete_group(ctx.broker.log, group_id)
+    except PylogError as exc:
+        return exc.errno
+    return G.NONE
 
 
 def handle_offset_delete(ctx, request):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from pylog.errors import PylogError
+from pylog.errors import PylogError, TopicAuthorizationFailedError
 
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
@@ -57,6 +57,9 @@ def handle_list_offsets(ctx, request):
         parts = []
         for q in t.partitions:
             try:
+                if not ctx.allowed(8, 2, t.name):              # DESCRIBE on the topic
+                    raise TopicAuthorizationFailedError(f"{ctx.principal} may not "
+                                                        f"describe {t.name}")
                 p = ctx.broker.partition(t.name, q.partition_index)
                 offset, ts = _lookup(p, q.timestamp)
                 code = 0

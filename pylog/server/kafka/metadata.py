@@ -57,6 +57,9 @@ def _lookup(broker, name, topic_id, allow: bool):
     return broker.ensure_topic(name, allow)
 
 
+DESCRIBE, CREATE, TOPIC, CLUSTER, TOPIC_AUTHORIZATION_FAILED = 8, 5, 2, 4, 29
+
+
 def handle_metadata(ctx, request):
     broker = ctx.broker
     mod = response_module(API_KEY, ctx.version)
@@ -65,11 +68,18 @@ def handle_metadata(ctx, request):
     entries = []
     if wanted is None:
         for name in sorted(broker.log.topics()):
-            entries.append(_topic_entry(mod, name, broker.log.topic(name)))
+            if ctx.allowed(DESCRIBE, TOPIC, name):          # others are left out
+                entries.append(_topic_entry(mod, name, broker.log.topic(name)))
     else:
         for name, topic_id in dict.fromkeys(wanted):      # de-duplicated, order kept
+            if name is not None and not ctx.allowed(DESCRIBE, TOPIC, name):
+                entries.append(_topic_entry(mod, name, None, TOPIC_AUTHORIZATION_FAILED,
+                                            topic_id))
+                continue
+            creatable = allow and name is not None and (
+                ctx.allowed(CREATE, CLUSTER, "kafka-cluster") or ctx.allowed(CREATE, TOPIC, name))
             try:
-                topic = _lookup(broker, name, topic_id, allow)
+                topic = _lookup(broker, name, topic_id, creatable)
             except PylogError as exc:
                 shown = name if name is not None or ctx.version >= 12 else ""
                 entries.append(_topic_entry(mod, shown, None, exc.errno, topic_id))

@@ -217,6 +217,9 @@ def _produce_now(ctx, request):
             elif name is None:
                 outcome = _Outcome(pd.index, UnknownTopicIdError.errno,
                                    message=f"unknown topic id {topic_data.topic_id}")
+            elif not ctx.allowed(WRITE, TOPIC, name):
+                outcome = _Outcome(pd.index, TOPIC_AUTHORIZATION_FAILED,
+                                   message=f"{ctx.principal} may not write to {name}")
             else:
                 outcome = _append(broker, name, pd.index, pd.records, acks)
             if outcome.code != NONE:
@@ -274,6 +277,9 @@ def _response(ctx, results):
         topics.append(build(mod.TopicProduceResponse, name=name, topic_id=topic_id,
                             partition_responses=tuple(parts)))
     return build(mod.ProduceResponse, responses=tuple(topics), throttle_time=ZERO_MS)
+
+
+WRITE, TOPIC, TOPIC_AUTHORIZATION_FAILED = 4, 2, 29
 
 
 register(ApiSpec(API_KEY, "Produce", range(3, 14), 13, handle_produce))

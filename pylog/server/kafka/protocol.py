@@ -29,6 +29,7 @@ import logging
 from collections import deque
 
 from pylog.errors import ProtocolError
+from pylog.security.api_acl import CLUSTER, COARSE
 
 from .context import BrokerContext, RequestContext
 from .dispatch import Applied, CloseConnection, UnsupportedRequestError, decode_request
@@ -86,10 +87,13 @@ class FlowControl:
 class KafkaConnection(asyncio.Protocol):
     """One client connection (event-loop thread only)."""
 
-    def __init__(self, broker: BrokerContext, registry: set | None = None) -> None:
+    def __init__(self, broker: BrokerContext, registry: set | None = None,
+                 spec=None) -> None:
         # Shared by all connections.
         self.broker = broker
         self.registry = registry if registry is not None else set()
+        self.spec = spec                    # ListenerSpec (None: PLAINTEXT)
+        self.auth = None                    # ConnectionAuth, set in connection_made
         # Per connection.
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
@@ -113,6 +117,9 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.local_host, self.local_port = sock[0], sock[1]
         self.peer = f"{peer[0]}:{peer[1]}"
+        from pylog.security.sasl import ConnectionAuth
+        self.auth = ConnectionAuth(self.spec, getattr(self.broker, "security", None),
+                                   transport.get_extra_info("peercert"), str(peer[0]))
         self.last_activity = asyncio.get_running_loop().time()
         self.registry.add(self)
         self.broker.metrics.connection_opened("kafka")
@@ -168,8 +175,19 @@ class KafkaConnection(asyncio.Protocol):
             self.close(str(exc))
             return
         header = request.header
+        if not self.auth.allows(header.api_key):
+            self.close(f"{request.spec.name} before SASL authentication" if
+                       not self.auth.authenticated else "SASL session expired "
+                       "(connections.max.reauth.ms) without re-authentication")
+            return
         self.broker.metrics.request(request.spec.name, version=header.api_version)
-        ctx = RequestContext(self.broker, header, self.local_host, self.local_port)
+        ctx = RequestContext(self.broker, header, self.local_host, self.local_port,
+                             self.auth)
+        need = COARSE.get(header.api_key)
+        if need is not None and not ctx.allowed(need, CLUSTER, "kafka-cluster"):
+            self.close(f"{ctx.principal} is not authorized for {request.spec.name} "
+                       f"(operation {need} on the cluster)")
+            return
         try:
             result = request.spec.handler(ctx, request.body)
         except CloseConnection as exc:
@@ -262,6 +280,8 @@ class KafkaConnection(asyncio.Protocol):
             self.transport.write(parts[0])
         else:
             self.transport.writelines(parts)
+        if self.auth is not None and self.auth.close_after_response:
+            self.close("SASL authentication failed")
 
     # -- lifecycle ----------------------------------------------------------------------
     @property

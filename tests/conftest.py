@@ -1,4 +1,4 @@
-"""Fixtures shared by the storage tests."""
+"""Fixtures shared by the tests (storage, broker): a small real tmpfs for full-disk cases."""
 from __future__ import annotations
 
 import subprocess
