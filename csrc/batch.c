@@ -100,11 +100,38 @@ static inline int record_parse(const uint8_t **pp, const uint8_t *end, rec_view 
     return 0;
 }
 
+static const char MSG_ID_HEADER[] = "pylog-msg-id";   /* pylog/storage/dedup.py */
+#define MSG_ID_HEADER_LEN ((int32_t)sizeof MSG_ID_HEADER - 1)
+
+/* Whether the (already parsed, so well-formed) record r, ending at rend, has a
+ * header named pylog-msg-id. */
+static int record_has_msg_id(const rec_view *r, const uint8_t *rend)
+{
+    const uint8_t *p = r->headers;
+    int32_t i, n;
+
+    for (i = 0; i < r->header_count; i++) {
+        if (pl_rd_varint(&p, rend, &n))
+            return 0;
+        if (n == MSG_ID_HEADER_LEN && memcmp(p, MSG_ID_HEADER, (size_t)n) == 0)
+            return 1;
+        p += n;
+        if (pl_rd_varint(&p, rend, &n))
+            return 0;
+        if (n > 0)
+            p += n;
+    }
+    return 0;
+}
+
 /* Deep check of an uncompressed records section: exactly count records filling
- * it, offsetDelta strictly increasing and <= lastOffsetDelta. */
-static int records_check(const uint8_t *p, const uint8_t *end, const pl_batch_header *h)
+ * it, offsetDelta strictly increasing and <= lastOffsetDelta.  With want_ids, a
+ * valid section one of whose records has a pylog-msg-id header is PL_EMSGID. */
+static int records_check(const uint8_t *p, const uint8_t *end, const pl_batch_header *h,
+                         int want_ids)
 {
     int32_t i, prev = -1;
+    int found = 0;
     rec_view r;
 
     for (i = 0; i < h->records_count; i++) {
@@ -112,8 +139,12 @@ static int records_check(const uint8_t *p, const uint8_t *end, const pl_batch_he
             r.offset_delta > h->last_offset_delta)
             return PL_EBADRECORD;
         prev = r.offset_delta;
+        if (want_ids && r.header_count > 0 && !found)
+            found = record_has_msg_id(&r, p);
     }
-    return p == end ? PL_OK : PL_EBADRECORD;
+    if (p != end)
+        return PL_EBADRECORD;
+    return found ? PL_EMSGID : PL_OK;
 }
 
 int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes,
@@ -143,7 +174,8 @@ int pl_batch_validate(const uint8_t *buf, size_t avail, uint32_t max_batch_bytes
     if (h->records_count <= 0 || h->last_offset_delta < h->records_count - 1)
         return PL_EBADOFFSET;
     if (deep && (h->attributes & PL_ATTR_COMPRESSION_MASK) == 0)
-        return records_check(buf + PL_BATCH_HEADER_SIZE, buf + total, h);
+        return records_check(buf + PL_BATCH_HEADER_SIZE, buf + total, h,
+                             deep == PL_DEEP_MSG_IDS);
     return PL_OK;
 }
 

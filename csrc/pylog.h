@@ -57,6 +57,8 @@
 #define PL_EROLL       -16   /* segment.ms deadline passed: roll, then append         */
 #define PL_EBADHEADER  -17   /* a header field outside the CRC holds a value pylog    */
                              /* never writes (partitionLeaderEpoch other than 0/-1)   */
+#define PL_EMSGID      -18   /* a record carries a pylog-msg-id header and the caller */
+                             /* asked (PL_APPEND_MSG_IDS): nothing was appended       */
 
 const char *pl_strerror(int code);
 
@@ -114,6 +116,11 @@ typedef struct pl_batch_header {
 /* Decode the 61-byte header at buf without checking anything but len.
  * Returns PL_ETRUNCATED if len < 61.  OUT: h. */
 int pl_batch_read_header(const uint8_t *buf, size_t len, pl_batch_header *h);
+
+/* deep values of pl_batch_validate: 1 walks the records of an uncompressed batch;
+ * PL_DEEP_MSG_IDS also returns PL_EMSGID for a valid batch one of whose records has
+ * a header named "pylog-msg-id" (dedup ids, pylog/storage/dedup.py). */
+#define PL_DEEP_MSG_IDS 2
 
 /* Validate one batch at buf (avail bytes readable): avail >= 12; 49 <= batchLength;
  * 12 + batchLength <= max_batch_bytes (else PL_ETOOLARGE; 0 = no limit); the whole
@@ -398,6 +405,14 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
  * pl_segment_append. */
 int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
                          int64_t log_append_time, int64_t *out_base, int64_t *out_last);
+/* pl_segment_append_at with flags: PL_APPEND_MSG_IDS makes a request whose batches
+ * are all valid but where a record of an uncompressed batch carries a pylog-msg-id
+ * header return PL_EMSGID with nothing appended (the walk is the validation's own,
+ * so records without that header cost nothing more).  OUT: as pl_segment_append. */
+#define PL_APPEND_MSG_IDS 1
+int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
+                            int64_t log_append_time, int flags, int64_t *out_base,
+                            int64_t *out_last);
 /* Build one batch from r straight into the mapping at the end (no copy).
  * For LogAppendTime pass r->attributes |= PL_ATTR_TIMESTAMP_TYPE and
  * r->timestamp = the append time with r->timestamps = NULL.

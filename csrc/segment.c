@@ -48,6 +48,7 @@ const char *pl_strerror(int code)
     case PL_ECONTROL:     return "control batch from a client";
     case PL_EROLL:        return "segment.ms elapsed: roll before appending";
     case PL_EBADHEADER:   return "batch partitionLeaderEpoch is not one pylog writes";
+    case PL_EMSGID:       return "a record carries a pylog-msg-id header";
     default:              return code > 0 ? "system error (errno)" : "unknown status";
     }
 }
@@ -470,17 +471,28 @@ int pl_segment_append(pl_segment *seg, const uint8_t *buf, size_t len,
 int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
                          int64_t log_append_time, int64_t *out_base, int64_t *out_last)
 {
+    return pl_segment_append_flags(seg, buf, len, log_append_time, 0, out_base, out_last);
+}
+
+int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
+                            int64_t log_append_time, int flags, int64_t *out_base,
+                            int64_t *out_last)
+{
     uint64_t pos = 0, records = 0, entries = 0, since = seg->bytes_since_index, at;
     int64_t next;
     pl_batch_header h;
-    int rc;
+    int rc, deep = (flags & PL_APPEND_MSG_IDS) ? PL_DEEP_MSG_IDS : 1, ids = 0;
 
     if (buf == NULL || len == 0)
         return PL_EINVAL;
     /* First pass: validate every batch and count offsets and index entries. */
     while (pos < len) {
         uint64_t n;
-        rc = pl_batch_validate(buf + pos, len - pos, seg->cfg.max_batch_bytes, 1, &h);
+        rc = pl_batch_validate(buf + pos, len - pos, seg->cfg.max_batch_bytes, deep, &h);
+        if (rc == PL_EMSGID) {
+            ids = 1;                       /* valid: go on validating the rest */
+            rc = PL_OK;
+        }
         if (rc != PL_OK)
             return rc;
         if (h.last_offset_delta != h.records_count - 1)
@@ -496,6 +508,8 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
         records += (uint64_t)h.records_count;
         pos += n;
     }
+    if (ids)
+        return PL_EMSGID;
     if ((rc = reserve_append(seg, len, records, entries)) != PL_OK)
         return rc;
     /* Second pass: copy, stamp, index; then publish size before next_offset. */

@@ -112,6 +112,10 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
     ConfigSpec("preallocate", "preallocate", "bool", False,
                doc="Preallocate the whole segment file when it is created.",
                unimplemented="segment files grow in chunks as they fill"),
+    ConfigSpec("dedup.window.ms", "dedup_window_ms", "long", 120_000, 0, 7 * _DAY_MS,
+               doc="A record whose pylog-msg-id header was stored in the partition "
+                   "within this many ms is acknowledged with the first copy's offset "
+                   "and not stored again (NATS JetStream's duplicate window); 0 = off."),
     ConfigSpec("pylog.lost.offsets.policy", "lost_offsets_policy", "str", "skip",
                choices=("skip", "raise"),
                doc="A read across offsets lost to corruption (lost-offsets.json): skip "

@@ -92,7 +92,7 @@ def test_sdist_carries_sources_tests_docs_and_license(installed):
                                         if m.name.endswith("/PKG-INFO"))).read().decode()
     assert "License-Expression: Apache-2.0" in pkg_info
     assert "Requires-Python: >=3.11" in pkg_info
-    assert "xxhash" not in pkg_info
+    assert "Requires-Dist: xxhash" in pkg_info
 
 
 def test_installed_sdist_runs_the_embedded_quick_start(installed):

@@ -134,6 +134,11 @@ class ShareGroups:
             raise UnknownMemberIdError(f"member {member_id} is not in share group {group}")
 
     # -- share-partitions ---------------------------------------------------------------
+    def existing(self) -> list[SharePartition]:
+        """The share-partitions in use now (read-only, for metrics): creates none."""
+        with self._lock:
+            return list(self._partitions.values())
+
     def share_partition(self, group: str, topic: str, partition: int) -> SharePartition:
         """The share-partition, rebuilt from the store or created on first use."""
         key = (group, topic, partition)

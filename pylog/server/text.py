@@ -21,6 +21,7 @@ separated by single spaces.  docs/text-protocol.md is the reference; in short:
     PING -> PONG      HELP -> lines, END      QUIT -> BYE, then the server closes
     PRODUCEX, CONSUMEX (keys, headers, timestamps), TIMEOFFSET, CONFIGS, ALTER,
     PARTITIONS, MEMBERS, DELETEGROUP: text_admin.py
+    RECEIVE, ACK, RELEASE, REJECT, QUEUE, DLQ, REQUEUE (queues): text_queue.py
     any error                   -> ERR <KAFKA_ERROR_NAME> <message>
 
 Error handling.  A bad command is answered with one ``ERR`` line and the
@@ -60,6 +61,7 @@ from .kafka.context import validate_topic_name
 from .listener import Listener, sweep_deadlines
 from .metrics import Metrics
 from .text_admin import EXTENDED, HELP_EXTENDED, parse_configs, record_head
+from .text_queue import HELP_QUEUE, QUEUE_COMMANDS, leave_queues
 
 __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
 
@@ -81,7 +83,7 @@ HELP = [
     "TOPICS [internal]", "CREATE <topic> [<partitions>] [<config>=<value>...]",
     "DELETE <topic>", "DESCRIBE <topic>",
     "COMMIT <group> <topic> <partition> <offset>", "OFFSET <group> <topic> <partition>",
-    "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT", *HELP_EXTENDED,
+    "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT", *HELP_EXTENDED, *HELP_QUEUE,
 ]
 
 
@@ -243,6 +245,8 @@ class TextConnection:
         finally:
             self.metrics.connection_closed("text")
             self.writer.close()
+            if getattr(self, "queue_members", None):    # RECEIVE joined share groups
+                await leave_queues(self)
 
     def cut_off(self, timeout_s: float) -> None:
         """The command being read missed its deadline: ERR, count, log, close."""
@@ -557,5 +561,5 @@ _COMMANDS = {
     "OFFSET": TextConnection._offset, "GROUPS": TextConnection._groups,
     "GROUP": TextConnection._group, "PING": TextConnection._ping,
     "HELP": TextConnection._help, "QUIT": TextConnection._quit,
-    "CONSUMEX": TextConnection._consume_extended, **EXTENDED,
+    "CONSUMEX": TextConnection._consume_extended, **EXTENDED, **QUEUE_COMMANDS,
 }

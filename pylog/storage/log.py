@@ -44,7 +44,7 @@ from pylog._ffi import ffi, lib
 from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
                           StorageError)
 from pylog.records import Record
-from pylog.storage import files
+from pylog.storage import dedup, files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
 from pylog.storage.flusher import GroupCommit
@@ -53,8 +53,9 @@ from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
 
-AppendResult = namedtuple("AppendResult",
-                          "base_offset last_offset log_append_time log_start_offset")
+AppendResult = namedtuple("AppendResult",     # stored: records written, when not all
+                          "base_offset last_offset log_append_time log_start_offset stored",
+                          defaults=(None,))        # (dedup ids dropped duplicates)
 _now_ns = time.time_ns
 _monotonic = time.monotonic
 _from_buffer = ffi.from_buffer
@@ -62,6 +63,7 @@ _NULL = ffi.NULL
 _append_one = lib.pl_segment_append_one
 _append_now = lib.pl_segment_append_now
 PL_EROLL = lib.PL_EROLL
+PL_EMSGID, _MSG_IDS = lib.PL_EMSGID, lib.PL_APPEND_MSG_IDS     # dedup ids (dedup.py)
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
@@ -116,6 +118,7 @@ class PartitionLog(GroupCommit):
         self._deferred_close: list[Segment] = []
         self._unsealed: list[Segment] = []     # rolled, to be sealed by the next barrier
         self.lost = LostOffsets(self.directory)   # offsets recovery quarantined
+        self._dedup = None                     # dedup.DedupTable, on the first msg id
         self._barrier_lock = threading.Lock()  # one barrier at a time per partition
         self._linger_s = 0.0                   # group-commit delay (flusher.GroupCommit)
         self._expect_waiters = 0               # ... until this many wait
@@ -304,10 +307,23 @@ class PartitionLog(GroupCommit):
         return offset
 
     def append_batch(self, values, keys=None, headers=None, timestamps=None) -> int:
-        """Append ``values`` as one batch (one CRC); returns the base offset."""
+        """Append ``values`` as one batch (one CRC); returns the base offset.  Records
+        with a ``pylog-msg-id`` already stored within dedup.window.ms are dropped
+        (storage/dedup.py says what the base offset is then)."""
+        return self._append_batch(values, keys, headers, timestamps,
+                                  self.config.dedup_window_ms)
+
+    def _append_batch(self, values, keys, headers, timestamps, dedup_ms: int = 0) -> int:
         n = len(values)
-        keep, rin = build_records_in(values, keys, headers, timestamps,
-                                     _now_ns() // 1_000_000, self._log_append_time)
+        keep, rin, ids = build_records_in(values, keys, headers, timestamps,
+                                          _now_ns() // 1_000_000, self._log_append_time)
+        if ids and dedup_ms:                 # a header is named pylog-msg-id
+            return dedup.append_batch(self, values, keys, headers, timestamps,
+                                      (keep, rin))[0]
+        return self._append_records(keep, rin, n)
+
+    def _append_records(self, keep, rin, n: int) -> int:
+        """Append the batch build_records_in made (``keep`` holds its memory)."""
         with self._lock:
             if self._blocked:
                 self._raise_unwritable_locked()
@@ -327,10 +343,22 @@ class PartitionLog(GroupCommit):
         return base
 
     def append_raw(self, data, *, wait: bool = True) -> AppendResult:
-        """Append whole client-built RecordBatch v2 batches, all or nothing."""
+        """Append whole client-built RecordBatch v2 batches, all or nothing; records
+        with a known ``pylog-msg-id`` are dropped (storage/dedup.py)."""
+        # C checks only the CRC of a compressed batch; this inflates and walks it
+        ids = check_compressed(data, self.config.max_message_bytes)
+        if not self.config.dedup_window_ms:
+            return self._append_raw(data, wait=wait)
+        # C's validation walk reports (PL_EMSGID, nothing appended) an uncompressed
+        # record carrying the header: records without it cost nothing more
+        result = None if ids else self._append_raw(data, wait=wait, flags=_MSG_IDS)
+        return dedup.append_raw(self, data, wait) if result is None else result
+
+    def _append_raw(self, data, *, wait: bool = True, flags: int = 0
+                    ) -> AppendResult | None:
+        """append_raw without dedup; None (nothing appended) for PL_EMSGID."""
         size = len(data)
         buf = _from_buffer("uint8_t[]", data)
-        check_compressed(data, self.config.max_message_bytes)  # C checks only the CRC there
         now = _now_ns() // 1_000_000
         lat = now if self._log_append_time else -1
         with self._lock:
@@ -339,7 +367,9 @@ class PartitionLog(GroupCommit):
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
             out = self._out
-            rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
+            rc = lib.pl_segment_append_flags(self._cseg, buf, size, lat, flags, out, out + 1)
+            if rc == PL_EMSGID:               # validated first: nothing was appended
+                return None
             if rc:
                 rc = self._roll_for_retry_locked(rc, size, client=True, data=data)
                 rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)

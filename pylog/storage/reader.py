@@ -28,9 +28,12 @@ from pylog._speedups import join_lengths as _join_lengths
 from pylog._speedups import records as _records
 from pylog._speedups import value_spans as _value_spans
 from pylog.errors import CorruptRecordError, OffsetOutOfRangeError
+from pylog.storage.dedup import MARKER as _MSG_ID_MARKER
+from pylog.storage.dedup import MSG_ID_HEADER
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, Record, decompress
 
 __all__ = ["ColumnReader", "Columns", "build_records_in", "retention_victims"]
+_MSG_ID_KEY = MSG_ID_HEADER.encode()
 
 
 class _Cols:
@@ -413,7 +416,8 @@ def _blob(items, what: str):
 
 def build_records_in(values, keys, headers, timestamps, now_ms: int,
                      log_append_time: bool = False):
-    """A ``pl_records_in`` for one batch; returns (objects to keep alive, cdata).
+    """A ``pl_records_in`` for one batch; returns (objects to keep alive, cdata,
+    whether a header is named ``pylog-msg-id``: storage/dedup.py).
     With ``log_append_time`` the batch is stamped with now_ms (timestamps ignored)."""
     n = len(values)
     if n == 0:
@@ -450,9 +454,10 @@ def build_records_in(values, keys, headers, timestamps, now_ms: int,
         rin.timestamps = tarr
         rin.timestamp = int(tarr[0])
         keep.append(tarr)
+    ids = False
     if headers is not None and any(headers):
-        _headers_in(rin, keep, headers, n)
-    return keep, rin
+        ids = _headers_in(rin, keep, headers, n)
+    return keep, rin, ids
 
 
 def _keep(keep: list, blob: bytes):
@@ -462,7 +467,7 @@ def _keep(keep: list, blob: bytes):
     return buf
 
 
-def _headers_in(rin, keep: list, headers, n: int) -> None:
+def _headers_in(rin, keep: list, headers, n: int) -> bool:
     if len(headers) != n:
         raise ValueError(f"{len(headers)} header lists for {n} values")
     counts, hkeys, hvals = [], [], []
@@ -479,6 +484,7 @@ def _headers_in(rin, keep: list, headers, n: int) -> None:
     rin.header_keys, rin.header_key_lens = _keep(keep, kblob), klens
     rin.header_values, rin.header_value_lens = _keep(keep, vblob), vlens
     keep.extend((carr, klens, vlens))
+    return _MSG_ID_KEY in hkeys             # a C-speed scan of the names built anyway
 
 
 # ---- retention ----------------------------------------------------------------------
@@ -510,26 +516,28 @@ def retention_victims(segments, config, now_ms: int, log_start: int) -> int:
 
 
 # ---- produce-side check of compressed batches ---------------------------------------
-def check_compressed(data, max_batch_bytes: int) -> None:
+def check_compressed(data, max_batch_bytes: int) -> bool:
     """Inflate and walk the records of every compressed batch in ``data`` (Kafka's
     LogValidator does the same): the C core checks their CRC but cannot look inside,
     and a malformed compressed batch stored would fail every later read.  Raises
     CorruptRecordError / InvalidRecordError; anything structurally odd in the batch
-    framing is left for the C core to report."""
+    framing is left for the C core to report.  Returns whether the inflated records
+    hold the encoded ``pylog-msg-id`` header name (storage/dedup.py)."""
     mv = memoryview(data).cast("B")
     pos, end = 0, len(mv)
     h = None
+    ids = False
     while end - pos >= BATCH_HEADER_SIZE:
         length = int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
         size = 12 + length
         if length < BATCH_HEADER_SIZE - 12 or size > end - pos:
-            return
+            return ids
         if mv[pos + 22] & ATTR_COMPRESSION_MASK and mv[pos + 16] == 2:
             if h is None:
                 h = ffi.new("pl_batch_header *")
             lib.pl_batch_read_header(ffi.from_buffer("uint8_t[]", mv[pos:pos + 61]), 61, h)
             if max_batch_bytes and size > max_batch_bytes:
-                return                        # the C core says RecordTooLarge
+                return ids                    # the C core says RecordTooLarge
             try:
                 records = decompress(h.attributes & ATTR_COMPRESSION_MASK,
                                      mv[pos + BATCH_HEADER_SIZE:pos + size])
@@ -543,4 +551,9 @@ def check_compressed(data, max_batch_bytes: int) -> None:
                 rc = lib.PL_EBADRECORD
             if rc:
                 _ffi.check(rc, f"compressed batch at byte {pos}", client=True)
+            # the bytes search only when some record has headers at all
+            n = cols.c.count
+            if not ids and n and ffi.buffer(cols.header_counts, 4 * n)[:] != bytes(4 * n):
+                ids = _MSG_ID_MARKER in records
         pos += size
+    return ids

@@ -141,6 +141,8 @@ class BrokerContext:
                                                 self.settings.fetch_session_eviction_ms)
         self.metrics = Metrics()        # connections, requests, record rates (every listener)
         self.metrics.section("fetch_sessions", self.fetch_sessions.stats)
+        from pylog.server.share_metrics import ShareGroupMetrics
+        self.metrics.section("share_groups", ShareGroupMetrics(log).collect)
 
     def close(self) -> None:
         """Shutdown step: answer every long-polling Fetch now."""

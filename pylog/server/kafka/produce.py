@@ -11,7 +11,9 @@ the base offset and leader epoch 0 outside the CRC.  This module reads only the
 records are exactly one magic-2 batch, refusing client control / transactional
 batches, and idempotence (producer id, epoch, sequences; research/
 kafka-protocol.md §1.10).  Idempotence is keyed on producerId >= 0 only:
-aiokafka sends non-idempotent batches with baseSequence 0.
+aiokafka sends non-idempotent batches with baseSequence 0.  Dedup ids (records
+with a ``pylog-msg-id`` header) are applied inside ``append_raw``
+(storage/dedup.py: which records are stored and which base offset is answered).
 
 What runs where: the append (a memcpy into the mmap) runs here on the event
 loop thread, so check → append → producer-state update of one request is never
@@ -115,8 +117,11 @@ def _append(broker, topic: str, index: int, records: bytes | None, acks: int) ->
                 if acks != 0:
                     out.durable = p.durable_future(dup.last_offset)
                 return out
+        # records with a known pylog-msg-id are not stored again (storage/dedup.py):
+        # then ``stored`` counts what was, and base_offset may be a first copy's
         result = p.append_raw(records, wait=False)
-        broker.metrics.records_in(result.last_offset - result.base_offset + 1)
+        broker.metrics.records_in(result.last_offset - result.base_offset + 1
+                                  if result.stored is None else result.stored)
         if state is not None:
             state.update(producer_id, epoch, base_seq, last_seq, result.base_offset,
                          result.last_offset, h[8])
