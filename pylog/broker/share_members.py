@@ -85,6 +85,7 @@ class ShareMembers:
         self._closed = False
         self._wake = threading.Event()
         self._timer: threading.Thread | None = None
+        self.on_leave: list = []         # callables(group, member): sessions to drop
         self.defaults = {"session_timeout_ms": DEFAULT_SESSION_TIMEOUT_MS,
                          "heartbeat_interval_ms": DEFAULT_HEARTBEAT_INTERVAL_MS}
 
@@ -209,6 +210,11 @@ class ShareMembers:
             return HeartbeatResult(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member "
                                    f"of share group {group_id}.")
         self._release(group_id, member_id)
+        for fn in list(self.on_leave):
+            try:
+                fn(group_id, member_id)
+            except Exception:          # noqa: BLE001 -- a listener's problem, logged
+                log.exception("share member leave listener failed")
         log.info("share group %s: member %s %s", group_id, member_id, reason)
         return HeartbeatResult(NONE, None, member_id, -1,
                                self.heartbeat_interval_ms(group_id), None)

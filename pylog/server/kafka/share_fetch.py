@@ -73,6 +73,37 @@ class ShareSessions:
         self.limit = limit
         self._sessions: dict[tuple[str, str], ShareSession] = {}
         self._rr = itertools.count()
+        # (group, (topic id, partition)) -> members whose session holds it, and the
+        # long-polling fetches waiting on it (woken when acknowledgements free records).
+        self._readers: dict[tuple, set[str]] = {}
+        self._waiters: dict[tuple, set] = {}
+
+    def add_partition(self, group: str, member: str, key: tuple) -> None:
+        self._readers.setdefault((group, key), set()).add(member)
+
+    def drop_partition(self, group: str, member: str, key: tuple) -> None:
+        readers = self._readers.get((group, key))
+        if readers is not None:
+            readers.discard(member)
+            if not readers:
+                del self._readers[(group, key)]
+
+    def readers(self, group: str, key: tuple) -> int:
+        return len(self._readers.get((group, key), ()))
+
+    def wait(self, group: str, key: tuple, event) -> None:
+        self._waiters.setdefault((group, key), set()).add(event)
+
+    def unwait(self, group: str, key: tuple, event) -> None:
+        w = self._waiters.get((group, key))
+        if w is not None:
+            w.discard(event)
+            if not w:
+                del self._waiters[(group, key)]
+
+    def wake(self, group: str, key: tuple) -> None:
+        for event in self._waiters.get((group, key), ()):
+            event.set()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -83,6 +114,7 @@ class ShareSessions:
         if epoch == 0:
             if key not in self._sessions and len(self._sessions) >= self.limit:
                 return SHARE_SESSION_LIMIT_REACHED, None
+            self.close(group, member)
             s = self._sessions[key] = ShareSession()
             return NONE, s
         s = self._sessions.get(key)
@@ -96,7 +128,9 @@ class ShareSessions:
         return NONE, s
 
     def close(self, group: str, member: str) -> None:
-        self._sessions.pop((group, member), None)
+        s = self._sessions.pop((group, member), None)
+        for key in (s.partitions if s is not None else ()):
+            self.drop_partition(group, member, key)
 
     def next_start(self) -> int:
         return next(self._rr)
@@ -107,6 +141,12 @@ def _sessions(broker) -> ShareSessions:
     if s is None:
         s = broker.share_sessions = ShareSessions()
         broker.metrics.section("share_sessions", lambda: {"sessions": len(s)})
+        loop = broker.loop
+
+        def left(group: str, member: str) -> None:   # a member left or timed out
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(s.close, group, member)
+        broker.log.share_members.on_leave.append(left)
     return s
 
 
@@ -180,6 +220,12 @@ def _start_acks(log_, group: str, member: str, topics, results: dict,
     return waits
 
 
+def _wake(sessions: ShareSessions, group: str, waits) -> None:
+    """Acknowledgements freed records: other members' long polls look again now."""
+    for key, _fut in waits:
+        sessions.wake(group, key)
+
+
 async def _finish_acks(waits, results: dict) -> None:
     for key, fut in waits:
         try:
@@ -246,7 +292,8 @@ def _acquire(ctx, group: str, member: str, session: ShareSession, max_records: i
     keys = list(session.partitions)
     if not keys:
         return 0
-    start = _sessions(ctx.broker).next_start() % len(keys)
+    sessions = _sessions(ctx.broker)
+    start = sessions.next_start() % len(keys)
     total = size = 0
     for j in range(len(keys)):
         if total >= max_records or size >= max_bytes:
@@ -261,7 +308,13 @@ def _acquire(ctx, group: str, member: str, session: ShareSession, max_records: i
             continue
         try:
             p = log_.partition(name, key[1])
-            runs = log_.share_groups.acquire(group, member, name, key[1], max_records - total)
+            # Fair shares: with n members reading this partition, one fetch takes at
+            # most 1/n of the record-lock window, so a fast member acking and fetching
+            # again cannot keep the others waiting.
+            window = log_.share_groups.share_partition(group, name, key[1]).max_record_locks
+            cap = max(1, window // max(1, sessions.readers(group, key)))
+            runs = log_.share_groups.acquire(group, member, name, key[1],
+                                             min(cap, max_records - total))
             if not runs:
                 continue
             records = _read_runs(p, runs)
@@ -276,15 +329,19 @@ def _acquire(ctx, group: str, member: str, session: ShareSession, max_records: i
     return total
 
 
-def _session_partitions(ctx, session: ShareSession, request) -> None:
+def _session_partitions(ctx, group: str, member: str, session: ShareSession,
+                        request) -> None:
     log_ = ctx.broker.log
+    sessions = _sessions(ctx.broker)
     for t in request.topics:
         name = _topic_name(log_, t.topic_id)
         for p in t.partitions:
             session.partitions[(t.topic_id, p.partition_index)] = name
+            sessions.add_partition(group, member, (t.topic_id, p.partition_index))
     for t in request.forgotten_topics_data:
         for i in t.partitions:
             session.partitions.pop((t.topic_id, i), None)
+            sessions.drop_partition(group, member, (t.topic_id, i))
 
 
 def _lock_timeout_ms(log_, group: str) -> int:
@@ -337,12 +394,13 @@ async def handle_share_fetch(ctx, request):
     if code:
         return _fetch_response(ctx, group, code, error_name(code), {}, {})
     if epoch != 0:
-        await _finish_acks(_start_acks(log_, group, member, request.topics, acks,
-                                          ctx.version), acks)
+        waits = _start_acks(log_, group, member, request.topics, acks, ctx.version)
+        _wake(sessions, group, waits)
+        await _finish_acks(waits, acks)
     if epoch == -1:
         sessions.close(group, member)
         return _fetch_response(ctx, group, NONE, None, acks, {})
-    _session_partitions(ctx, session, request)
+    _session_partitions(ctx, group, member, session, request)
     found: dict = {}
     max_bytes = request.max_bytes if request.max_bytes > 0 else _MAX_READ
     if request.max_records > 0:
@@ -373,7 +431,11 @@ async def _long_poll(ctx, group, member, session, request, max_bytes, found, tim
         except PylogError:
             pass
     broker = ctx.broker
+    sessions = _sessions(broker)
+    keys = list(session.partitions)
     broker.fetch_waiters.add(woken)
+    for key in keys:
+        sessions.wait(group, key, woken)
     for p in parts:
         p.add_listener(on_append)
     try:
@@ -392,6 +454,8 @@ async def _long_poll(ctx, group, member, session, request, max_bytes, found, tim
                 return
     finally:
         broker.fetch_waiters.discard(woken)
+        for key in keys:
+            sessions.unwait(group, key, woken)
         for p in parts:
             try:
                 p.remove_listener(on_append)
@@ -432,8 +496,9 @@ async def handle_share_acknowledge(ctx, request):
     if code:
         return answer(code, error_name(code), {})
     acks: dict = {}
-    await _finish_acks(_start_acks(log_, group, member, request.topics, acks,
-                                          ctx.version), acks)
+    waits = _start_acks(log_, group, member, request.topics, acks, ctx.version)
+    _wake(sessions, group, waits)
+    await _finish_acks(waits, acks)
     if epoch == -1:
         sessions.close(group, member)
     return answer(NONE, None, acks)
