@@ -147,7 +147,9 @@ async def _start_interfaces(server, config: ServerConfig, socks: dict) -> list:
         sock = socks.pop(kind, None)
         if sock is None:
             continue
-        listener = cls(server.broker, host, sock.getsockname()[1], offsets=offsets, **extra)
+        more = {"security_protocol": config.text_security.upper()} if kind == "text" else {}
+        listener = cls(server.broker, host, sock.getsockname()[1], offsets=offsets, **extra,
+                       **more)
         try:
             await listener.start(sock)
         except BaseException:
@@ -186,7 +188,8 @@ def _security(config: ServerConfig):
     from pylog.security.sasl import Security
     from pylog.security.tls import TlsConfig
     tls = None
-    if any(spec.tls for spec in config.kafka_listeners):
+    if any(spec.tls for spec in config.kafka_listeners) or \
+            config.text_security.upper() in ("SSL", "SASL_SSL"):
         try:
             tls = TlsConfig(config.ssl_certfile, config.ssl_keyfile, config.ssl_cafile,
                             config.ssl_client_auth.lower())

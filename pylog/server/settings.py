@@ -84,6 +84,7 @@ class ServerConfig:
     connection_failed_authentication_delay_ms: int = 100
     allow_insecure: bool = False                # serve a non-loopback address without auth
     authorizer: str = "NONE"                    # authorizer.class.name: NONE or ACL
+    text_security: str = "PLAINTEXT"            # the text listener's protocol
     super_users: str = ""                       # super.users, ';'-separated principals
     allow_everyone_if_no_acl_found: bool = False
 
@@ -209,6 +210,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("connection_failed_authentication_delay_ms", "int", "how long a failed "
             "authentication waits before its answer", lo=0, hi=60_000,
             kafka="connection.failed.authentication.delay.ms"),
+    Setting("text_security", "choice", "how the text listener treats clients: PLAINTEXT, "
+            "SSL (the Kafka listeners' certificate), SASL_PLAINTEXT or SASL_SSL (AUTH <user> "
+            "<password> first)", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
     Setting("authorizer", "choice", "ACL authorization of every request (ACL) or none; "
             "ACLs live in <data>/acls.json (pylog acls, CreateAcls)",
             kafka="authorizer.class.name", choices=("NONE", "ACL")),
@@ -280,6 +284,19 @@ def _check_security_settings(c: "ServerConfig") -> None:
     if bad or not mechs:
         raise ConfigError(f"sasl_enabled_mechanisms {c.sasl_enabled_mechanisms!r}: known "
                           f"mechanisms are {', '.join(ALL_MECHANISMS)}")
+    text = c.text_security.upper()
+    if text in ("SSL", "SASL_SSL") and not c.ssl_certfile:
+        raise ConfigError("text_security SSL/SASL_SSL needs ssl_certfile")
+    host = listeners[0].host                 # the text and HTTP listeners' host too
+    if not _is_loopback(host) and not c.allow_insecure:
+        if c.text_port != -1 and (text == "PLAINTEXT" or (
+                text == "SSL" and c.ssl_client_auth.upper() != "REQUIRED")):
+            raise ConfigError(f"the text listener on {host} would let anyone read and write "
+                              f"every topic: set --text-security SASL_SSL (or "
+                              f"SASL_PLAINTEXT), --text-port -1, or --allow-insecure")
+        if c.http_port != -1:
+            raise ConfigError(f"the HTTP listener on {host} does not authenticate yet: set "
+                              f"--http-port -1 or --allow-insecure")
     for spec in listeners:
         open_to_all = spec.protocol == "PLAINTEXT" or (
             spec.protocol == "SSL" and c.ssl_client_auth.upper() != "REQUIRED")

@@ -61,6 +61,8 @@ from .kafka.context import validate_topic_name
 from .listener import Listener, sweep_deadlines
 from .metrics import Metrics
 from .text_admin import EXTENDED, HELP_EXTENDED, parse_configs, record_head
+from .text_auth import TextAuth, auth_command
+from .text_auth import check as text_auth_check
 from .text_queue import HELP_QUEUE, QUEUE_COMMANDS, leave_queues
 
 __all__ = ["TextServer", "TextConnection", "MAX_LINE", "MAX_PAYLOAD", "DISCARD_LIMIT"]
@@ -84,6 +86,7 @@ HELP = [
     "DELETE <topic>", "DESCRIBE <topic>",
     "COMMIT <group> <topic> <partition> <offset>", "OFFSET <group> <topic> <partition>",
     "GROUPS", "GROUP <group>", "PING", "HELP", "QUIT", *HELP_EXTENDED, *HELP_QUEUE,
+    "AUTH <user> <password>  (on a SASL_* text listener, before anything else)",
 ]
 
 
@@ -137,8 +140,9 @@ class TextServer:
     def __init__(self, broker, host: str = "127.0.0.1", port: int = 3000, *, offsets,
                  max_line: int = MAX_LINE, max_payload: int = MAX_PAYLOAD,
                  idle_s: float = 600.0, request_timeout_s: float = 30.0,
-                 cap=None) -> None:
+                 cap=None, security_protocol: str = "PLAINTEXT") -> None:
         self.broker = broker
+        self.security_protocol = security_protocol   # text_auth.py: PLAINTEXT ... SASL_SSL
         self.offsets = offsets          # CommittedOffsets (metrics.py)
         self.metrics: Metrics = broker.metrics
         self.host, self.port = host, port
@@ -165,8 +169,11 @@ class TextServer:
         limit = self.cap.limit if self.cap is not None else 0
         refusal = (f"ERR TOO_MANY_CONNECTIONS the server has {limit} connections open "
                    f"(max.connections); try again later\n").encode()
+        tls = getattr(self.broker, "security", None)
+        ssl_ctx = tls.tls.context if self.security_protocol in ("SSL", "SASL_SSL") and \
+            tls is not None and tls.tls is not None else None
         self._listener = Listener("text", self.host, self.port, stream, cap=self.cap,
-                                  refusal=refusal)
+                                  refusal=refusal, ssl=ssl_ctx)
         await self._listener.start(sock)
         self.port = self._listener.port
         self._sweeper = asyncio.ensure_future(self._sweep())
@@ -232,6 +239,9 @@ class TextConnection:
         self.task: asyncio.Task | None = None
         self.busy = False               # a command is being answered
         self.request_started: float | None = None   # first byte of the command being read
+        self.auth = TextAuth(server.security_protocol, writer.get_extra_info("peercert"),
+                             str(peer[0]))
+        self.close_after = False        # a failed AUTH: answer, then close
 
     async def run(self) -> None:
         self.metrics.connection_opened("text")
@@ -334,6 +344,13 @@ class TextConnection:
                 f"try HELP")))
             return True
         try:
+            text_auth_check(self, name, rest)
+        except PylogError as exc:
+            if name in ("PRODUCEB", "PRODUCEX"):      # a payload follows: cannot resync
+                raise _Fatal(exc) from None
+            self.writer.write(_err_line(exc))
+            return True
+        try:
             answer = handler(self, rest)
             if asyncio.iscoroutine(answer):
                 answer = await answer
@@ -341,7 +358,7 @@ class TextConnection:
             raise                           # the stream itself failed: run() closes it
         except PylogError as exc:
             self.writer.write(_err_line(exc))
-            return True
+            return not self.close_after
         except Exception as exc:            # noqa: BLE001 -- a bug answers ERR, keeps the loop
             log.exception("text command %s from %s failed", name, self.peer)
             self.writer.write(_err_line(PylogError(f"internal error: {type(exc).__name__}")))
@@ -562,4 +579,5 @@ _COMMANDS = {
     "GROUP": TextConnection._group, "PING": TextConnection._ping,
     "HELP": TextConnection._help, "QUIT": TextConnection._quit,
     "CONSUMEX": TextConnection._consume_extended, **EXTENDED, **QUEUE_COMMANDS,
+    "AUTH": auth_command,
 }
