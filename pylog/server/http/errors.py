@@ -96,8 +96,8 @@ async def error_middleware(request: web.Request, handler):
         return exc.response()
     except PylogError as exc:
         return RestError.from_pylog(exc).response()
-    except web.HTTPRequestEntityTooLarge as exc:
-        return RestError(413, 413, f"request body over the {exc.max_size}-byte limit; "
+    except web.HTTPRequestEntityTooLarge:
+        return RestError(413, 413, f"request body over the {MAX_BODY}-byte limit; "
                                    f"nothing stored").response()
     except web.HTTPException as exc:
         if exc.status < 400 or exc.status == 404 and request.path.startswith("/static/"):
