@@ -70,6 +70,7 @@ class LiveHub:
         self.streams: set[Stream] = set()
         self.metric_streams: set[Stream] = set()
         self.dropped = 0                    # clients dropped for falling behind
+        self.disconnected = 0               # clients that closed their stream
         self.served = 0
         self._ticker: asyncio.Task | None = None
         self.closing = False
@@ -90,6 +91,7 @@ class LiveHub:
 
     def stats(self) -> dict:
         return {"streams": len(self.streams), "dropped": self.dropped,
+                "disconnected": self.disconnected,
                 "served": self.served, "buffer_events": BUFFER_EVENTS}
 
     async def _tick(self) -> None:
@@ -123,10 +125,12 @@ class LiveHub:
                 if chunk is None:
                     break
                 await asyncio.wait_for(resp.write(chunk), WRITE_TIMEOUT_S)
-        except (asyncio.TimeoutError, ConnectionError):
+        except asyncio.TimeoutError:          # the socket took no bytes for 5 s
             if not stream.dropped:
                 stream.dropped = True
                 self.dropped += 1
+        except ConnectionError:               # the client went away
+            self.disconnected += 1
         finally:
             self.streams.discard(stream)
             self.metric_streams.discard(stream)
@@ -136,7 +140,7 @@ class LiveHub:
             log.info("event stream to %s dropped: it fell %d events behind",
                      request.remote, BUFFER_EVENTS)
             if request.transport is not None:
-                request.transport.close()
+                request.transport.abort()      # drop what is buffered too
         return resp
 
 

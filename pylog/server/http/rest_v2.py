@@ -18,9 +18,10 @@ without a partition goes where a Kafka client would put it (murmur2 of the key; 
 keys spread).  Topics are not auto-created here (40401).
 
 Every record is checked before anything is written: one bad record (422), an unknown
-partition (40402), more than ``MAX_RECORDS`` records, or a body over 8 MiB (413) and
-nothing is stored.  Records of one partition are appended as one batch (one CRC), and
-the answer waits until the topic's flush policy says they are acknowledged (acks=all).
+partition (40402), a record over the topic's ``max.message.bytes`` (42201), more than
+``MAX_RECORDS`` records, or a body over 8 MiB (413) and nothing is stored.  Records of
+one partition are appended as few batches as ``max.message.bytes`` allows (each one
+CRC, each all-or-nothing), and the answer waits until the topic's flush policy says they are acknowledged (acks=all).
 """
 from __future__ import annotations
 
@@ -126,17 +127,11 @@ async def append_records(ctx, topic_name: str, parsed: list[tuple]) -> list[dict
                                         f"not found (it has {topic.num_partitions})")
         by_partition.setdefault(partition, []).append(i)
     limit = int(getattr(topic.config, "max_message_bytes", 1_048_588))
-    batches = {}
+    batches: list[tuple[int, list[int], bytes]] = []      # (partition, record indexes, batch)
     for partition, idx in by_partition.items():
-        batch = encode_batch([parsed[i][2] for i in idx], keys=[parsed[i][1] for i in idx],
-                             headers=[parsed[i][3] for i in idx])
-        if len(batch) > limit:
-            raise RestError(422, 42201, f"the records for partition {partition} make a "
-                                        f"{len(batch)}-byte batch, over the topic's "
-                                        f"max.message.bytes {limit}; nothing stored")
-        batches[partition] = batch
-    for partition, batch in batches.items():
-        idx = by_partition[partition]
+        for chunk in _chunks(parsed, idx, limit):
+            batches.append((partition, chunk, _batch(parsed, chunk, limit, partition)))
+    for partition, idx, batch in batches:
         try:
             p = topic.partition(partition)
             result = p.append_raw(batch, wait=False)
@@ -156,6 +151,42 @@ async def append_records(ctx, topic_name: str, parsed: list[tuple]) -> list[dict
             rows[i] = {"partition": partition, "offset": result.base_offset + n,
                        "error_code": None, "error": None}
     return rows
+
+
+_RECORD_OVERHEAD = 32         # bytes a record adds to a batch beyond key, value, headers
+_BATCH_OVERHEAD = 61
+
+
+def _size(rec) -> int:
+    _p, key, value, headers = rec
+    return (_RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+            + sum(len(k) + len(v or b"") + 8 for k, v in headers))
+
+
+def _chunks(parsed, idx: list[int], limit: int):
+    """Runs of ``idx`` whose batch should stay within ``limit`` bytes (estimated; a
+    batch found too big anyway is refused whole by ``_batch``)."""
+    chunk, size = [], _BATCH_OVERHEAD
+    for i in idx:
+        n = _size(parsed[i])
+        if chunk and size + n > limit:
+            yield chunk
+            chunk, size = [], _BATCH_OVERHEAD
+        chunk.append(i)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _batch(parsed, chunk: list[int], limit: int, partition: int) -> bytes:
+    batch = encode_batch([parsed[i][2] for i in chunk], keys=[parsed[i][1] for i in chunk],
+                         headers=[parsed[i][3] for i in chunk])
+    if len(batch) > limit:
+        what = "a record" if len(chunk) == 1 else f"{len(chunk)} records"
+        raise RestError(422, 42201, f"{what} for partition {partition} make a "
+                                    f"{len(batch)}-byte batch, over the topic's "
+                                    f"max.message.bytes {limit}; nothing stored")
+    return batch
 
 
 def _partition_doc(i: int) -> dict:
