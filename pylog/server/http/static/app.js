@@ -25,7 +25,7 @@ function el(tag, attrs, ...children) {
 function table(headers, rows, cls) {
   return el("table", { class: "grid " + (cls || "") },
     el("thead", {}, el("tr", {}, headers.map(h => el("th", { class: h.num ? "num" : null }, h.t || h)))),
-    el("tbody", {}, rows));
+    rows instanceof Node ? rows : el("tbody", {}, rows));
 }
 function td(value, cls) { return el("td", { class: cls }, value === null || value === undefined ? "" : value); }
 function link(hash, text) { return el("a", { href: hash }, text); }
@@ -76,11 +76,12 @@ function chart(canvas, series, title) {
   series.forEach((s, k) => {
     g.strokeStyle = colors[k % colors.length]; g.lineWidth = 1.5; g.beginPath();
     s.points.forEach((p, i) => {
-      const x = 8 + (w - 16) * i / Math.max(1, HISTORY - 1), y = h - 8 - (h - 30) * p / max;
+      const age = s.points.length - 1 - i;          // newest point at the right edge
+      const x = w - 8 - (w - 16) * age / Math.max(1, HISTORY - 1), y = h - 8 - (h - 34) * p / max;
       if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke(); g.fillStyle = colors[k % colors.length];
-    g.fillText(s.name, 8 + 110 * k, h - 10 > 28 ? 28 : h - 10);
+    g.fillText(s.name, 8 + 140 * k, 30);
   });
 }
 function push(list, value) { list.push(value); if (list.length > HISTORY) list.shift(); }
@@ -135,7 +136,7 @@ async function topics() {
   const body = el("div", { id: "topic-table" });
   const pager = el("span", { class: "muted", id: "topic-pager" });
   const name = el("input", { id: "new-topic", placeholder: "new topic name" });
-  const parts = el("input", { id: "new-topic-partitions", type: "number", min: 1, value: 1, style: "width:80px" });
+  const parts = el("input", { id: "new-topic-partitions", type: "number", min: 1, value: 1, class: "w80" });
   const load = guarded(async () => {
     const q = encodeURIComponent(filter.value);
     const doc = await api(`/api/topics?q=${q}&offset=${offset}&limit=${PAGE_SIZE}`);
@@ -195,7 +196,7 @@ async function topicPage(name) {
   const t = await api("/api/topics/" + encodeURIComponent(name));
   const partition = el("select", { id: "browse-partition" }, t.partition_list.map(p => el("option", { value: p.partition }, p.partition)));
   const mode = el("select", { id: "browse-mode" }, el("option", { value: "offset" }, "from offset"), el("option", { value: "timestamp" }, "from time (ms)"));
-  const start = el("input", { id: "browse-start", placeholder: "start (empty: log start)", style: "width:180px" });
+  const start = el("input", { id: "browse-start", placeholder: "start (empty: log start)", class: "w180" });
   const fmt = el("select", { id: "browse-format" }, ["text", "json", "hex"].map(f => el("option", { value: f }, f)));
   const records = el("div", { id: "records" });
   const browse = guarded(async () => {
@@ -220,7 +221,7 @@ async function topicPage(name) {
   });
   const pkey = el("input", { id: "produce-key", placeholder: "key (optional)" });
   const pval = el("textarea", { id: "produce-value", rows: 2, cols: 40, placeholder: "value (text)" });
-  const ppart = el("input", { id: "produce-partition", type: "number", min: 0, placeholder: "partition (any)", style: "width:130px" });
+  const ppart = el("input", { id: "produce-partition", type: "number", min: 0, placeholder: "partition (any)", class: "w130" });
   const produce = guarded(async () => {
     const bytesOf = new TextEncoder().encode(pval.value);
     let bin = ""; for (const b of bytesOf) bin += String.fromCharCode(b);
@@ -242,7 +243,7 @@ async function topicPage(name) {
       el("button", { class: "primary", id: "browse", on: { click: browse } }, "Load")),
     records,
     el("h2", {}, "Live tail"), el("div", { class: "bar" }, liveBtn),
-    table(RECORD_HEAD, [liveBody], "live"),
+    table(RECORD_HEAD, liveBody, "live"),
     el("h2", {}, "Produce"),
     el("div", { class: "bar" }, pkey, pval, ppart, el("button", { class: "primary", id: "produce", on: { click: produce } }, "Produce")));
   fmt.addEventListener("change", browse);
@@ -269,9 +270,9 @@ async function groupPage(group) {
   const parts = el("div", { id: "group-partitions" });
   const canvas = el("canvas", { class: "chart", id: "chart-lag" });
   const rtopic = el("select", { id: "reset-topic" });
-  const rpart = el("input", { id: "reset-partition", placeholder: "partition (all)", style: "width:120px" });
+  const rpart = el("input", { id: "reset-partition", placeholder: "partition (all)", class: "w120" });
   const rto = el("select", { id: "reset-to" }, ["earliest", "latest", "offset", "timestamp"].map(v => el("option", { value: v }, v)));
-  const rval = el("input", { id: "reset-value", placeholder: "offset / timestamp ms", style: "width:170px" });
+  const rval = el("input", { id: "reset-value", placeholder: "offset / timestamp ms", class: "w170" });
   const history = state.lag[group] = state.lag[group] || [];
   const reset = guarded(async () => {
     const body = { topic: rtopic.value, to: rto.value };
@@ -313,7 +314,7 @@ async function queues() {
   const body = el("div", { id: "queue-table" });
   const canvas = el("canvas", { class: "chart", id: "chart-queues" });
   const dlqTopic = el("select", { id: "dlq-topic" });
-  const dlqPart = el("input", { id: "dlq-partition", type: "number", min: 0, value: 0, style: "width:80px" });
+  const dlqPart = el("input", { id: "dlq-partition", type: "number", min: 0, value: 0, class: "w80" });
   const dlqRows = el("div", { id: "dlq-rows" });
   const series = state.queues;
   const loadDlq = guarded(async () => {
