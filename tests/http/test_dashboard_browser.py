@@ -130,6 +130,16 @@ def test_dashboard_pages_in_chromium(server, http, browser, shots):
     wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "1")
     time.sleep(2.2)
     browser.save_screenshot(str(shots / "group.png"))
+    # Reset offsets from the page, with confirmation: to earliest, lag back to 11.
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.ID, "reset-to")).select_by_value("earliest")
+    browser.find_element(By.ID, "reset").click()
+    wait(browser, EC.alert_is_present()).dismiss()
+    time.sleep(0.5)
+    assert http.get("/api/groups/web-readers")[2]["lag"] == 1       # said no: unchanged
+    browser.find_element(By.ID, "reset").click()
+    wait(browser, EC.alert_is_present()).accept()
+    wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "11")
 
     # Queues: a share group's figures and a dead letter requeued from the panel.
     http.get("/consume?topic=web&group=web-workers&max=3")

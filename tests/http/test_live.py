@@ -92,3 +92,39 @@ def test_a_client_that_stops_reading_is_dropped(server, http):
     sock.close()
     assert total < sent * len(payload)       # it never got everything: it was cut off
     assert http.get("/api/live")[2]["streams"] <= streams_before    # its stream is gone
+
+
+def test_shutdown_ends_streams_and_long_polls(tmp_path):
+    """SIGTERM with an event stream, a REST long poll and a /consume long poll open:
+    the server answers them and exits 0 promptly."""
+    import threading
+
+    from conftest import V2, Http
+
+    from pylog.testing import PylogServer
+    srv = PylogServer(tmp_path / "data").start()
+    h = Http(srv.http_port)
+    h.post("/topics", {"topic": "idle"})
+    h.post("/consumers/sg", {"name": "i", "format": "json"}, ctype=V2)
+    h.post("/consumers/sg/instances/i/subscription", {"topics": ["idle"]}, ctype=V2)
+    answers = {}
+
+    def poll(name, path, headers=None):
+        answers[name] = h.get(path, headers=headers or {}, timeout=60)[0]
+
+    threads = [threading.Thread(target=poll, args=a) for a in (
+        ("records", "/consumers/sg/instances/i/records?timeout=30000",
+         {"Accept": "application/vnd.kafka.json.v2+json"}),
+        ("consume", "/consume?topic=idle&group=q&wait_ms=30000"))]
+    for t in threads:
+        t.start()
+    sock = socket.create_connection(("127.0.0.1", srv.http_port))
+    sock.sendall(b"GET /api/live/topics/idle HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    assert srv.stop() == 0, srv.log_text()[-2000:]
+    assert time.monotonic() - t0 < 15
+    for t in threads:
+        t.join(10)
+    assert answers == {"records": 200, "consume": 200}
+    sock.close()

@@ -5,6 +5,7 @@ and nothing stored after one."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
@@ -265,3 +266,39 @@ def test_idle_instances_expire():
     assert reg.expire() == []
     now[0] += 6
     assert reg.expire() == [("g", "young")]
+
+
+def test_random_produce_bodies_answer_an_error_body_or_offsets(http):
+    """Whatever JSON a client sends: 200 with one offset per record, or a 4xx with the
+    REST error body and nothing stored -- never a 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    make_topic(http, "fuzz", 2)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8))
+    values = st.recursive(scalars, lambda c: st.lists(c, max_size=3)
+                          | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6)
+    record = st.fixed_dictionaries({}, optional={
+        "key": values, "value": values, "partition": st.one_of(st.integers(-1, 3), values),
+        "headers": st.one_of(values, st.lists(st.fixed_dictionaries(
+            {"name": st.one_of(st.text(max_size=4), values)},
+            optional={"value": st.one_of(st.none(), st.text(max_size=6), values)}),
+            max_size=2))})
+    bodies = st.one_of(values, st.fixed_dictionaries({"records": st.one_of(
+        values, st.lists(st.one_of(record, values), max_size=4))}))
+
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=bodies, binary=st.booleans())
+    def check(body, binary):
+        before = ends(http, "fuzz")
+        status, _h, doc = http.post("/topics/fuzz", json.dumps(body).encode(),
+                                    ctype=BINARY_V2 if binary else JSON_V2)
+        assert status in (200, 400, 404, 422), (status, doc)
+        if status == 200:
+            assert len(doc["offsets"]) == len(body["records"])
+            assert sum(ends(http, "fuzz")) == sum(before) + len(body["records"])
+        else:
+            assert isinstance(doc["error_code"], int) and doc["message"]
+            assert ends(http, "fuzz") == before
+
+    check()
