@@ -302,3 +302,21 @@ def test_random_produce_bodies_answer_an_error_body_or_offsets(http):
             assert ends(http, "fuzz") == before
 
     check()
+
+
+def test_partition_records_and_brokers(http):
+    """Redpanda's GET /topics/{t}/partitions/{p}/records and GET /brokers."""
+    make_topic(http, "direct", 1)
+    http.post("/topics/direct", {"records": [{"key": "k", "value": {"v": i}} for i in range(4)]},
+              ctype=JSON_V2)
+    status, headers, doc = http.get("/topics/direct/partitions/0/records?offset=1&timeout=0"
+                                    "&max_bytes=100000", headers={"Accept": JSON_V2})
+    assert status == 200 and [r["value"] for r in doc["records"]] == [{"v": 1}, {"v": 2},
+                                                                      {"v": 3}]
+    assert doc["records"][0]["key"] == "k" and doc["records"][0]["offset"] == 1
+    status, _h, doc = http.get("/topics/direct/partitions/0/records?offset=3",
+                               headers={"Accept": BINARY_V2})
+    assert base64.b64decode(doc["records"][0]["value"]) == b'{"v":3}'
+    status, _h, doc = http.get("/topics/direct/partitions/0/records?offset=9")
+    assert (status, doc["error_code"]) == (422, 42202)
+    assert http.get("/brokers")[2] == {"brokers": [0]}

@@ -258,6 +258,8 @@ def routes(ctx) -> list:
 
     async def create(request: web.Request) -> web.Response:
         group = request.match_info["group"]
+        if not 1 <= len(group) <= 255:
+            raise RestError(422, 422, "group id must be 1-255 characters")
         doc = await read_json(request, _REQUEST_TYPES, allow_empty=True) or {}
         if not isinstance(doc, dict):
             raise RestError(422, 422, "the body must be a JSON object")

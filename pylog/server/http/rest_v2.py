@@ -5,6 +5,8 @@
     GET  /topics/{topic}/partitions       -> [{partition, leader, replicas}]
     GET  /topics/{topic}/partitions/{p}   -> {partition, leader, replicas}
     GET  /topics/{topic}/partitions/{p}/offsets -> {beginning_offset, end_offset}   (Redpanda)
+    GET  /topics/{topic}/partitions/{p}/records?offset=&timeout=&max_bytes=  (Redpanda)
+    GET  /brokers                         -> {"brokers": [0]}
     POST /topics/{topic}                  <- {"records": [{key?, value, partition?, headers?}]}
     POST /topics/{topic}/partitions/{p}   <- {"records": [{key?, value, headers?}]}
         -> {"key_schema_id": null, "value_schema_id": null,
@@ -231,6 +233,37 @@ def routes(ctx) -> list:
         return rest_json({"beginning_offset": p.log_start_offset,
                           "end_offset": p.log_end_offset}, content_type=V2_JSON)
 
+    async def partition_records(request: web.Request) -> web.Response:
+        """Redpanda's fetch from one partition: offset, timeout (ms), max_bytes; the
+        Accept type (json or binary v2) picks the encoding."""
+        from .context import int_param
+        from .rest_consumers import MAX_BYTES, MAX_POLL_RECORDS, MAX_TIMEOUT_MS, _encode
+        name, index = request.match_info["topic"], _index(request)
+        _t, p = ctx.partition(name, index)
+        accept = request.headers.get("Accept", BINARY_V2).lower()
+        fmt = "json" if JSON_V2 in accept else "binary"
+        offset = int_param(request, "offset", p.log_start_offset, 0, 1 << 62)
+        timeout = int_param(request, "timeout", 0, 0, MAX_TIMEOUT_MS)
+        max_bytes = int_param(request, "max_bytes", 1 << 20, 1, MAX_BYTES)
+        if not p.log_start_offset <= offset <= p.log_end_offset:
+            raise RestError(422, 42202, f"offset {offset} is outside {name}-{index}'s range "
+                                        f"[{p.log_start_offset}, {p.log_end_offset}]")
+        if offset == p.log_end_offset and timeout:
+            await ctx.wait_for_records([p], timeout / 1000,
+                                       lambda: p.log_end_offset > offset)
+        recs = []
+        if offset < p.log_end_offset:
+            recs = [r for r in p.read(offset, max_records=MAX_POLL_RECORDS,
+                                      max_bytes=max_bytes) if r.offset >= offset]
+        ctx.broker.metrics.records_out(len(recs))
+        return rest_json({"records": [{"topic": name, "key": _encode(fmt, r.key),
+                                       "value": _encode(fmt, r.value), "partition": index,
+                                       "offset": r.offset} for r in recs]},
+                         content_type=JSON_V2 if fmt == "json" else BINARY_V2)
+
+    async def brokers(request: web.Request) -> web.Response:
+        return rest_json({"brokers": [0]}, content_type=V2_JSON)
+
     async def _produce(request: web.Request, fixed: int | None) -> web.Response:
         ctx.broker.metrics.request("POST /topics/{topic}", "http")
         name = request.match_info["topic"]
@@ -271,6 +304,12 @@ def routes(ctx) -> list:
         Route("POST", "/topics/{topic}/partitions/{partition}", produce_partition,
               "Produce records to one partition (REST Proxy v2)", "rest-v2",
               body=produce_body, responses=errors),
+        Route("GET", "/topics/{topic}/partitions/{partition}/records", partition_records,
+              "Fetch records of one partition (Redpanda HTTP Proxy)", "rest-v2",
+              query={"offset": "first offset", "timeout": "ms to wait at the log end",
+                     "max_bytes": "at most (whole batches, at least one record)"},
+              responses={422: "42202 offset out of range"}),
+        Route("GET", "/brokers", brokers, "Broker ids (REST Proxy v2)", "rest-v2"),
         Route("GET", "/topics/{topic}/partitions/{partition}/offsets",
               get_partition_offsets, "Beginning and end offsets of a partition",
               "rest-v2"),
