@@ -200,7 +200,6 @@ def routes(ctx) -> list:
     from .routing import Route
 
     async def list_topics(request: web.Request) -> web.Response:
-        ctx.broker.metrics.request("GET /topics", "http")
         return rest_json(sorted(n for n in ctx.log.topics() if not n.startswith("__")),
                          content_type=V2_JSON)
 
@@ -265,7 +264,6 @@ def routes(ctx) -> list:
         return rest_json({"brokers": [0]}, content_type=V2_JSON)
 
     async def _produce(request: web.Request, fixed: int | None) -> web.Response:
-        ctx.broker.metrics.request("POST /topics/{topic}", "http")
         name = request.match_info["topic"]
         ctx.topic(name)                                 # 40401 before the body is read
         doc = await read_json(request, (JSON_V2, BINARY_V2))

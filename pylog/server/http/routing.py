@@ -30,10 +30,23 @@ AREAS = ("metrics_routes", "rest_v2", "rest_consumers", "queue_routes", "admin_r
          "dlq_routes", "live", "openapi", "dashboard")
 
 
+def _counter(metrics):
+    """Count each request under its route ("POST /topics/{topic}") in /metrics'
+    requests.http (/metrics and /healthz count themselves, as before)."""
+    @web.middleware
+    async def count(request: web.Request, handler):
+        resource = request.match_info.route.resource
+        path = resource.canonical if resource is not None else "unrouted"
+        if path not in ("/metrics", "/healthz"):
+            metrics.request(f"{request.method} {path}", "http")
+        return await handler(request)
+    return count
+
+
 def build_app(ctx, middlewares: list) -> web.Application:
     from importlib import import_module
-    app = web.Application(middlewares=[*middlewares, error_middleware,
-                                       csrf_middleware(ctx.csrf_token)],
+    app = web.Application(middlewares=[*middlewares, _counter(ctx.broker.metrics),
+                                       error_middleware, csrf_middleware(ctx.csrf_token)],
                           client_max_size=MAX_BODY)
     table: list[Route] = []
     for area in AREAS:
