@@ -99,7 +99,7 @@ def test_shutdown_ends_streams_and_long_polls(tmp_path):
     the server answers them and exits 0 promptly."""
     import threading
 
-    from conftest import V2, Http
+    from http_client import V2, Http
 
     from pylog.testing import PylogServer
     srv = PylogServer(tmp_path / "data").start()

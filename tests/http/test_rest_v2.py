@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from conftest import BINARY_V2, JSON_V2, V2
+from http_client import BINARY_V2, JSON_V2, V2
 
 
 def ends(http, topic: str) -> list[int]:
