@@ -6,6 +6,7 @@ a dead letter is requeued from the queue page.  Screenshots of each page go to t
 test's tmp dir (and to $PYLOG_SCREENSHOTS, if set, for docs/screenshots/)."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -116,12 +117,28 @@ def test_dashboard_pages_in_chromium(server, http, browser, shots):
     kcat(server, "-P", "-t", "web", "-p", "0", input=b"after-open\n")
     wait(browser, lambda d: "after-open" in d.find_element(By.ID, "live-rows").text)
     browser.save_screenshot(str(shots / "topic.png"))
+    # Hex view, and the produce form (a value with markup, shown back as text).
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.ID, "browse-format")).select_by_value("hex")
+    wait(browser, lambda d: "66 69 6c 6c 65 72 2d 30" in d.find_element(By.ID, "records").text)
+    browser.find_element(By.ID, "produce-key").send_keys("<i>form</i>")
+    browser.find_element(By.ID, "produce-value").send_keys("<script>window.pwned='form'</script>")
+    browser.find_element(By.ID, "produce-partition").send_keys("1")
+    browser.find_element(By.ID, "produce").click()
+    wait(browser, lambda d: "produced at 1@0" in d.find_element(By.ID, "toast").text)
+    form = http.get("/api/topics/web/messages?partition=1")[2]["records"][0]
+    assert form["key"] == "<i>form</i>"
+    assert base64.b64decode(form["value"]) == b"<script>window.pwned='form'</script>"
 
     # Groups: lag drops on the page after a commit.
     c = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "web-readers"})
     c.commit(offsets=[TopicPartition("web", 0, 2)], asynchronous=False)
+    evil = Consumer({"bootstrap.servers": server.bootstrap, "group.id": EVIL_KEY})
+    evil.commit(offsets=[TopicPartition("web", 0, 1)], asynchronous=False)
+    evil.close()
     open_page(browser, server, "#/groups", "#group-table table")
     assert "web-readers" in text_of(browser, "#group-table")
+    assert EVIL_KEY in text_of(browser, "#group-table")       # a group id, as text
     browser.save_screenshot(str(shots / "groups.png"))
     open_page(browser, server, "#/group/web-readers", "#group-partitions table")
     wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "9")
@@ -130,8 +147,8 @@ def test_dashboard_pages_in_chromium(server, http, browser, shots):
     wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "1")
     time.sleep(2.2)
     browser.save_screenshot(str(shots / "group.png"))
-    # Reset offsets from the page, with confirmation: to earliest, lag back to 11.
-    from selenium.webdriver.support.ui import Select
+    # Reset offsets from the page, with confirmation: every partition of web to
+    # earliest, so the lag is every record: 11 in partition 0, 1 in partition 1.
     Select(browser.find_element(By.ID, "reset-to")).select_by_value("earliest")
     browser.find_element(By.ID, "reset").click()
     wait(browser, EC.alert_is_present()).dismiss()
@@ -139,7 +156,7 @@ def test_dashboard_pages_in_chromium(server, http, browser, shots):
     assert http.get("/api/groups/web-readers")[2]["lag"] == 1       # said no: unchanged
     browser.find_element(By.ID, "reset").click()
     wait(browser, EC.alert_is_present()).accept()
-    wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "11")
+    wait(browser, lambda d: d.find_element(By.ID, "group-lag").text == "12")
 
     # Queues: a share group's figures and a dead letter requeued from the panel.
     http.get("/consume?topic=web&group=web-workers&max=3")
