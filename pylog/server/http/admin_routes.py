@@ -66,8 +66,8 @@ def share_keys(log) -> list[tuple[str, str]]:
 
 async def queue_panel(ctx) -> dict:
     """Per share group and topic: available, acquired, acknowledged, released, expired,
-    archived (totals since the server started, as SharePartition.stats), and the records
-    retained in the topic's dead-letter topic."""
+    archived (totals since the server started, as SharePartition.stats), dead_lettered,
+    and the dead-letter topic's name and retained records."""
     from pylog.broker.dead_letters import dlq_topic_name
     log = ctx.log
 
@@ -83,12 +83,19 @@ async def queue_panel(ctx) -> dict:
                 row[name] = sum(s[name] for s in stats.values())
             for name in ("acknowledged", "released", "expired", "archived"):
                 row[name] = sum(s.get(f"{name}_total", 0) for s in stats.values())
-            dlq = dlq_topic_name(topic)
+            sp = log.share_groups.share_partition(group, topic, 0)
+            dlq = getattr(sp, "dlq_topic", None) or dlq_topic_name(topic)
             row["dlq_topic"] = dlq
-            row["dead_lettered"] = 0
-            if log.has_topic(dlq):
-                row["dead_lettered"] = sum(p.log_end_offset - p.log_start_offset
-                                           for p in log.topic(dlq).partitions)
+            row["dlq_exists"] = log.has_topic(dlq)
+            row["dlq_retained"] = 0
+            if row["dlq_exists"]:
+                row["dlq_retained"] = sum(p.log_end_offset - p.log_start_offset
+                                          for p in log.topic(dlq).partitions)
+            counted = [s["dead_lettered_total"] for s in stats.values()
+                       if "dead_lettered_total" in s]
+            # dead letters written since the server started, where share groups count
+            # them; else what the dead-letter topic retains
+            row["dead_lettered"] = sum(counted) if counted else row["dlq_retained"]
             rows.append(row)
         return rows
 

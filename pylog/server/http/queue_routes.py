@@ -27,7 +27,9 @@ Keys and values: ``key`` is UTF-8 text (or null); ``payload`` is stored as compa
 JSON text; ``value`` is base64 bytes.  /consume gives ``value`` as base64 always and
 ``payload`` too when the value parses as JSON.  A share group first used here starts
 at the log start (``share.auto.offset.reset=earliest``, unless the group's configs set
-it): a queue delivers what was produced before its first consumer.  Acquire and acknowledge write share
+it): a queue delivers what was produced before its first consumer; and where share
+groups write dead letters, they are on for it (``errors.deadletterqueue.enable``), so a
+rejected record lands in ``<topic>.dlq``.  Acquire and acknowledge write share
 state before answering, so they run in the executor, never on the event loop.
 """
 from __future__ import annotations
@@ -159,9 +161,12 @@ def routes(ctx) -> list:
         else:
             if group not in configured:
                 # A queue keeps what was produced before its first consumer: start new
-                # share-partitions at the log start unless the group's configs say
-                # otherwise (share.auto.offset.reset in log.group_configs wins).
-                sg.configure(group, auto_offset_reset="earliest")
+                # share-partitions at the log start, and dead-letter rejected records,
+                # unless the group's configs say otherwise (log.group_configs win).
+                extra = {}
+                if "dead_letters" in sg.defaults:   # where share groups write dead letters
+                    extra["dead_letters"] = True    # reject -> <topic>.dlq, as documented
+                sg.configure(group, auto_offset_reset="earliest", **extra)
                 configured.add(group)
             await ctx.run(sg.join, group, member)
             members[key] = None

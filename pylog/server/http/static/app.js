@@ -346,7 +346,8 @@ async function queues() {
       doc.queues.map(q => el("tr", { class: "queue" }, td(q.group), td(q.topic), td(q.available, "num"), td(q.acquired, "num"),
         td(q.acknowledged, "num"), td(q.released, "num"), td(q.expired, "num"), td(q.archived, "num"), td(q.dead_lettered, "num")))) :
       el("p", { class: "muted" }, "no share groups yet"));
-    const names = [...new Set(doc.queues.map(q => q.dlq_topic).concat(tl.topics.map(t => t.name)))].filter(n => tl.topics.some(t => t.name === n));
+    const names = [...new Set(doc.queues.filter(q => q.dlq_exists).map(q => q.dlq_topic)
+      .concat(tl.topics.filter(t => t.name.endsWith(".dlq")).map(t => t.name)))].sort();
     if ([...dlqTopic.options].map(o => o.value).join() !== names.join()) {
       const keep = dlqTopic.value;
       dlqTopic.replaceChildren(...names.map(n => el("option", { value: n }, n)));
