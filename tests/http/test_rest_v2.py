@@ -320,3 +320,25 @@ def test_partition_records_and_brokers(http):
     status, _h, doc = http.get("/topics/direct/partitions/0/records?offset=9")
     assert (status, doc["error_code"]) == (422, 42202)
     assert http.get("/brokers")[2] == {"brokers": [0]}
+
+
+def test_rest_commit_refused_while_kafka_members_are_active(server, http):
+    from confluent_kafka import Consumer
+    make_topic(http, "busy", 1)
+    http.post("/topics/busy", {"records": [{"value": 1}]}, ctype=JSON_V2)
+    k = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "rg-busy",
+                  "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+    k.subscribe(["busy"])
+    deadline = time.monotonic() + 30
+    while not k.assignment() and time.monotonic() < deadline:
+        k.poll(0.2)
+    assert k.assignment()
+    base = consumer(http, "rg-busy", "r")
+    status, _h, doc = http.post(base + "/offsets", {"offsets": [
+        {"topic": "busy", "partition": 0, "offset": 1}]}, ctype=V2)
+    assert status == 409 and doc["kafka_error"] in ("ILLEGAL_GENERATION",
+                                                    "UNKNOWN_MEMBER_ID"), doc
+    k.close()
+    status, _h, doc = http.post(base + "/offsets", {"offsets": [
+        {"topic": "busy", "partition": 0, "offset": 1}]}, ctype=V2)
+    assert status == 200, doc

@@ -19,10 +19,12 @@ Group semantics.  An instance is a member of ``group`` as pylog's embedded consu
 topics' partitions round-robin among themselves, in creation order; an instance with
 manual ``assignments`` reads just those.  Positions start at the group's committed
 offset (the coordinator's, the one Kafka clients' OffsetFetch returns), else
-``auto.offset.reset``.  Commits go to the same coordinator (``commit_offsets``,
-trusted, as the embedded consumer's), so a confluent-kafka consumer of the group
-resumes where a REST client committed and vice versa.  They do not take part in the
-Kafka rebalance protocol: do not read the same partitions with both at once.
+``auto.offset.reset``.  Commits go to the same coordinator (``commit_offsets`` as a
+non-member, generation -1, as the text protocol's COMMIT), so a confluent-kafka
+consumer of the group resumes where a REST client committed and vice versa.  REST
+instances do not take part in the Kafka rebalance protocol; while the group has active
+Kafka members their commits are refused (409, ``kafka_error`` ILLEGAL_GENERATION)
+rather than overwrite the members' offsets.
 
 ``GET records`` long-polls up to ``timeout`` ms (default ``consumer.request.timeout.ms``
 1000, at most 30 s) for at least one record, reads through ``PartitionLog.read`` (CRC
@@ -211,8 +213,7 @@ class ConsumerInstances:
         if not entries:
             return
         coordinator = self.ctx.log.groups
-        codes = await self.ctx.run(coordinator.commit_offsets, c.group, -1, "", entries,
-                                   trusted=True)
+        codes = await self.ctx.run(coordinator.commit_offsets, c.group, -1, "", entries)
         for (t, i, off, _, _), code in zip(entries, codes):
             if code:
                 raise RestError.from_pylog(for_code(code)(
