@@ -45,9 +45,7 @@ the committed offsets, then 200 ``{"status": "ready"}``, and 503
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -56,12 +54,9 @@ from prometheus_client.exposition import (CONTENT_TYPE_PLAIN_0_0_4, choose_encod
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
-from .listener import Listener, Wrapped, sweep_deadlines
-from .metrics import CommittedOffsets, Metrics, partition_state, queues
+from ..metrics import CommittedOffsets, Metrics, partition_state, queues
 
-__all__ = ["HttpServer", "collect", "render_prometheus"]
-
-log = logging.getLogger("pylog.server.http")
+__all__ = ["collect", "render_prometheus", "routes"]
 
 
 def collect(broker, offsets: CommittedOffsets, internal: bool = False) -> dict:
@@ -193,124 +188,18 @@ def _wants_prometheus(accept: str) -> bool:
     return bool(kinds & {"text/plain", "application/openmetrics-text"})
 
 
-_REFUSAL_BODY = b'{"status": "too many connections (max.connections)"}\n'
-_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-            % len(_REFUSAL_BODY)) + _REFUSAL_BODY
-_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
-              b"Connection: close\r\n\r\n")
+def routes(ctx) -> list:
+    from .routing import Route
 
-
-class _TimedHandler(Wrapped):
-    """aiohttp's RequestHandler with a request deadline in front (event-loop thread).
-
-    The clock starts at the first byte received while no request is being handled
-    and stops when the request reaches its handler (``HttpServer._arrived``):
-    unfinished headers and unfinished bodies of a request are both bounded."""
-
-    def __init__(self, inner, timed: dict) -> None:
-        super().__init__(inner)         # aiohttp.web_protocol.RequestHandler
-        self.timed = timed              # inner -> self, for the middleware and the sweep
-        self.transport: asyncio.Transport | None = None
-        self.request_started: float | None = None
-        self.in_handler = False
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.timed[self.inner] = self
-        self.inner.connection_made(transport)
-
-    def connection_lost(self, exc) -> None:
-        self.timed.pop(self.inner, None)
-        self.inner.connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.request_started is None and not self.in_handler and data:
-            self.request_started = asyncio.get_running_loop().time()
-        self.inner.data_received(data)
-
-
-class HttpServer:
-    """The aiohttp listener, started and stopped with the other listeners."""
-
-    kind = "http"
-
-    def __init__(self, broker, host: str = "127.0.0.1", port: int = 8081, *,
-                 offsets: CommittedOffsets, idle_s: float = 600.0,
-                 request_timeout_s: float = 30.0, cap=None) -> None:
-        self.broker = broker
-        self.offsets = offsets
-        self.host, self.port = host, port
-        self.idle_s, self.request_timeout_s = idle_s, request_timeout_s
-        self.cap = cap                  # max.connections (listener.ConnectionCap)
-        self.stopping = False
-        self.ready = False              # set by main once every listener is serving
-        self._runner: web.AppRunner | None = None
-        self._listener: Listener | None = None
-        self._sweeper: asyncio.Task | None = None
-        self._timed: dict = {}          # RequestHandler -> _TimedHandler
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._arrived])
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/healthz", self.healthz)
-        return app
-
-    async def start(self, sock=None) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0, keepalive_timeout=self.idle_s)
-        await self._runner.setup()
-        runner = self._runner
-        self._listener = Listener("http", self.host, self.port,
-                                  lambda: _TimedHandler(runner.server(), self._timed),
-                                  cap=self.cap, refusal=_REFUSAL)
-        await self._listener.start(sock)
-        self.port = self._listener.port
-        self.broker.metrics.connections_gauge(
-            "http", lambda: len(runner.server.connections) if runner.server else 0)
-        self._sweeper = asyncio.ensure_future(self._sweep())
-        log.info("http listener on %s", self.address)
-
-    @web.middleware
-    async def _arrived(self, request: web.Request, handler):
-        """The request reached its handler: its deadline is met."""
-        timed = self._timed.get(request.protocol)
-        if timed is None:
-            return await handler(request)
-        timed.request_started, timed.in_handler = None, True
-        try:
-            return await handler(request)
-        finally:
-            timed.in_handler = False
-
-    async def _sweep(self) -> None:
-        """408 and close a connection whose request is late (see the module doc)."""
-        def late(timed, _now: float) -> None:
-            timed.request_started = None
-            self.broker.metrics.request_timed_out("http")
-            peer = timed.transport.get_extra_info("peername") or ("?", 0)
-            log.warning("http connection from %s:%s: request not complete %g s after "
-                        "its first byte (request_timeout_ms): closed", peer[0], peer[1],
-                        self.request_timeout_s)
-            if not timed.transport.is_closing():
-                timed.transport.write(_TIMED_OUT)
-                timed.transport.close()
-
-        await sweep_deadlines(self._timed.values, self.request_timeout_s, late)
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        self.broker.metrics.request("/metrics", "http")
+    async def metrics(request: web.Request) -> web.Response:
+        ctx.broker.metrics.request("/metrics", "http")
         fmt = request.query.get("format", "").lower()
         if fmt not in ("", "json", "prometheus", "openmetrics"):
             return web.json_response(
                 {"error": f"unknown format {fmt!r}: use json, prometheus or openmetrics"},
                 status=400)
         internal = request.query.get("internal", "") in ("1", "true", "yes")
-        doc = collect(self.broker, self.offsets, internal)
+        doc = collect(ctx.broker, ctx.offsets, internal)
         accept = request.headers.get("Accept", "")
         if fmt in ("prometheus", "openmetrics"):
             body, ctype = render_prometheus(doc, fmt=fmt)
@@ -321,33 +210,23 @@ class HttpServer:
                                 content_type="application/json")
         return web.Response(body=body, headers={"Content-Type": ctype})
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        self.broker.metrics.request("/healthz", "http")
-        if self.stopping:
+    async def healthz(request: web.Request) -> web.Response:
+        ctx.broker.metrics.request("/healthz", "http")
+        server = ctx.server
+        if server.stopping:
             return web.json_response({"status": "stopping"}, status=503)
-        waiting = self.waiting_for()
+        waiting = server.waiting_for()
         if waiting:
             return web.json_response({"status": "starting", "waiting_for": waiting},
                                      status=503)
         return web.json_response({"status": "ready",
-                                  "uptime_seconds": round(self.broker.metrics.uptime, 3)})
+                                  "uptime_seconds": round(ctx.broker.metrics.uptime, 3)})
 
-    def waiting_for(self) -> list[str]:
-        """What start-up still waits for: the listeners (main sets ``ready``), the
-        group coordinator's load of committed offsets."""
-        waiting = [] if self.ready else ["listeners"]
-        groups = getattr(self.broker.log, "_groups", None)
-        if groups is not None and not groups.loaded:
-            waiting.append("group coordinator")
-        return waiting
-
-    async def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop accepting, answer what is in flight (2 s at most: scrapes are quick)."""
-        self.stopping = True
-        if self._listener is not None:
-            self._listener.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        log.info("http listener on %s stopped", self.address)
+    return [
+        Route("GET", "/metrics", metrics, "Server metrics: JSON, or Prometheus/OpenMetrics "
+              "text by ?format= or Accept", "metrics",
+              query={"format": "json | prometheus | openmetrics",
+                     "internal": "1 to include __ topics"}),
+        Route("GET", "/healthz", healthz, "200 once every listener serves and the group "
+              "coordinator has loaded; 503 while starting or stopping", "metrics"),
+    ]
