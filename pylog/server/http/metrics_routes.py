@@ -55,6 +55,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
 from ..metrics import CommittedOffsets, Metrics, partition_state, queues
+from ..share_metrics import families as share_families
 
 __all__ = ["collect", "render_prometheus", "routes"]
 
@@ -122,6 +123,7 @@ class _Snapshot:
                                 f"(last {rec['rate_window_seconds']} s)", value=rec["fetch_rate"])
         yield from self._partitions(d["partitions"])
         yield from self._groups(d["groups"])
+        yield from share_families(d.get("share_groups") or {})
 
     @staticmethod
     def _partitions(partitions: dict):
