@@ -147,7 +147,8 @@ async def _start_interfaces(server, config: ServerConfig, socks: dict) -> list:
         sock = socks.pop(kind, None)
         if sock is None:
             continue
-        more = {"security_protocol": config.text_security.upper()} if kind == "text" else {}
+        more = {"security_protocol": (config.text_security if kind == "text"
+                                      else config.http_security).upper()}
         listener = cls(server.broker, host, sock.getsockname()[1], offsets=offsets, **extra,
                        **more)
         try:
@@ -189,7 +190,8 @@ def _security(config: ServerConfig):
     from pylog.security.tls import TlsConfig
     tls = None
     if any(spec.tls for spec in config.kafka_listeners) or \
-            config.text_security.upper() in ("SSL", "SASL_SSL"):
+            config.text_security.upper() in ("SSL", "SASL_SSL") or \
+            config.http_security.upper() in ("SSL", "SASL_SSL"):
         try:
             tls = TlsConfig(config.ssl_certfile, config.ssl_keyfile, config.ssl_cafile,
                             config.ssl_client_auth.lower())

@@ -85,6 +85,7 @@ class ServerConfig:
     allow_insecure: bool = False                # serve a non-loopback address without auth
     authorizer: str = "NONE"                    # authorizer.class.name: NONE or ACL
     text_security: str = "PLAINTEXT"            # the text listener's protocol
+    http_security: str = "PLAINTEXT"            # the HTTP listener's protocol
     super_users: str = ""                       # super.users, ';'-separated principals
     allow_everyone_if_no_acl_found: bool = False
 
@@ -213,6 +214,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("text_security", "choice", "how the text listener treats clients: PLAINTEXT, "
             "SSL (the Kafka listeners' certificate), SASL_PLAINTEXT or SASL_SSL (AUTH <user> "
             "<password> first)", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
+    Setting("http_security", "choice", "how the HTTP listener treats clients: PLAINTEXT, "
+            "SSL (the Kafka listeners' certificate), SASL_PLAINTEXT or SASL_SSL (HTTP Basic, "
+            "a Bearer token or a dashboard login)",
+            choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
     Setting("authorizer", "choice", "ACL authorization of every request (ACL) or none; "
             "ACLs live in <data>/acls.json (pylog acls, CreateAcls)",
             kafka="authorizer.class.name", choices=("NONE", "ACL")),
@@ -285,8 +290,9 @@ def _check_security_settings(c: "ServerConfig") -> None:
         raise ConfigError(f"sasl_enabled_mechanisms {c.sasl_enabled_mechanisms!r}: known "
                           f"mechanisms are {', '.join(ALL_MECHANISMS)}")
     text = c.text_security.upper()
-    if text in ("SSL", "SASL_SSL") and not c.ssl_certfile:
-        raise ConfigError("text_security SSL/SASL_SSL needs ssl_certfile")
+    if (text in ("SSL", "SASL_SSL") or c.http_security.upper() in ("SSL", "SASL_SSL")) \
+            and not c.ssl_certfile:
+        raise ConfigError("text_security / http_security SSL or SASL_SSL needs ssl_certfile")
     host = listeners[0].host                 # the text and HTTP listeners' host too
     if not _is_loopback(host) and not c.allow_insecure:
         if c.text_port != -1 and (text == "PLAINTEXT" or (
@@ -294,9 +300,12 @@ def _check_security_settings(c: "ServerConfig") -> None:
             raise ConfigError(f"the text listener on {host} would let anyone read and write "
                               f"every topic: set --text-security SASL_SSL (or "
                               f"SASL_PLAINTEXT), --text-port -1, or --allow-insecure")
-        if c.http_port != -1:
-            raise ConfigError(f"the HTTP listener on {host} does not authenticate yet: set "
-                              f"--http-port -1 or --allow-insecure")
+        http = c.http_security.upper()
+        if c.http_port != -1 and (http == "PLAINTEXT" or (
+                http == "SSL" and c.ssl_client_auth.upper() != "REQUIRED")):
+            raise ConfigError(f"the HTTP listener on {host} would let anyone read and write "
+                              f"every topic: set --http-security SASL_SSL (or "
+                              f"SASL_PLAINTEXT), --http-port -1, or --allow-insecure")
     for spec in listeners:
         open_to_all = spec.protocol == "PLAINTEXT" or (
             spec.protocol == "SSL" and c.ssl_client_auth.upper() != "REQUIRED")

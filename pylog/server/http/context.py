@@ -20,6 +20,8 @@ class HttpContext:
         self.offsets = offsets              # metrics.CommittedOffsets
         self.server = server                # HttpServer: ready / stopping / waiting_for
         self.csrf_token = new_token()
+        from .auth import Sessions
+        self.sessions = Sessions()          # dashboard logins (auth.py)
         self.started_at = time.time()
         self.consumers = ConsumerInstances(self)
         self.live = LiveHub(self)

@@ -27,7 +27,7 @@ class Route(NamedTuple):
 
 
 AREAS = ("metrics_routes", "rest_v2", "rest_consumers", "queue_routes", "admin_routes",
-         "dlq_routes", "live", "openapi", "dashboard")
+         "dlq_routes", "live", "openapi", "dashboard", "auth")
 
 
 def _counter(metrics):
@@ -45,9 +45,12 @@ def _counter(metrics):
 
 def build_app(ctx, middlewares: list) -> web.Application:
     from importlib import import_module
+    from .auth import auth_middleware
     app = web.Application(middlewares=[*middlewares, _counter(ctx.broker.metrics),
-                                       error_middleware, csrf_middleware(ctx.csrf_token)],
+                                       error_middleware, csrf_middleware(ctx.csrf_token),
+                                       auth_middleware(ctx)],
                           client_max_size=MAX_BODY)
+    app["http_security"] = getattr(ctx.server, "security_protocol", "PLAINTEXT")
     table: list[Route] = []
     for area in AREAS:
         table.extend(import_module(f"{__package__}.{area}").routes(ctx))

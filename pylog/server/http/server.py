@@ -78,8 +78,10 @@ class HttpServer:
 
     def __init__(self, broker, host: str = "127.0.0.1", port: int = 8081, *,
                  offsets: CommittedOffsets, idle_s: float = 600.0,
-                 request_timeout_s: float = 30.0, cap=None) -> None:
+                 request_timeout_s: float = 30.0, cap=None,
+                 security_protocol: str = "PLAINTEXT") -> None:
         self.broker = broker
+        self.security_protocol = security_protocol     # auth.py: PLAINTEXT ... SASL_SSL
         self.offsets = offsets
         self.host, self.port = host, port
         self.idle_s, self.request_timeout_s = idle_s, request_timeout_s
@@ -106,9 +108,12 @@ class HttpServer:
                                      shutdown_timeout=2.0, keepalive_timeout=self.idle_s)
         await self._runner.setup()
         runner = self._runner
+        sec = getattr(self.broker, "security", None)
+        ssl_ctx = sec.tls.context if self.security_protocol in ("SSL", "SASL_SSL") and \
+            sec is not None and sec.tls is not None else None
         self._listener = Listener("http", self.host, self.port,
                                   lambda: _TimedHandler(runner.server(), self._timed),
-                                  cap=self.cap, refusal=_REFUSAL)
+                                  cap=self.cap, refusal=_REFUSAL, ssl=ssl_ctx)
         await self._listener.start(sock)
         self.port = self._listener.port
         self.broker.metrics.connections_gauge(

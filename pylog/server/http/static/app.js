@@ -50,15 +50,41 @@ function stamp() { document.getElementById("updated").textContent = "updated " +
 // -- HTTP -----------------------------------------------------------------------------
 async function api(path, opts) {
   opts = opts || {};
-  const init = { method: opts.method || "GET", headers: { "Accept": "application/json" } };
+  const init = { method: opts.method || "GET",
+                 headers: { "Accept": "application/json", "X-Pylog-Dashboard": "1" } };
   if (init.method !== "GET") init.headers["X-Pylog-CSRF"] = CSRF;
   if (opts.body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(opts.body); }
   const resp = await fetch(path, init);
+  if (resp.status === 401) { showLogin(); throw new Error("401: log in first"); }
   if (resp.status === 204) return null;
   const doc = await resp.json().catch(() => ({ message: resp.statusText }));
   if (!resp.ok) throw new Error((doc.error_code || resp.status) + ": " + (doc.message || resp.statusText));
   return doc;
 }
+// -- login (a listener with --http-security SASL_*) ------------------------------------
+function showLogin() {
+  const box = document.getElementById("login");
+  if (!box.hidden) return;
+  box.hidden = false;
+  document.getElementById("login-user").focus();
+}
+async function login(ev) {
+  ev.preventDefault();
+  const user = document.getElementById("login-user").value;
+  const password = document.getElementById("login-password").value;
+  const resp = await fetch("/auth/login", { method: "POST", headers: {
+    "Content-Type": "application/json", "X-Pylog-CSRF": CSRF, "X-Pylog-Dashboard": "1" },
+    body: JSON.stringify({ user, password }) });
+  const msg = document.getElementById("login-error");
+  if (!resp.ok) { msg.textContent = "wrong user or password"; return; }
+  document.getElementById("login").hidden = true;
+  msg.textContent = "";
+  location.reload();
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("login-form");
+  if (form) form.addEventListener("submit", login);
+});
 function guarded(fn) {
   return async (...args) => { try { await fn(...args); } catch (e) { toast(e.message, true); } };
 }
