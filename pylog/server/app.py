@@ -32,16 +32,21 @@ class Server:
     def __init__(self, log_, host: str = "127.0.0.1", port: int = 9092,
                  settings: BrokerSettings | None = None, idle_ms: int = 600_000,
                  request_timeout_ms: int = 30_000, max_connections: int | None = None,
-                 security=None) -> None:
+                 security=None, max_connections_per_ip: int | None = None) -> None:
         self.log = log_
         self.host, self.port = host, port
         self.broker = BrokerContext(log_, settings)
         self.broker.security = security         # pylog.security.sasl.Security or None
+        if security is not None:
+            self.broker.metrics.section("security", lambda: {
+                **security.stats(), "acl_denials": getattr(self.broker.authorizer,
+                                                           "denied", 0),
+                "throttled": self.broker.quotas.throttled})
         self.idle_s = idle_ms / 1000
         self.request_timeout_s = request_timeout_ms / 1000
         # max.connections, shared with the text and HTTP listeners.
         self.cap = ConnectionCap(max_connections or default_max_connections(),
-                                 self.broker.metrics)
+                                 self.broker.metrics, max_connections_per_ip)
         self.connections: set[KafkaConnection] = set()
         self._listeners: list[tuple] = []        # (ListenerSpec, Listener)
         self._sweeper: asyncio.Task | None = None

@@ -84,13 +84,30 @@ class ConnectionCap:
     ``open`` counts every connection from its accept to its ``connection_lost``
     (``_Counted``), so a burst of accepts is counted before any protocol starts."""
 
-    def __init__(self, limit: int, metrics) -> None:
+    def __init__(self, limit: int, metrics, per_ip: int | None = None) -> None:
         self.limit = limit
         self.metrics = metrics          # for the refused counter
         self.open = 0
+        self.per_ip = per_ip            # max.connections.per.ip (None: no limit)
+        self.by_ip: dict[str, int] = {}
 
-    def admit(self) -> bool:
+    def admit(self, ip: str | None = None) -> bool:
+        if self.per_ip is not None and ip is not None and \
+                self.by_ip.get(ip, 0) >= self.per_ip:
+            return False
         return self.open < self.limit
+
+    def opened(self, ip: str | None) -> None:
+        self.open += 1
+        if ip is not None and self.per_ip is not None:
+            self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
+
+    def closed(self, ip: str | None) -> None:
+        self.open -= 1
+        if ip is not None and ip in self.by_ip:
+            self.by_ip[ip] -= 1
+            if not self.by_ip[ip]:
+                del self.by_ip[ip]
 
 
 class Wrapped(asyncio.Protocol):
@@ -123,9 +140,11 @@ class _Counted(Wrapped):
     """The listener's protocol, with the connection counted in its ConnectionCap until
     the transport is gone."""
 
-    def __init__(self, inner: asyncio.Protocol, cap: ConnectionCap) -> None:
+    def __init__(self, inner: asyncio.Protocol, cap: ConnectionCap,
+                 ip: str | None = None) -> None:
         super().__init__(inner)
         self.cap = cap
+        self.ip = ip
         self.made = False
 
     def connection_made(self, transport) -> None:
@@ -133,7 +152,7 @@ class _Counted(Wrapped):
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc) -> None:
-        self.cap.open -= 1
+        self.cap.closed(self.ip)
         self.inner.connection_lost(exc)
 
 
@@ -221,7 +240,7 @@ class Listener:
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, _addr = self.sock.accept()
+                conn, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -232,21 +251,22 @@ class Listener:
                 self._back_off(exc)
                 return
             self._pause = 0.0
-            if self.cap is not None and not self.cap.admit():
+            ip = addr[0] if isinstance(addr, tuple) else None
+            if self.cap is not None and not self.cap.admit(ip):
                 self._refuse(conn)
                 continue
-            self._connect(conn)
+            self._connect(conn, ip)
 
-    def _connect(self, conn: socket.socket) -> None:
+    def _connect(self, conn: socket.socket, ip: str | None = None) -> None:
         conn.setblocking(False)
         cap, counted = self.cap, []         # counted: the _Counted made for this socket
         if cap is None:
             factory = self.factory
         else:
-            cap.open += 1
+            cap.opened(ip)
 
             def factory() -> _Counted:
-                counted.append(_Counted(self.factory(), cap))
+                counted.append(_Counted(self.factory(), cap, ip))
                 return counted[0]
         task = self._loop.create_task(self._loop.connect_accepted_socket(
             factory, conn, **({"ssl": self.ssl} if self.ssl is not None else {})))
@@ -254,7 +274,7 @@ class Listener:
         def done(t: asyncio.Task) -> None:
             failed = t.cancelled() or t.exception() is not None
             if failed and cap is not None and not (counted and counted[0].made):
-                cap.open -= 1                # no protocol started: no connection_lost
+                cap.closed(ip)               # no protocol started: no connection_lost
             if failed:
                 if not t.cancelled():
                     # A failed TLS handshake (garbage, plaintext on a TLS port) is the

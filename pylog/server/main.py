@@ -219,7 +219,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,
                         request_timeout_ms=config.request_timeout_ms,
                         max_connections=config.max_connections,
-                        security=_security(config))
+                        security=_security(config),
+                        max_connections_per_ip=config.max_connections_per_ip)
         if config.authorizer.upper() == "ACL":
             from pylog.security.acls import Authorizer
             server.broker.authorizer = Authorizer(

@@ -71,6 +71,7 @@ class ServerConfig:
     idle_ms: int = 600_000                      # connections.max.idle.ms
     request_timeout_ms: int = 30_000            # a request's deadline from its first byte
     max_connections: int | None = None          # max.connections (None: from RLIMIT_NOFILE)
+    max_connections_per_ip: int | None = None   # max.connections.per.ip (None: no limit)
     shutdown_timeout_ms: int = 10_000           # in-flight drain at shutdown
     retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
     log_level: str = "INFO"
@@ -187,6 +188,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "refused", kafka="max.connections", lo=1, hi=10_000_000,
             default_doc="the open-files limit minus a quarter (at least 64 kept for "
                         "segment files)"),
+    Setting("max_connections_per_ip", "int", "connections one client address may have "
+            "open over all listeners; more are refused as over max_connections",
+            kafka="max.connections.per.ip", lo=1, hi=_INT32_MAX, default_doc="no limit"),
     Setting("shutdown_timeout_ms", "int", "how long shutdown waits for in-flight "
             "requests", lo=0, hi=3_600_000),
     Setting("retention_check_interval_ms", "int", "how often retention deletes old "

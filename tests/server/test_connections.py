@@ -52,3 +52,30 @@ def test_idle_connections_and_half_sent_requests_are_closed(pylog_server_factory
             time.sleep(0.4)
         assert idle.is_closed_by_server(wait=2)
         busy.call(3, 1, mod.MetadataRequest(topics=()))
+
+
+def test_max_connections_per_ip_refuses_the_extra_ones(pylog_server_factory):
+    import socket
+    import time
+
+    from kafka_raw import RawClient
+    srv = pylog_server_factory(args=["--max-connections-per-ip", "3"])
+    socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(5)]
+    try:
+        time.sleep(0.5)
+        closed = []
+        for s in socks:
+            s.settimeout(1.0)
+            try:
+                closed.append(s.recv(1) == b"")
+            except socket.timeout:
+                closed.append(False)
+        assert closed.count(True) == 2, closed
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)
+    with RawClient(srv.bootstrap) as c:                     # freed: admitted again
+        from kafka_raw import req
+        assert c.call(18, 3, req(18, 3, client_software_name="t",
+                                 client_software_version="1")).error_code == 0

@@ -247,3 +247,31 @@ def test_admin_client_alters_and_describes_scram_users(srv, certs):
     gone = UserScramCredentialDeletion("dave", ScramMechanism.SCRAM_SHA_512)
     admin.alter_user_scram_credentials([gone])["dave"].result(10)
     assert not _can_produce(srv, certs, "dave", "dave-pw", "SCRAM-SHA-512")
+
+
+def test_reauthentication_kip_368(tmp_path, certs):
+    import json
+    import time
+    import urllib.request
+    data = tmp_path / "data"
+    UserStore(data).set_password("alice", USERS["alice"])
+    s = start_server(data, args=["--kafka-listener", "SASL_PLAINTEXT://127.0.0.1:0",
+                                 "--connections-max-reauth-ms", "1500"])
+    try:
+        conf = {"bootstrap.servers": s.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice",
+                "sasl.password": USERS["alice"]}
+        p = Producer(conf)
+        sent = 0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            p.produce("sec-reauth", b"x")
+            sent += 1
+            p.poll(0.05)
+        assert p.flush(10) == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.http_port}/metrics") as r:
+            sec = json.load(r)["security"]
+        assert sec["failed_authentications"] == 0
+        assert sec["authentications"] >= 4, sec     # re-authenticated, kept producing
+    finally:
+        assert s.stop() == 0
