@@ -204,7 +204,8 @@ class SharePartition:
         # not be written is undone (rollback_locked): (spso, speo), offset -> entry state.
         self._undo_window: tuple[int, int] | None = None
         self._undo: dict[int, tuple | None] = {}
-        self._pending_undo: tuple = (None, {})      # the undo of the last delta returned
+        self._undo_counters: tuple = ()
+        self._pending_undo: tuple = (None, {}, ())  # the undo of the last delta returned
         # Counters since open (for stats and, later, metrics).
         self.acknowledged_total = 0
         self.archived_total = 0
@@ -362,8 +363,8 @@ class SharePartition:
                 self._extend_locked(o + 1)
                 e = self._records[o]
             if e.state is RecordState.AVAILABLE:
-                self.ttl_expired_total += 1
                 self._finish_locked(o, e, RecordState.ARCHIVED, "expired")
+                self.ttl_expired_total += 1
         if gone:
             self._advance_locked()
 
@@ -371,15 +372,22 @@ class SharePartition:
         """Grow the window to ``end`` (exclusive) with AVAILABLE entries."""
         if end <= self.speo:
             return
-        if self._undo_window is None:
-            self._undo_window = (self.spso, self.speo)
+        self._save_window_locked()
         for o in range(self.speo, end):
             self._records[o] = InFlight()
         self.speo = end
 
-    def _save_locked(self, o: int, e: InFlight | None) -> None:
+    _COUNTERS = ("acknowledged_total", "archived_total", "released_total",
+                 "expired_total", "ttl_expired_total")
+
+    def _save_window_locked(self) -> None:
         if self._undo_window is None:
             self._undo_window = (self.spso, self.speo)
+            self._undo_counters = tuple(getattr(self, c) for c in self._COUNTERS)
+
+    def _save_locked(self, o: int, e: InFlight | None) -> None:
+        if self._undo_window is None:
+            self._save_window_locked()
         if o not in self._undo:
             self._undo[o] = None if e is None else (e.state, e.delivery_count, e.member,
                                                     e.deadline, e.not_before)
@@ -387,9 +395,12 @@ class SharePartition:
     def rollback_locked(self) -> None:
         """Undo the change behind the last delta returned (its write failed) and any
         made since; call it before releasing ``self.lock``."""
-        for window, undo in ((self._undo_window, self._undo), self._pending_undo):
+        for window, undo, counters in ((self._undo_window, self._undo,
+                                        self._undo_counters), self._pending_undo):
             if window is None:
                 continue
+            for c, v in zip(self._COUNTERS, counters):
+                setattr(self, c, v)
             for o, old in undo.items():
                 if old is None:
                     self._records.pop(o, None)
@@ -401,7 +412,7 @@ class SharePartition:
         for o in range(self.spso, self.speo):
             self._records.setdefault(o, InFlight())
         self._undo_window, self._undo = None, {}
-        self._pending_undo = (None, {})
+        self._pending_undo = (None, {}, ())
         self._changed = {}
         self._start_moved = False
         self._dead = []
@@ -451,8 +462,8 @@ class SharePartition:
                     elif kind == AcknowledgeType.REJECT:
                         self._finish_locked(o, e, RecordState.ARCHIVED, "rejected")
                     else:
-                        self.released_total += 1
                         self._make_available_locked(o, e, now, release_delay_ms)
+                        self.released_total += 1
             self._advance_locked()
             return self._delta_locked()
 
@@ -477,8 +488,8 @@ class SharePartition:
             for o in range(self.spso, self.speo):
                 e = self._records[o]
                 if e.state is RecordState.ACQUIRED and e.member == member:
-                    self.released_total += 1
                     self._make_available_locked(o, e, now)
+                    self.released_total += 1
             self._advance_locked()
             return self._delta_locked()
 
@@ -559,8 +570,8 @@ class SharePartition:
         for o in range(self.spso, self.speo):
             e = self._records[o]
             if e.state is RecordState.ACQUIRED and e.deadline <= now:
-                self.expired_total += 1
                 self._make_available_locked(o, e, e.deadline)
+                self.expired_total += 1
         self._advance_locked()
 
     def _skip_deleted_locked(self, log_start: int) -> None:
@@ -595,7 +606,7 @@ class SharePartition:
         delta = Delta(self.spso, tuple(tuple(r) for r in runs), self._start_moved)
         self._changed = {}
         self._start_moved = False
-        self._pending_undo = (self._undo_window, self._undo)
+        self._pending_undo = (self._undo_window, self._undo, self._undo_counters)
         self._undo_window, self._undo = None, {}
         return delta
 
