@@ -6,7 +6,8 @@ import pytest
 
 import pylog
 from pylog.broker.dead_letters import DLQ_HEADERS, parse_dlq_headers
-from pylog.errors import InvalidConfigError, InvalidRecordStateError, PylogError
+from pylog.errors import (InvalidConfigError, InvalidRecordStateError, InvalidRequestError,
+                          PylogError)
 
 TS = 1_700_000_000_000
 EARLIEST = {"share.auto.offset.reset": "earliest"}
@@ -326,3 +327,23 @@ def test_a_restart_keeps_counts_dead_letters_delays_and_backoff(tmp_path):
     with pytest.raises(InvalidRecordStateError):
         m.ack()
     log.close()
+
+
+def test_by_duration_reset_starts_at_the_first_record_that_young(env):
+    log, _, _ = env
+    p = log.create_topic("orders", 1).partition(0)
+    for age in (7_200_000, 1_800_000, 0):
+        p.append(b"%d" % age, timestamp=TS - age)
+    q = log.queue("workers", "orders", **{"share.auto.offset.reset": "by_duration:PT1H"})
+    assert [m.value for m in q.receive()] == [b"1800000", b"0"]
+
+
+def test_a_negative_release_delay_is_refused_and_changes_nothing(env):
+    log, _, _ = env
+    log.create_topic("orders", 1).partition(0).append(b"a")
+    q = log.queue("workers", "orders", **EARLIEST)
+    m = q.receive()[0]
+    with pytest.raises(InvalidRequestError):
+        m.release(delay_ms=-1)
+    assert q.stats()[0]["acquired"] == 1
+    m.ack()
