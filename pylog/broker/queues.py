@@ -177,6 +177,10 @@ class ShareGroups:
             dead_letters=o["dead_letters"])
         sp.track_hints = True
         sp.dlq_topic = dlq_topic_name(topic, o["dlq_topic"] or None)
+        if sp.dlq_topic == topic and sp.dead_letters:
+            log.warning("share group %s: errors.deadletterqueue.topic.name is %s itself; "
+                        "its dead records are only archived", group, topic)
+            sp.dead_letters = False
         return sp
 
     # -- members ------------------------------------------------------------------------

@@ -25,6 +25,30 @@ Redelivery backoff (group configs ``share.redelivery.backoff.*``): a record rele
 whose lock expired after its n-th delivery is available again only after
 ``min(max_ms, initial_ms * multiplier ** (n - 1)) * (1 - jitter * U[0, 1))``.  initial 0
 (the default) is Kafka's immediate redelivery.
+
+How share_state.SharePartition applies them:
+
+* redelivery backoff: a released or lock-expired record gets ``not_before`` = then +
+  ``backoff.delay_ms(count)`` (``acknowledge(release_delay_ms=)`` overrides it); after a
+  restore every unfinished record that was delivered before waits one backoff from the
+  restore (0 with the default backoff).
+* hints (``pylog-deliver-at`` / ``-delay-ms`` / ``-ttl-ms`` / ``-priority``): with
+  ``track_hints`` the caller hands in every record's Hints from ``hint_range_locked``
+  on (``set_hints_locked``; records without hints cost nothing here) and acquire looks
+  no further than it has hints for.  A record held back (backoff, deliver-at) is
+  skipped, not waited for: the records behind it are handed out, but it keeps its
+  slot, so a record delayed at ``spso`` lets at most ``max_record_locks - 1`` records
+  behind it through before the partition waits for it (invariant 3).
+* TTL: an AVAILABLE record of the look-ahead ``[spso, spso + max_record_locks)``
+  whose ``expires_at`` passed is archived (reason "expired"), never delivered; an
+  ACQUIRED one is left to its holder.
+* priority: among the deliverable records of ``[spso, spso + priority_window)`` higher
+  ``priority`` first, FIFO within one; records past that window (when it is smaller
+  than the lock window) come after, FIFO.  Runs are returned in offset order.
+* dead letters: with ``dead_letters`` on, every record archived by REJECT ("rejected"),
+  by the delivery limit ("delivery-limit") or by TTL with ``expired_action="dlq"``
+  ("expired") is listed for the caller (``take_dead_letters_locked``), which must
+  produce it to the dead-letter topic *before* it persists the delta.
 """
 from __future__ import annotations
 

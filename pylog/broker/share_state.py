@@ -33,29 +33,9 @@ into AVAILABLE (or ARCHIVED at the limit).  ``clock`` is any callable returning
 milliseconds (monotonic; deadlines and backoffs are never persisted); ``wall_clock``
 gives epoch ms, for the record-header hints.
 
-Beyond Kafka (share_delivery.py decides; this class applies):
-
-* redelivery backoff: a released or lock-expired record gets ``not_before`` = then +
-  ``backoff.delay_ms(count)`` (``acknowledge(release_delay_ms=)`` overrides it); after a
-  restore every unfinished record that was delivered before waits one backoff from the
-  restore (0 with the default backoff).
-* hints (``pylog-deliver-at`` / ``-delay-ms`` / ``-ttl-ms`` / ``-priority``): with
-  ``track_hints`` the caller hands in every record's Hints from ``hint_range_locked``
-  on (``set_hints_locked``; records without hints cost nothing here) and acquire looks
-  no further than it has hints for.  A record held back (backoff, deliver-at) is
-  skipped, not waited for: the records behind it are handed out, but it keeps its
-  slot, so a record delayed at ``spso`` lets at most ``max_record_locks - 1`` records
-  behind it through before the partition waits for it (invariant 3).
-* TTL: an AVAILABLE record of the look-ahead ``[spso, spso + max_record_locks)``
-  whose ``expires_at`` passed is archived (reason "expired"), never delivered; an
-  ACQUIRED one is left to its holder.
-* priority: among the deliverable records of ``[spso, spso + priority_window)`` higher
-  ``priority`` first, FIFO within one; records past that window (when it is smaller
-  than the lock window) come after, FIFO.  Runs are returned in offset order.
-* dead letters: with ``dead_letters`` on, every record archived by REJECT ("rejected"),
-  by the delivery limit ("delivery-limit") or by TTL with ``expired_action="dlq"``
-  ("expired") is listed for the caller (``take_dead_letters_locked``), which must
-  produce it to the dead-letter topic *before* it persists the delta.
+Beyond Kafka: redelivery backoff (``not_before``), delivery hints (deliver-at, TTL,
+priority) handed in by the caller, and dead letters listed for the caller to produce;
+share_delivery.py's module doc says what each does to this window.
 
 Thread-safe: one lock per share-partition (``self.lock``, re-entrant, so a caller can
 hold it across a change and the write of its delta); methods ending in ``_locked``
@@ -188,7 +168,7 @@ class SharePartition:
         self.dead_letters = dead_letters
         self._rng = rng or random.Random()
         # Hints (share_delivery.Hints) of the records that have any, for offsets below
-        # hinted_to; kept while at or above spso (pruned in set_hints_locked).
+        # hinted_to; dropped as spso passes them (and in set_hints_locked).
         self.track_hints = False
         self.hinted_to = 0
         self._hints: dict[int, Hints] = {}
@@ -411,6 +391,7 @@ class SharePartition:
             del self._records[o]
         for o in range(self.spso, self.speo):
             self._records.setdefault(o, InFlight())
+        self.hinted_to = min(self.hinted_to, self.spso)   # hints dropped meanwhile: reread
         self._undo_window, self._undo = None, {}
         self._pending_undo = (None, {}, ())
         self._changed = {}
@@ -427,14 +408,15 @@ class SharePartition:
         self._changed[offset] = e
 
     def _runs(self, offsets: list[int]) -> list[Acquired]:
-        out: list[Acquired] = []
+        runs: list[list[int]] = []
+        records = self._records
         for o in offsets:
-            n = self._records[o].delivery_count
-            if out and out[-1].last_offset == o - 1 and out[-1].delivery_count == n:
-                out[-1] = out[-1]._replace(last_offset=o)
+            n = records[o].delivery_count
+            if runs and runs[-1][1] == o - 1 and runs[-1][2] == n:
+                runs[-1][1] = o
             else:
-                out.append(Acquired(o, o, n))
-        return out
+                runs.append([o, o, n])
+        return [Acquired(*r) for r in runs]
 
     # -- acknowledge / renew / release --------------------------------------------------
     def acknowledge(self, member: str, batches: Iterable[tuple[int, int, int]],
@@ -587,8 +569,11 @@ class SharePartition:
         self._advance_locked()
 
     def _advance_locked(self) -> None:
+        hints = self._hints
         while self.spso < self.speo and self._records[self.spso].state in _FINISHED:
             self._save_locked(self.spso, self._records.pop(self.spso))
+            if hints:
+                hints.pop(self.spso, None)
             self.spso += 1
             self._start_moved = True
 
