@@ -17,7 +17,8 @@ Configs: the group's ``log.group_configs`` (every share key of group_configs.py:
 ``errors.deadletterqueue.*``, ``share.expired.action``, ``share.priority.window.records``),
 then keyword arguments of ``log.queue`` (the same names, checked with the same bounds,
 or the keyword names of ``ShareGroups.defaults``, only converted), then the broker
-defaults.  A share-partition reads its configs when it is first used after open.
+defaults.  A change applies to open share-partitions from their next call on
+(``share.auto.offset.reset`` only matters before a partition's first use).
 
 Delivery hints (share_delivery.py): before an acquire, the headers of the records that
 may enter the share-partition's window are read once (``PartitionLog.read``: verified
@@ -110,7 +111,7 @@ class ShareGroups:
         for name, kw in _CONFIG_KEYS.items():
             self.defaults.setdefault(kw, group_configs.typed(name, g[name].default))
         self.defaults.update(defaults or {})
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()      # re-entrant: _seen runs under it too
         self._members: dict[str, set[str]] = {}             # group -> member ids
         self._partitions: dict[tuple[str, str, int], SharePartition] = {}
         self._overrides: dict[str, dict] = {}               # group -> log.queue kwargs
@@ -164,24 +165,49 @@ class ShareGroups:
 
     def _new_share_partition(self, group: str, topic: str, partition: int
                              ) -> SharePartition:
+        seen = self._seen(group)
         o = self._settings(group)
-        backoff = Backoff(o["backoff_ms"], max(o["backoff_ms"], o["backoff_max_ms"]),
-                          o["backoff_multiplier"], o["backoff_jitter"])
         sp = SharePartition(
             group, topic, partition, clock=self.clock, wall_clock=self.wall_clock,
             lock_duration_ms=o["lock_duration_ms"],
             delivery_count_limit=o["delivery_count_limit"],
             max_record_locks=o["max_record_locks"],
-            auto_offset_reset=o["auto_offset_reset"], backoff=backoff,
-            priority_window=o["priority_window"], expired_action=o["expired_action"],
-            dead_letters=o["dead_letters"])
+            auto_offset_reset=o["auto_offset_reset"],
+            priority_window=o["priority_window"], expired_action=o["expired_action"])
         sp.track_hints = True
-        sp.dlq_topic = dlq_topic_name(topic, o["dlq_topic"] or None)
-        if sp.dlq_topic == topic and sp.dead_letters:
-            log.warning("share group %s: errors.deadletterqueue.topic.name is %s itself; "
-                        "its dead records are only archived", group, topic)
-            sp.dead_letters = False
+        self._apply(sp, o, seen)
         return sp
+
+    def _seen(self, group: str) -> tuple:
+        with self._lock:
+            mine = dict(self._overrides.get(group, {}))
+        return self._log.group_configs.get(group), mine
+
+    def _apply(self, sp: SharePartition, o: dict, seen: tuple) -> None:
+        """(Re)apply the settings that may change while a share-partition is open
+        (every one but auto_offset_reset and max_record_locks); caller holds sp.lock or
+        owns sp."""
+        sp.lock_duration_ms = o["lock_duration_ms"]
+        sp.delivery_count_limit = max(1, o["delivery_count_limit"])
+        sp.backoff = Backoff(o["backoff_ms"], max(o["backoff_ms"], o["backoff_max_ms"]),
+                             o["backoff_multiplier"], o["backoff_jitter"])
+        sp.priority_window = o["priority_window"]
+        sp.expired_action = o["expired_action"]
+        sp.dead_letters = o["dead_letters"]
+        sp.dlq_topic = dlq_topic_name(sp.topic, o["dlq_topic"] or None)
+        if sp.dlq_topic == sp.topic and sp.dead_letters:
+            log.warning("share group %s: errors.deadletterqueue.topic.name is %s itself; "
+                        "its dead records are only archived", sp.group, sp.topic)
+            sp.dead_letters = False
+        sp.settings_seen = seen
+
+    def _refresh(self, sp: SharePartition) -> None:
+        """Group configs altered (IncrementalAlterConfigs, log.queue kwargs) since the
+        share-partition last looked apply from its next call on."""
+        seen = self._seen(sp.group)
+        if seen != sp.settings_seen:
+            with sp.lock:
+                self._apply(sp, self._settings(sp.group), seen)
 
     # -- members ------------------------------------------------------------------------
     def join(self, group: str, member_id: str | None = None) -> str:
@@ -216,6 +242,7 @@ class ShareGroups:
         key = (group, topic, partition)
         sp = self._partitions.get(key)
         if sp is not None:
+            self._refresh(sp)
             return sp
         self.wait_loaded()
         self._log.partition(topic, partition)          # UnknownTopicError if absent

@@ -347,3 +347,23 @@ def test_a_negative_release_delay_is_refused_and_changes_nothing(env):
         m.release(delay_ms=-1)
     assert q.stats()[0]["acquired"] == 1
     m.ack()
+
+
+def test_group_configs_altered_while_open_apply_to_the_next_call(env):
+    log, clock, _ = env
+    log.create_topic("orders", 1).partition(0).append_batch([b"a", b"b"])
+    q = log.queue("workers", "orders", **EARLIEST)
+    a, b = q.receive()
+    a.release()
+    a = q.receive()[0]                             # at once: Kafka's default
+    log.group_configs.alter("workers", {"share.redelivery.backoff.ms": "500",
+                                        "share.redelivery.backoff.jitter": "0",
+                                        "errors.deadletterqueue.enable": "false"})
+    a.release()                                    # after delivery 2: 500 * 2
+    clock.now += 999
+    assert q.receive() == []
+    clock.now += 1
+    a = q.receive()[0]
+    assert (a.offset, a.delivery_count) == (0, 3)
+    b.reject()
+    assert not log.has_topic("orders.dlq") and q.stats()[0]["archived_total"] == 1
