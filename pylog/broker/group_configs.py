@@ -184,6 +184,7 @@ class GroupConfigs:
         self._path = None if data_dir is None else Path(data_dir) / GROUP_CONFIGS_FILE
         self._lock = threading.Lock()
         self._groups: dict[str, dict[str, str]] = self._load()
+        self.version = 0               # +1 on every change (readers cache by it)
 
     def _load(self) -> dict[str, dict[str, str]]:
         if self._path is None:
@@ -239,6 +240,7 @@ class GroupConfigs:
                 groups.pop(group_id, None)
             self._write(groups)
             self._groups = groups
+            self.version += 1
             return dict(new)
 
     def describe(self, group_id: str) -> list[tuple[str, str, bool]]:

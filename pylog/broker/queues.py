@@ -115,6 +115,7 @@ class ShareGroups:
         self._members: dict[str, set[str]] = {}             # group -> member ids
         self._partitions: dict[tuple[str, str, int], SharePartition] = {}
         self._overrides: dict[str, dict] = {}               # group -> log.queue kwargs
+        self._overrides_version = 0
         self.store = ShareStore(log_)
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
@@ -154,6 +155,7 @@ class ShareGroups:
                 raise InvalidRequestError(f"unknown queue config {k!r}")
         with self._lock:
             self._overrides.setdefault(group, {}).update(opts)
+            self._overrides_version += 1
 
     def _settings(self, group: str) -> dict:
         out = dict(self.defaults)
@@ -179,9 +181,7 @@ class ShareGroups:
         return sp
 
     def _seen(self, group: str) -> tuple:
-        with self._lock:
-            mine = dict(self._overrides.get(group, {}))
-        return self._log.group_configs.get(group), mine
+        return self._log.group_configs.version, self._overrides_version
 
     def _apply(self, sp: SharePartition, o: dict, seen: tuple) -> None:
         """(Re)apply the settings that may change while a share-partition is open
