@@ -7,7 +7,7 @@ import pytest
 import pylog
 from pylog.broker.dead_letters import DLQ_HEADERS, parse_dlq_headers
 from pylog.errors import (InvalidConfigError, InvalidRecordStateError, InvalidRequestError,
-                          PylogError)
+                          PylogError, StorageError)
 
 TS = 1_700_000_000_000
 EARLIEST = {"share.auto.offset.reset": "earliest"}
@@ -367,3 +367,25 @@ def test_group_configs_altered_while_open_apply_to_the_next_call(env):
     assert (a.offset, a.delivery_count) == (0, 3)
     b.reject()
     assert not log.has_topic("orders.dlq") and q.stats()[0]["archived_total"] == 1
+
+
+def test_dead_letter_first_then_state_a_failed_state_write_gives_a_duplicate(env):
+    log, _, _ = env
+    log.create_topic("orders", 1).partition(0).append(b"poison")
+    q = log.queue("workers", "orders", **EARLIEST)
+    m = q.receive()[0]
+    store = log.share_groups.store
+    real = store._partition
+
+    class Refusing:                      # the state topic's partition, fenced
+        def append_batch(self, *a, **k):
+            raise StorageError("disk full")
+
+    store._partition = Refusing()
+    with pytest.raises(StorageError):
+        m.reject()                       # the dead letter was written, the archive not
+    store._partition = real
+    assert len(dead_letters(log)) == 1 and q.stats()[0]["acquired"] == 1
+    m.reject()                           # again: a duplicate dead letter, none lost
+    assert [parse_dlq_headers(r.headers).offset for r in dead_letters(log)] == [0, 0]
+    assert q.stats()[0]["spso"] == 1
