@@ -348,8 +348,10 @@ class ShareGroups:
 
     def acquire(self, group: str, member_id: str, topic: str, partition: int,
                 max_records: int) -> list[Acquired]:
-        """Acquire up to ``max_records`` records of one partition for a member; the
-        acquisition is written (delivery counts) before the runs are returned."""
+        """Acquire up to ``max_records`` deliverable records of one partition for a
+        member (held-back and expired ones skipped, by priority when the look-ahead has
+        hints; runs in offset order); the acquisition is written (delivery counts)
+        before the runs are returned, after any dead letters it caused."""
         self._check_member(group, member_id)
         sp = self.share_partition(group, topic, partition)
         p = self._log.partition(topic, partition)
