@@ -120,6 +120,11 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
                choices=("skip", "raise"),
                doc="A read across offsets lost to corruption (lost-offsets.json): skip "
                    "them with a logged warning, or raise CorruptRecordError."),
+    ConfigSpec("message.ttl.ms", "message_ttl_ms", "long", -1, -1, _INT64_MAX,
+               doc="pylog: share groups never deliver a record older than this (record "
+                   "timestamp + ttl; archived or dead-lettered per share.expired.action); "
+                   "a pylog-ttl-ms header overrides it; -1 = no TTL.  Consumer groups "
+                   "and plain reads are not affected."),
 )
 _BY_NAME = {s.name: s for s in TOPIC_CONFIG_SPECS}
 

@@ -7,8 +7,12 @@ group coordinators (``log.group_configs.get(group_id)``).  Keys, defaults and bo
 are Kafka's GroupConfig with the broker's default limits
 (``group.consumer.min.session.timeout.ms`` 45000 ... ``max`` 60000, heartbeat 5000
 ... 15000, the same for share groups; record lock 15000 ... 60000), and a session
-timeout must exceed its heartbeat interval.  Values are kept as the strings given;
-``get`` answers only the keys set for the group (the caller applies its own default).
+timeout must exceed its heartbeat interval.  Share groups also take Kafka's
+``share.delivery.count.limit`` (2 ... 10) and ``share.auto.offset.reset``, and pylog's
+own share keys (redelivery backoff, dead letters, TTL action, priority window; see the
+table and pylog/broker/share_delivery.py), typed int, double, bool or str.  Values are
+kept as the (normalised) strings given; ``get`` answers only the keys set for the group
+(the caller applies its own default; ``typed`` converts a value).
 
 Written with ``atomic_write`` (temp file, fsync, rename, fsync of the directory) on
 every change; a memory log (no data directory) keeps them in memory.  Thread-safe
@@ -19,10 +23,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
-from pylog.errors import InvalidConfigError, InvalidRequestError, StorageError
-from pylog.storage.files import atomic_write
+from pylog.broker.share_delivery import parse_auto_offset_reset
+from pylog.errors import (InvalidConfigError, InvalidRequestError, InvalidTopicError,
+                          StorageError)
+from pylog.storage.files import atomic_write, validate_topic_name
 
 __all__ = ["GroupConfigs", "GroupConfigKey", "GROUP_CONFIG_KEYS", "GROUP_CONFIGS_FILE"]
 
@@ -32,10 +38,12 @@ VERSION = 1
 
 class GroupConfigKey(NamedTuple):
     name: str
-    default: int
-    lo: int            # the broker's group.*.min... limit (Kafka's default)
-    hi: int
+    default: int | float | str | bool
+    lo: int | float    # the broker's group.*.min... limit (Kafka's default); numbers
+    hi: int | float
     doc: str
+    type: str = "int"  # "int", "double", "bool", "str"; a "str" is checked by ``check``
+    check: Callable[[str], object] | None = None
 
 
 GROUP_CONFIG_KEYS: dict[str, GroupConfigKey] = {k.name: k for k in (
@@ -51,21 +59,85 @@ GROUP_CONFIG_KEYS: dict[str, GroupConfigKey] = {k.name: k for k in (
                    "The heartbeat interval given to the members of a share group."),
     GroupConfigKey("share.record.lock.duration.ms", 30000, 15000, 60000,
                    "The record acquisition lock duration in milliseconds for share groups."),
+    GroupConfigKey("share.delivery.count.limit", 5, 2, 10,
+                   "The maximum number of delivery attempts for a record delivered to a "
+                   "share group; past it the record is archived (or dead-lettered)."),
+    GroupConfigKey("share.auto.offset.reset", "latest", 0, 0,
+                   "Where a share group starts on a partition it has no state for: "
+                   "latest, earliest, or by_duration:<ISO-8601 duration> (the first "
+                   "record no older than that, e.g. by_duration:PT1H).",
+                   "str", parse_auto_offset_reset),
+    # pylog's own (issue 12 part 3; pylog/broker/share_delivery.py)
+    GroupConfigKey("share.redelivery.backoff.ms", 0, 0, 3_600_000,
+                   "pylog: initial delay before a released or lock-expired record is "
+                   "delivered again; 0 = at once (Kafka's behaviour)."),
+    GroupConfigKey("share.redelivery.backoff.max.ms", 60_000, 0, 86_400_000,
+                   "pylog: the redelivery backoff never exceeds this."),
+    GroupConfigKey("share.redelivery.backoff.multiplier", 2.0, 1.0, 100.0,
+                   "pylog: the backoff after the n-th delivery is initial * "
+                   "multiplier^(n-1), capped at the max.", "double"),
+    GroupConfigKey("share.redelivery.backoff.jitter", 0.2, 0.0, 1.0,
+                   "pylog: a random fraction up to this much is taken off each backoff.",
+                   "double"),
+    GroupConfigKey("errors.deadletterqueue.enable", "true", 0, 0,
+                   "pylog: rejected and delivery-limit records (and expired ones with "
+                   "share.expired.action=dlq) are produced to the dead-letter topic "
+                   "before they are archived; false = only archived (Kafka's "
+                   "behaviour).", "bool"),
+    GroupConfigKey("errors.deadletterqueue.topic.name", "", 0, 0,
+                   "The dead-letter topic (KIP-1191's name); empty = <topic>.dlq. "
+                   "Created on first use with the origin topic's partition count.",
+                   "str", lambda v: v and validate_topic_name(v)),
+    GroupConfigKey("share.expired.action", "archive", 0, 0,
+                   "pylog: what becomes of a record whose TTL (pylog-ttl-ms header or "
+                   "the topic's message.ttl.ms) passed before delivery: archive or dlq.",
+                   "str", lambda v: _choice("share.expired.action", v, ("archive", "dlq"))),
+    GroupConfigKey("share.priority.window.records", 200, 1, 10_000,
+                   "pylog: pylog-priority orders the records among the next this many "
+                   "from the share-partition start offset (capped at "
+                   "group.share.partition.max.record.locks, 200); 1 = FIFO."),
 )}
 # (session key, heartbeat key): the session timeout must be greater.
 _PAIRS = (("consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"),
           ("share.session.timeout.ms", "share.heartbeat.interval.ms"))
 
 
-def _parse(name: str, value) -> int:
+def _choice(name: str, value: str, choices: tuple) -> str:
+    if value not in choices:
+        raise InvalidConfigError(f"Invalid value {value!r} for configuration {name}: "
+                                 f"must be one of {', '.join(choices)}")
+    return value
+
+
+def _parse(name: str, value) -> int | float | str:
     key = GROUP_CONFIG_KEYS.get(name)
     if key is None:
         raise InvalidConfigError(f"Unknown group config name: {name}")
+    if key.type == "str":
+        text = str(value).strip()
+        try:
+            norm = key.check(text)
+        except (InvalidConfigError, InvalidTopicError, ValueError) as e:
+            msg = str(e)
+            raise InvalidConfigError(msg if name in msg else
+                                     f"Invalid value {text!r} for configuration "
+                                     f"{name}: {msg}") from None
+        return norm if isinstance(norm, str) else text
+    if key.type == "bool":
+        text = str(value).strip().lower()
+        if text not in ("true", "false"):
+            raise InvalidConfigError(f"Invalid value {value!r} for configuration {name}: "
+                                     "Expected value to be either true or false")
+        return text
     try:
-        n = int(str(value).strip(), 10)
+        n = (float if key.type == "double" else int)(str(value).strip())
     except ValueError:
         raise InvalidConfigError(f"Invalid value {value!r} for configuration {name}: "
-                                 "Not a number of type INT") from None
+                                 f"Not a number of type {key.type.upper()}") from None
+    if key.type == "double":
+        if not key.lo <= n <= key.hi:
+            raise InvalidConfigError(f"{name} must be between {key.lo} and {key.hi}")
+        return n
     if not -(1 << 31) <= n < (1 << 31):
         raise InvalidConfigError(f"Invalid value {value!r} for configuration {name}: "
                                  "Not a number of type INT")
@@ -87,7 +159,22 @@ def validate(configs: dict[str, str]) -> dict[str, str]:
         h = int(out.get(heartbeat, GROUP_CONFIG_KEYS[heartbeat].default))
         if s <= h:
             raise InvalidConfigError(f"{session} must be greater than {heartbeat}")
+    lo, hi = "share.redelivery.backoff.ms", "share.redelivery.backoff.max.ms"
+    if int(out.get(lo, 0)) > int(out.get(hi, GROUP_CONFIG_KEYS[hi].default)):
+        raise InvalidConfigError(f"{lo} must not be greater than {hi}")
     return out
+
+
+def typed(name: str, value: str) -> int | float | str | bool:
+    """A stored (validated) value as its type: "true" -> True, "2.0" -> 2.0."""
+    key = GROUP_CONFIG_KEYS[name]
+    if key.type == "bool":
+        return str(value).lower() == "true"
+    if key.type == "double":
+        return float(value)
+    if key.type == "int":
+        return int(value)
+    return str(value)
 
 
 class GroupConfigs:
@@ -97,6 +184,7 @@ class GroupConfigs:
         self._path = None if data_dir is None else Path(data_dir) / GROUP_CONFIGS_FILE
         self._lock = threading.Lock()
         self._groups: dict[str, dict[str, str]] = self._load()
+        self.version = 0               # +1 on every change (readers cache by it)
 
     def _load(self) -> dict[str, dict[str, str]]:
         if self._path is None:
@@ -152,6 +240,7 @@ class GroupConfigs:
                 groups.pop(group_id, None)
             self._write(groups)
             self._groups = groups
+            self.version += 1
             return dict(new)
 
     def describe(self, group_id: str) -> list[tuple[str, str, bool]]:

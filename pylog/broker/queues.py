@@ -11,10 +11,29 @@ Two layers:
   partition of the topic and returns ``Message`` objects with ``ack`` / ``release`` /
   ``reject`` / ``renew``.
 
-Configs: the group's ``log.group_configs`` (``share.record.lock.duration.ms``,
-``share.delivery.count.limit``, ``share.auto.offset.reset``), then keyword arguments of
-``log.queue``, then the broker defaults (share_state.DEFAULT_*).  A share-partition reads
-its configs when it is first used after open.
+Configs: the group's ``log.group_configs`` (every share key of group_configs.py:
+``share.record.lock.duration.ms``, ``share.delivery.count.limit``,
+``share.auto.offset.reset``, pylog's ``share.redelivery.backoff.*``,
+``errors.deadletterqueue.*``, ``share.expired.action``, ``share.priority.window.records``),
+then keyword arguments of ``log.queue`` (the same names, checked with the same bounds,
+or the keyword names of ``ShareGroups.defaults``, only converted), then the broker
+defaults.  A change applies to open share-partitions from their next call on
+(``share.auto.offset.reset`` only matters before a partition's first use).
+
+Delivery hints (share_delivery.py): before an acquire, the headers of the records that
+may enter the share-partition's window are read once (``PartitionLog.read``: verified
+batches only) and their Hints cached in the share-partition; a record without
+``pylog-`` headers (and a topic without ``message.ttl.ms``) costs one read and nothing
+more.  A header that does not parse is treated as absent and counted.
+
+Dead letters, in this order: the share-partition archives the record in memory; the
+record (key, value, its headers + ``dead_letters.dlq_headers``, timestamp) is appended
+to the dead-letter topic (created on first use with the origin's partition count;
+origin partition i goes to partition i mod its count) and waited on to be as durable
+as that topic's flush policy promises; then the state change is written.  A crash in
+between leaves the record unfinished in ``__share_group_state``: it is delivered or
+dead-lettered again (at worst a duplicate dead letter, never a lost one).  A failed
+dead-letter write undoes the change (the record stays as it was) and raises.
 
 Thread-safe: ShareGroups has one lock for its maps; each share-partition has its own.
 A Queue may be used from several threads; each Message is acknowledged once.
@@ -22,45 +41,81 @@ A Queue may be used from several threads; each Message is acknowledged once.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
 from typing import Callable
 
+from pylog.broker import group_configs
+from pylog.broker.dead_letters import DeadLetterOrigin, dlq_headers, dlq_topic_name
+from pylog.broker.share_delivery import DEFAULT_PRIORITY, NO_HINTS, Backoff, parse_hints
 from pylog.broker.share_state import (DEFAULT_AUTO_OFFSET_RESET,
                                       DEFAULT_DELIVERY_COUNT_LIMIT,
                                       DEFAULT_LOCK_DURATION_MS, DEFAULT_MAX_RECORD_LOCKS,
                                       AcknowledgeType, Acquired, SharePartition,
-                                      monotonic_ms)
+                                      epoch_ms, monotonic_ms)
 from pylog.broker.share_store import ShareStore
-from pylog.errors import (InvalidRequestError, OffsetOutOfRangeError,
-                          UnknownMemberIdError)
+from pylog.errors import (CorruptRecordError, InvalidRecordError, InvalidRequestError,
+                          OffsetOutOfRangeError, TopicExistsError, UnknownMemberIdError)
 
 __all__ = ["ShareGroups", "Queue", "Message"]
 
-_CONFIG_KEYS = {"share.record.lock.duration.ms": ("lock_duration_ms", int),
-                "share.delivery.count.limit": ("delivery_count_limit", int),
-                "share.auto.offset.reset": ("auto_offset_reset", str),
-                "group.share.partition.max.record.locks": ("max_record_locks", int)}
+# group config name -> keyword of ShareGroups.defaults
+_CONFIG_KEYS = {"share.record.lock.duration.ms": "lock_duration_ms",
+                "share.delivery.count.limit": "delivery_count_limit",
+                "share.auto.offset.reset": "auto_offset_reset",
+                "share.redelivery.backoff.ms": "backoff_ms",
+                "share.redelivery.backoff.max.ms": "backoff_max_ms",
+                "share.redelivery.backoff.multiplier": "backoff_multiplier",
+                "share.redelivery.backoff.jitter": "backoff_jitter",
+                "errors.deadletterqueue.enable": "dead_letters",
+                "errors.deadletterqueue.topic.name": "dlq_topic",
+                "share.expired.action": "expired_action",
+                "share.priority.window.records": "priority_window"}
+_LOCAL_KEYS = {"group.share.partition.max.record.locks": "max_record_locks"}
 _POLL_SLICE_S = 0.1        # a wait re-checks lock expiry at least this often
+_SCAN_BYTES = 16 << 20     # one hint-scan read
+
+log = logging.getLogger("pylog.share")
+
+
+def _convert(value, like):
+    """A keyword value as the type of its default (bools accept "true"/"false")."""
+    if isinstance(like, bool):
+        if isinstance(value, str):
+            if value.strip().lower() not in ("true", "false"):
+                raise InvalidRequestError(f"{value!r} is not true or false")
+            return value.strip().lower() == "true"
+        return bool(value)
+    try:
+        return type(like)(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"{value!r} is not a {type(like).__name__}") from None
 
 
 class ShareGroups:
     """Share groups of one Log: members, share-partitions, their durable state."""
 
     def __init__(self, log_, clock: Callable[[], int] = monotonic_ms,
-                 defaults: dict | None = None) -> None:
+                 defaults: dict | None = None,
+                 wall_clock: Callable[[], int] = epoch_ms) -> None:
         self._log = log_
         self.clock = clock
+        self.wall_clock = wall_clock
+        g = group_configs.GROUP_CONFIG_KEYS
         self.defaults = {"lock_duration_ms": DEFAULT_LOCK_DURATION_MS,
                          "delivery_count_limit": DEFAULT_DELIVERY_COUNT_LIMIT,
                          "max_record_locks": DEFAULT_MAX_RECORD_LOCKS,
                          "auto_offset_reset": DEFAULT_AUTO_OFFSET_RESET}
+        for name, kw in _CONFIG_KEYS.items():
+            self.defaults.setdefault(kw, group_configs.typed(name, g[name].default))
         self.defaults.update(defaults or {})
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()      # re-entrant: _seen runs under it too
         self._members: dict[str, set[str]] = {}             # group -> member ids
         self._partitions: dict[tuple[str, str, int], SharePartition] = {}
         self._overrides: dict[str, dict] = {}               # group -> log.queue kwargs
+        self._overrides_version = 0
         self.store = ShareStore(log_)
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
@@ -84,27 +139,75 @@ class ShareGroups:
 
     # -- configs ------------------------------------------------------------------------
     def configure(self, group: str, **configs) -> None:
-        """Per-group settings given to ``log.queue`` (share.* names or keyword names)."""
+        """Per-group settings given to ``log.queue``: group config names (checked as
+        IncrementalAlterConfigs checks them: InvalidConfigError) or keyword names."""
         opts = {}
         for k, v in configs.items():
             if k in _CONFIG_KEYS:
-                name, conv = _CONFIG_KEYS[k]
+                opts[_CONFIG_KEYS[k]] = group_configs.typed(
+                    k, group_configs.validate({k: str(v).lower() if isinstance(v, bool)
+                                               else v})[k])
+            elif k in _LOCAL_KEYS:
+                opts[_LOCAL_KEYS[k]] = _convert(v, self.defaults[_LOCAL_KEYS[k]])
             elif k in self.defaults:
-                name, conv = k, type(self.defaults[k])
+                opts[k] = _convert(v, self.defaults[k])
             else:
                 raise InvalidRequestError(f"unknown queue config {k!r}")
-            opts[name] = conv(v)
         with self._lock:
             self._overrides.setdefault(group, {}).update(opts)
+            self._overrides_version += 1
 
     def _settings(self, group: str) -> dict:
         out = dict(self.defaults)
         out.update(self._overrides.get(group, {}))
         for k, v in self._log.group_configs.get(group).items():
             if k in _CONFIG_KEYS:
-                name, conv = _CONFIG_KEYS[k]
-                out[name] = conv(v)
+                out[_CONFIG_KEYS[k]] = group_configs.typed(k, v)
         return out
+
+    def _new_share_partition(self, group: str, topic: str, partition: int
+                             ) -> SharePartition:
+        seen = self._seen(group)
+        o = self._settings(group)
+        sp = SharePartition(
+            group, topic, partition, clock=self.clock, wall_clock=self.wall_clock,
+            lock_duration_ms=o["lock_duration_ms"],
+            delivery_count_limit=o["delivery_count_limit"],
+            max_record_locks=o["max_record_locks"],
+            auto_offset_reset=o["auto_offset_reset"],
+            priority_window=o["priority_window"], expired_action=o["expired_action"])
+        sp.track_hints = True
+        self._apply(sp, o, seen)
+        return sp
+
+    def _seen(self, group: str) -> tuple:
+        return self._log.group_configs.version, self._overrides_version
+
+    def _apply(self, sp: SharePartition, o: dict, seen: tuple) -> None:
+        """(Re)apply the settings that may change while a share-partition is open
+        (every one but auto_offset_reset and max_record_locks); caller holds sp.lock or
+        owns sp."""
+        sp.lock_duration_ms = o["lock_duration_ms"]
+        sp.delivery_count_limit = max(1, o["delivery_count_limit"])
+        sp.backoff = Backoff(o["backoff_ms"], max(o["backoff_ms"], o["backoff_max_ms"]),
+                             o["backoff_multiplier"], o["backoff_jitter"])
+        sp.priority_window = o["priority_window"]
+        sp.expired_action = o["expired_action"]
+        sp.dead_letters = o["dead_letters"]
+        sp.dlq_topic = dlq_topic_name(sp.topic, o["dlq_topic"] or None)
+        if sp.dlq_topic == sp.topic and sp.dead_letters:
+            log.warning("share group %s: errors.deadletterqueue.topic.name is %s itself; "
+                        "its dead records are only archived", sp.group, sp.topic)
+            sp.dead_letters = False
+        sp.settings_seen = seen
+
+    def _refresh(self, sp: SharePartition) -> None:
+        """Group configs altered (IncrementalAlterConfigs, log.queue kwargs) since the
+        share-partition last looked apply from its next call on."""
+        seen = self._seen(sp.group)
+        if seen != sp.settings_seen:
+            with sp.lock:
+                self._apply(sp, self._settings(sp.group), seen)
 
     # -- members ------------------------------------------------------------------------
     def join(self, group: str, member_id: str | None = None) -> str:
@@ -144,14 +247,14 @@ class ShareGroups:
         key = (group, topic, partition)
         sp = self._partitions.get(key)
         if sp is not None:
+            self._refresh(sp)
             return sp
         self.wait_loaded()
         self._log.partition(topic, partition)          # UnknownTopicError if absent
         with self._lock:
             sp = self._partitions.get(key)
             if sp is None:
-                sp = SharePartition(group, topic, partition, clock=self.clock,
-                                    **self._settings(group))
+                sp = self._new_share_partition(group, topic, partition)
                 stored = self.store.state(group, topic, partition)
                 if stored is not None:
                     sp.restore(*stored)
@@ -159,36 +262,127 @@ class ShareGroups:
             return sp
 
     def _persist(self, sp: SharePartition, delta):
-        """Write ``delta`` (caller holds ``sp.lock``); if the write fails the change is
-        undone, so memory never runs ahead of the log."""
+        """Produce the change's dead letters, then write ``delta`` (caller holds
+        ``sp.lock``); if either fails the change is undone, so memory never runs
+        ahead of the log."""
         try:
+            dead = sp.take_dead_letters_locked()
+            if dead:
+                self._dead_letter_locked(sp, dead)
             return self.store.write(sp.group, sp.topic, sp.partition, delta)
         except BaseException:
             sp.rollback_locked()
             raise
 
+    def _dead_letter_locked(self, sp: SharePartition, dead) -> None:
+        """Append the records ``dead`` names to the dead-letter topic, durably."""
+        p = self._log.partition(sp.topic, sp.partition)
+        now = self.wall_clock()
+        values, keys, headers, stamps = [], [], [], []
+        for d in dead:
+            try:
+                recs = p.read(d.offset, max_records=1)
+            except OffsetOutOfRangeError:
+                recs = []
+            if not recs or recs[0].offset != d.offset:
+                log.warning("%s-%d offset %d: deleted before it could be dead-lettered "
+                            "(%s)", sp.topic, sp.partition, d.offset, d.reason)
+                continue
+            r = recs[0]
+            values.append(r.value)
+            keys.append(r.key)
+            headers.append(list(r.headers or ()) + dlq_headers(DeadLetterOrigin(
+                sp.group, sp.topic, sp.partition, d.offset, d.delivery_count, d.reason,
+                now)))
+            stamps.append(r.timestamp)
+        if not values:
+            return
+        t = self._dlq_topic(sp.dlq_topic, len(self._log.topic(sp.topic).partitions))
+        dp = t.partition(sp.partition % len(t.partitions))
+        base = dp.append_batch(values, keys, headers, stamps)
+        dp.durable_future(base + len(values) - 1).result()
+        sp.dead_lettered_total += len(values)
+
+    def _dlq_topic(self, name: str, partitions: int):
+        if not self._log.has_topic(name):
+            try:
+                self._log.create_topic(name, partitions)
+                log.info("dead-letter topic %s created (%d partitions)", name, partitions)
+            except TopicExistsError:
+                pass                                  # created meanwhile
+        return self._log.topic(name)
+
+    def _scan_hints_locked(self, sp: SharePartition, p, log_start: int,
+                           log_end: int) -> None:
+        """Read the hints of the records the next acquire may hand out (verified
+        reads); a header that does not parse counts as absent (bad_hints_total)."""
+        lo, hi = sp.hint_range_locked(log_start, log_end)
+        if lo >= hi:
+            return
+        ttl = p.config.message_ttl_ms
+        ttl = ttl if ttl is not None and ttl >= 0 else None
+        found = {}
+        at = lo
+        while at < hi:
+            try:
+                recs = p.read(at, max_records=hi - at, max_bytes=_SCAN_BYTES)
+            except OffsetOutOfRangeError:
+                if p.log_start_offset <= at:
+                    break
+                at = p.log_start_offset         # retention moved the start meanwhile
+                continue
+            except CorruptRecordError:
+                break                           # the delivery read will report it
+            if not recs:
+                break
+            for r in recs:
+                if r.offset >= hi:
+                    break
+                if r.headers or ttl is not None:
+                    try:
+                        h = parse_hints(r.headers, r.timestamp, ttl)
+                    except InvalidRecordError as e:
+                        sp.bad_hints_total += 1
+                        log.warning("%s-%d offset %d: delivery hint ignored: %s",
+                                    p.topic, p.partition, r.offset, e)
+                        h = parse_hints((), r.timestamp, ttl)
+                    if h is not NO_HINTS:
+                        found[r.offset] = h
+            at = recs[-1].offset + 1
+        sp.set_hints_locked(hi, found)
+
     def acquire(self, group: str, member_id: str, topic: str, partition: int,
                 max_records: int) -> list[Acquired]:
-        """Acquire up to ``max_records`` records of one partition for a member; the
-        acquisition is written (delivery counts) before the runs are returned."""
+        """Acquire up to ``max_records`` deliverable records of one partition for a
+        member (held-back and expired ones skipped, by priority when the look-ahead has
+        hints; runs in offset order); the acquisition is written (delivery counts)
+        before the runs are returned, after any dead letters it caused."""
         self._check_member(group, member_id)
         sp = self.share_partition(group, topic, partition)
         p = self._log.partition(topic, partition)
         with sp.lock:
-            runs, delta = sp.acquire(member_id, max_records, p.log_start_offset,
-                                     p.log_end_offset)
+            log_start, log_end = p.log_start_offset, p.log_end_offset
+            if not sp.initialised:
+                start = None
+                if isinstance(sp.reset, int):          # by_duration:<ISO-8601>
+                    start = p.offset_for_time(self.wall_clock() - sp.reset)
+                    start = log_end if start is None else start
+                self._persist(sp, sp.initialise(log_start, log_end, start))
+            self._scan_hints_locked(sp, p, log_start, log_end)
+            runs, delta = sp.acquire(member_id, max_records, log_start, log_end)
             self._persist(sp, delta)
         return runs
 
     def acknowledge(self, group: str, member_id: str, topic: str, partition: int,
-                    batches, wait: bool = True):
+                    batches, wait: bool = True, *, release_delay_ms: int | None = None):
         """Apply (first, last, AcknowledgeType) batches (all or nothing, see
-        SharePartition.acknowledge); returns once durable, or the future with
-        ``wait=False``."""
+        SharePartition.acknowledge); RELEASEd records wait ``release_delay_ms`` (None:
+        the group's redelivery backoff); rejected ones are dead-lettered first.
+        Returns once durable, or the future with ``wait=False``."""
         self._check_member(group, member_id)
         sp = self.share_partition(group, topic, partition)
         with sp.lock:
-            fut = self._persist(sp, sp.acknowledge(member_id, batches))
+            fut = self._persist(sp, sp.acknowledge(member_id, batches, release_delay_ms))
         return fut.result() if wait else fut
 
     def renew(self, group: str, member_id: str, topic: str, partition: int,
@@ -197,15 +391,27 @@ class ShareGroups:
         return self.share_partition(group, topic, partition).renew(member_id, first, last)
 
     def stats(self, group: str, topic: str) -> dict[int, dict]:
+        """Per partition: SharePartition.stats plus ``oldest_available_age_ms`` (wall
+        ms since the timestamp of the oldest record deliverable now; None if none)."""
         out = {}
         for i, p in enumerate(self._log.topic(topic).partitions):
             sp = self.share_partition(group, topic, i)
             with sp.lock:
-                s = sp.stats(p.log_end_offset if sp.initialised else None)
                 if sp.initialised:
                     self._persist(sp, sp.expire())
+                s = sp.stats(p.log_end_offset if sp.initialised else None)
+            s["oldest_available_age_ms"] = self._age(p, s["oldest_available_offset"])
             out[i] = s
         return out
+
+    def _age(self, p, offset: int | None) -> int | None:
+        if offset is None:
+            return None
+        try:
+            recs = p.read(offset, max_records=1)
+        except OffsetOutOfRangeError:
+            return None
+        return max(0, self.wall_clock() - recs[0].timestamp) if recs else None
 
     def close(self) -> None:
         self._loaded.wait(5)
@@ -229,16 +435,19 @@ class Message:
         self.headers = record.headers
         self.delivery_count = delivery_count
 
-    def _settle(self, kind: AcknowledgeType) -> None:
+    def _settle(self, kind: AcknowledgeType, delay_ms: int | None = None) -> None:
         self._queue._coordinator.acknowledge(self._queue.group, self._queue.member_id,
                                              self.topic, self.partition,
-                                             [(self.offset, self.offset, kind)])
+                                             [(self.offset, self.offset, kind)],
+                                             release_delay_ms=delay_ms)
 
     def ack(self) -> None:
         self._settle(AcknowledgeType.ACCEPT)
 
-    def release(self) -> None:
-        self._settle(AcknowledgeType.RELEASE)
+    def release(self, delay_ms: int | None = None) -> None:
+        """Give it back: deliverable again after ``delay_ms`` (None: the group's
+        redelivery backoff, ``share.redelivery.backoff.*``)."""
+        self._settle(AcknowledgeType.RELEASE, delay_ms)
 
     def reject(self) -> None:
         self._settle(AcknowledgeType.REJECT)
@@ -272,7 +481,8 @@ class Queue:
 
     def receive(self, max_records: int = 500, wait_ms: int = 0) -> list[Message]:
         """Up to ``max_records`` messages from the topic's partitions, waiting up to
-        ``wait_ms`` for at least one."""
+        ``wait_ms`` for at least one; higher ``pylog-priority`` first, then in
+        partition and offset order."""
         if max_records < 1:
             raise InvalidRequestError(f"max_records must be positive, not {max_records}")
         deadline = time.monotonic() + max(0, wait_ms) / 1000.0
@@ -298,6 +508,7 @@ class Queue:
 
     def _receive_once(self, parts, max_records: int) -> list[Message]:
         out: list[Message] = []
+        prio: dict = {}                      # partition -> its hints, if any has some
         n = len(parts)
         start = next(self._next) % n
         for j in range(n):
@@ -308,6 +519,13 @@ class Queue:
                                              max_records - len(out))
             for run in runs:
                 out.extend(self._read(parts[i], i, run))
+            if runs:
+                sp = self._coordinator.share_partition(self.group, self.topic, i)
+                if sp.has_hints():
+                    prio[i] = sp.hints
+        if prio:
+            out.sort(key=lambda m: -prio[m.partition](m.offset).priority
+                     if m.partition in prio else -DEFAULT_PRIORITY)
         return out
 
     def _read(self, p, i: int, run: Acquired) -> list[Message]:

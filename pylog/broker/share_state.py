@@ -24,12 +24,18 @@ was ever acquired; all are AVAILABLE with delivery count 0).  Invariants:
      past the contiguous finished prefix at once;
   3. ``speo - spso <= max_record_locks`` (``group.share.partition.max.record.locks``,
      Kafka's default 200): a member cannot race ahead of an unfinished record forever;
-  4. an ACQUIRED entry has a member and a deadline; no other entry has either;
+  4. an ACQUIRED entry has a member and a deadline; no other entry has either; only an
+     AVAILABLE entry has a ``not_before`` (its redelivery backoff);
   5. a delivery count never decreases and never exceeds ``delivery_count_limit``.
 
 Lock expiry is lazy: every call first turns ACQUIRED entries past their deadline back
 into AVAILABLE (or ARCHIVED at the limit).  ``clock`` is any callable returning
-milliseconds (monotonic; deadlines are never persisted).
+milliseconds (monotonic; deadlines and backoffs are never persisted); ``wall_clock``
+gives epoch ms, for the record-header hints.
+
+Beyond Kafka: redelivery backoff (``not_before``), delivery hints (deliver-at, TTL,
+priority) handed in by the caller, and dead letters listed for the caller to produce;
+share_delivery.py's module doc says what each does to this window.
 
 Thread-safe: one lock per share-partition (``self.lock``, re-entrant, so a caller can
 hold it across a change and the write of its delta); methods ending in ``_locked``
@@ -38,14 +44,16 @@ expect it held.
 from __future__ import annotations
 
 import enum
+import random
 import threading
 import time
 from typing import Callable, Iterable, NamedTuple
 
+from pylog.broker.share_delivery import NO_HINTS, Backoff, Hints, parse_auto_offset_reset
 from pylog.errors import InvalidRecordStateError, InvalidRequestError
 
 __all__ = ["RecordState", "AcknowledgeType", "InFlight", "Acquired", "Delta",
-           "SharePartition", "monotonic_ms",
+           "DeadLetter", "SharePartition", "monotonic_ms", "epoch_ms",
            "DEFAULT_LOCK_DURATION_MS", "DEFAULT_DELIVERY_COUNT_LIMIT",
            "DEFAULT_MAX_RECORD_LOCKS", "DEFAULT_AUTO_OFFSET_RESET"]
 
@@ -58,6 +66,10 @@ DEFAULT_AUTO_OFFSET_RESET = "latest"     # share.auto.offset.reset
 
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class RecordState(enum.IntEnum):
@@ -79,14 +91,15 @@ _FINISHED = (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
 
 class InFlight:
     """One record of the window."""
-    __slots__ = ("state", "delivery_count", "member", "deadline")
+    __slots__ = ("state", "delivery_count", "member", "deadline", "not_before")
 
     def __init__(self, state: RecordState = RecordState.AVAILABLE, delivery_count: int = 0,
-                 member: str | None = None, deadline: int = 0) -> None:
+                 member: str | None = None, deadline: int = 0, not_before: int = 0) -> None:
         self.state = state
         self.delivery_count = delivery_count
         self.member = member
         self.deadline = deadline
+        self.not_before = not_before          # AVAILABLE only: clock ms it is held to
 
     def __repr__(self) -> str:
         return f"InFlight({self.state.name}, n={self.delivery_count}, {self.member})"
@@ -112,6 +125,13 @@ class Delta(NamedTuple):
         return bool(self.ranges) or self.start_moved
 
 
+class DeadLetter(NamedTuple):
+    """A record archived for a dead-letter reason (dead_letters.REASONS)."""
+    offset: int
+    delivery_count: int
+    reason: str
+
+
 class SharePartition:
     """State of one share-partition; see the module doc for states and invariants."""
 
@@ -120,19 +140,39 @@ class SharePartition:
                  delivery_count_limit: int = DEFAULT_DELIVERY_COUNT_LIMIT,
                  max_record_locks: int = DEFAULT_MAX_RECORD_LOCKS,
                  auto_offset_reset: str = DEFAULT_AUTO_OFFSET_RESET,
-                 clock: Callable[[], int] = monotonic_ms) -> None:
-        if auto_offset_reset not in ("latest", "earliest"):
-            raise ValueError(f"share.auto.offset.reset must be latest or earliest, "
-                             f"not {auto_offset_reset!r}")
-        if delivery_count_limit < 1 or max_record_locks < 1 or lock_duration_ms < 1:
-            raise ValueError("delivery count limit, record locks and lock duration "
-                             "must be positive")
+                 clock: Callable[[], int] = monotonic_ms,
+                 backoff: Backoff = Backoff(),
+                 priority_window: int = DEFAULT_MAX_RECORD_LOCKS,
+                 expired_action: str = "archive",
+                 dead_letters: bool = False,
+                 wall_clock: Callable[[], int] = epoch_ms,
+                 rng: random.Random | None = None) -> None:
+        self.reset = parse_auto_offset_reset(auto_offset_reset)   # InvalidConfigError
+        if delivery_count_limit < 1 or max_record_locks < 1 or lock_duration_ms < 1 \
+                or priority_window < 1:
+            raise ValueError("delivery count limit, record locks, lock duration and "
+                             "priority window must be positive")
+        if expired_action not in ("archive", "dlq"):
+            raise ValueError(f"share.expired.action must be archive or dlq, not "
+                             f"{expired_action!r}")
         self.group, self.topic, self.partition = group, topic, partition
         self.lock_duration_ms = lock_duration_ms
         self.delivery_count_limit = delivery_count_limit
         self.max_record_locks = max_record_locks
         self.auto_offset_reset = auto_offset_reset
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.backoff = backoff
+        self.priority_window = priority_window
+        self.expired_action = expired_action
+        self.dead_letters = dead_letters
+        self._rng = rng or random.Random()
+        # Hints (share_delivery.Hints) of the records that have any, for offsets below
+        # hinted_to; dropped as spso passes them (and in set_hints_locked).
+        self.track_hints = False
+        self.hinted_to = 0
+        self._hints: dict[int, Hints] = {}
+        self._dead: list[DeadLetter] = []
         self.lock = threading.RLock()
         self.initialised = False
         self.spso = 0
@@ -144,28 +184,60 @@ class SharePartition:
         # not be written is undone (rollback_locked): (spso, speo), offset -> entry state.
         self._undo_window: tuple[int, int] | None = None
         self._undo: dict[int, tuple | None] = {}
-        self._pending_undo: tuple = (None, {})      # the undo of the last delta returned
+        self._undo_counters: tuple = ()
+        self._pending_undo: tuple = (None, {}, ())  # the undo of the last delta returned
         # Counters since open (for stats and, later, metrics).
         self.acknowledged_total = 0
         self.archived_total = 0
         self.released_total = 0
-        self.expired_total = 0
+        self.expired_total = 0          # lock expiries
+        self.ttl_expired_total = 0      # records whose TTL passed before delivery
+        self.dead_lettered_total = 0    # counted by the caller once produced
+        self.bad_hints_total = 0        # records whose hint headers did not parse
 
-    # -- the hook for delay / backoff / TTL (issue 12 part 3) -----------------------------
-    def deliverable_at(self, offset: int, entry: InFlight) -> int:
-        """Earliest clock time (ms) at which an AVAILABLE record may be handed out;
-        0 = now.  The one place that will decide backoff, delay and TTL."""
-        return 0
+    # -- hints (share_delivery.py) ------------------------------------------------------
+    def hint_range_locked(self, log_start: int, log_end: int) -> tuple[int, int]:
+        """[lo, hi): the offsets whose hints the next acquire may need and lacks."""
+        return (max(self.hinted_to, self.spso, log_start),
+                min(log_end, self.spso + self.max_record_locks))
+
+    def set_hints_locked(self, upto: int, hints: dict[int, Hints]) -> None:
+        """Hints are known below ``upto``; ``hints`` holds those that are not NO_HINTS."""
+        if len(self._hints) > 2 * self.max_record_locks:
+            self._hints = {o: h for o, h in self._hints.items() if o >= self.spso}
+        self._hints.update(hints)
+        self.hinted_to = max(self.hinted_to, upto)
+
+    def hints(self, offset: int) -> Hints:
+        return self._hints.get(offset, NO_HINTS)
+
+    def has_hints(self) -> bool:
+        return bool(self._hints)
+
+    def _held_back(self, o: int, e: InFlight | None, now: int, wall: int) -> bool:
+        if e is not None and e.not_before > now:
+            return True
+        h = self._hints.get(o)
+        return h is not None and h.deliver_at > wall
+
+    def take_dead_letters_locked(self) -> list[DeadLetter]:
+        """The records archived for a dead-letter reason since the last call."""
+        out, self._dead = self._dead, []
+        return out
 
     # -- initialisation -----------------------------------------------------------------
-    def initialise(self, log_start: int, log_end: int) -> Delta:
+    def initialise(self, log_start: int, log_end: int, start: int | None = None) -> Delta:
         """First use with no stored state: start at the log end (latest) or start
-        (earliest), as ``share.auto.offset.reset`` says."""
+        (earliest), as ``share.auto.offset.reset`` says; ``start`` is the caller's
+        answer for ``by_duration:`` (without it: the log end)."""
         with self.lock:
             if self.initialised:
                 return Delta(self.spso, ())
-            self.spso = self.speo = log_end if self.auto_offset_reset == "latest" \
-                else log_start
+            if start is not None:
+                at = min(max(start, log_start), log_end)
+            else:
+                at = log_start if self.reset == "earliest" else log_end
+            self.spso = self.speo = self.hinted_to = at
             self.initialised = True
             return Delta(self.spso, (), True)
 
@@ -176,17 +248,23 @@ class SharePartition:
             self.spso = start_offset
             self._records = {}
             top = start_offset - 1
+            now = self.clock()
             for offset, state, count in entries:
                 if offset < start_offset:
                     continue
                 st = RecordState(state)
                 if st is RecordState.ACQUIRED:
                     st = RecordState.AVAILABLE
-                self._records[offset] = InFlight(st, min(count, self.delivery_count_limit))
+                e = InFlight(st, min(count, self.delivery_count_limit))
+                if st is RecordState.AVAILABLE and e.delivery_count:
+                    d = self.backoff.delay_ms(e.delivery_count, self._rng.random())
+                    e.not_before = now + d if d else 0
+                self._records[offset] = e
                 top = max(top, offset)
             for o in range(start_offset, top + 1):
                 self._records.setdefault(o, InFlight())
             self.speo = top + 1
+            self.hinted_to, self._hints = start_offset, {}
             self._changed = {}
             self.initialised = True
             self._advance_locked()
@@ -196,8 +274,9 @@ class SharePartition:
     # -- acquire ------------------------------------------------------------------------
     def acquire(self, member: str, max_records: int, log_start: int, log_end: int
                 ) -> tuple[list[Acquired], Delta]:
-        """Acquire up to ``max_records`` AVAILABLE records for ``member`` (oldest first:
-        released ones in the window, then new ones from the log up to ``log_end``)."""
+        """Acquire up to ``max_records`` deliverable records for ``member``: oldest
+        first (released ones in the window, then new ones from the log up to
+        ``log_end``), or by priority when any record of the look-ahead has hints."""
         if max_records < 1:
             raise InvalidRequestError(f"max_records must be positive, not {max_records}")
         with self.lock:
@@ -207,40 +286,101 @@ class SharePartition:
             now = self.clock()
             self._expire_locked(now)
             self._skip_deleted_locked(log_start)
-            got: list[int] = []
+            top = min(log_end, self.spso + self.max_record_locks)
+            if self.track_hints:
+                top = min(top, max(self.hinted_to, self.speo))
+            if self._hints:
+                wall = self.wall_clock()
+                self._expire_ttl_locked(wall, top)
+                got = self._pick_locked(max_records, now, wall, top)
+            else:
+                got = self._fifo_locked(max_records, now, top)
             deadline = now + self.lock_duration_ms
-            for offset in range(self.spso, self.speo):
-                if len(got) >= max_records:
-                    break
-                e = self._records[offset]
-                if e.state is RecordState.AVAILABLE and self.deliverable_at(offset, e) <= now:
-                    self._take_locked(offset, e, member, deadline)
-                    got.append(offset)
-            while (len(got) < max_records and self.speo < log_end
-                   and self.speo - self.spso < self.max_record_locks):
-                e = InFlight()
-                self._records[self.speo] = e
-                if self.deliverable_at(self.speo, e) > now:
-                    self.speo += 1
-                    continue
-                self._take_locked(self.speo, e, member, deadline)
-                got.append(self.speo)
-                self.speo += 1
+            if got and got[-1] >= self.speo:
+                self._extend_locked(got[-1] + 1)
+            for offset in got:
+                self._take_locked(offset, self._records[offset], member, deadline)
             return self._runs(got), self._delta_locked()
+
+    def _fifo_locked(self, max_records: int, now: int, top: int) -> list[int]:
+        """No record of the look-ahead has hints: oldest first (sorted offsets)."""
+        got: list[int] = []
+        records = self._records
+        for offset in range(self.spso, self.speo):
+            if len(got) >= max_records:
+                return got
+            e = records[offset]
+            if e.state is RecordState.AVAILABLE and e.not_before <= now:
+                got.append(offset)
+        got.extend(range(self.speo, min(top, self.speo + max_records - len(got))))
+        return got
+
+    def _pick_locked(self, max_records: int, now: int, wall: int, top: int) -> list[int]:
+        """Deliverable records of [spso, top): by (-priority, offset) inside the
+        priority window, then by offset; returned sorted by offset."""
+        cands = []
+        prio_end = self.spso + min(self.priority_window, self.max_record_locks)
+        records, hints = self._records, self._hints
+        for o in range(self.spso, top):
+            e = records.get(o)
+            if e is not None and (e.state is not RecordState.AVAILABLE or e.not_before > now):
+                continue
+            h = hints.get(o, NO_HINTS)
+            if h.deliver_at > wall:
+                continue
+            cands.append((0, -h.priority, o) if o < prio_end else (1, 0, o))
+        cands.sort()
+        return sorted(c[2] for c in cands[:max_records])
+
+    def _expire_ttl_locked(self, wall: int, top: int) -> None:
+        """Archive the AVAILABLE records of [spso, top) whose TTL passed."""
+        gone = sorted(o for o, h in self._hints.items()
+                      if h.expires_at is not None and h.expires_at <= wall
+                      and self.spso <= o < top)
+        for o in gone:
+            e = self._records.get(o)
+            if e is None:
+                self._extend_locked(o + 1)
+                e = self._records[o]
+            if e.state is RecordState.AVAILABLE:
+                self._finish_locked(o, e, RecordState.ARCHIVED, "expired")
+                self.ttl_expired_total += 1
+        if gone:
+            self._advance_locked()
+
+    def _extend_locked(self, end: int) -> None:
+        """Grow the window to ``end`` (exclusive) with AVAILABLE entries."""
+        if end <= self.speo:
+            return
+        self._save_window_locked()
+        for o in range(self.speo, end):
+            self._records[o] = InFlight()
+        self.speo = end
+
+    _COUNTERS = ("acknowledged_total", "archived_total", "released_total",
+                 "expired_total", "ttl_expired_total")
+
+    def _save_window_locked(self) -> None:
+        if self._undo_window is None:
+            self._undo_window = (self.spso, self.speo)
+            self._undo_counters = tuple(getattr(self, c) for c in self._COUNTERS)
 
     def _save_locked(self, o: int, e: InFlight | None) -> None:
         if self._undo_window is None:
-            self._undo_window = (self.spso, self.speo)
+            self._save_window_locked()
         if o not in self._undo:
             self._undo[o] = None if e is None else (e.state, e.delivery_count, e.member,
-                                                    e.deadline)
+                                                    e.deadline, e.not_before)
 
     def rollback_locked(self) -> None:
         """Undo the change behind the last delta returned (its write failed) and any
         made since; call it before releasing ``self.lock``."""
-        for window, undo in ((self._undo_window, self._undo), self._pending_undo):
+        for window, undo, counters in ((self._undo_window, self._undo,
+                                        self._undo_counters), self._pending_undo):
             if window is None:
                 continue
+            for c, v in zip(self._COUNTERS, counters):
+                setattr(self, c, v)
             for o, old in undo.items():
                 if old is None:
                     self._records.pop(o, None)
@@ -251,13 +391,16 @@ class SharePartition:
             del self._records[o]
         for o in range(self.spso, self.speo):
             self._records.setdefault(o, InFlight())
+        self.hinted_to = min(self.hinted_to, self.spso)   # hints dropped meanwhile: reread
         self._undo_window, self._undo = None, {}
-        self._pending_undo = (None, {})
+        self._pending_undo = (None, {}, ())
         self._changed = {}
         self._start_moved = False
+        self._dead = []
 
     def _take_locked(self, offset: int, e: InFlight, member: str, deadline: int) -> None:
         self._save_locked(offset, e)
+        e.not_before = 0
         e.state = RecordState.ACQUIRED
         e.delivery_count += 1
         e.member = member
@@ -265,26 +408,32 @@ class SharePartition:
         self._changed[offset] = e
 
     def _runs(self, offsets: list[int]) -> list[Acquired]:
-        out: list[Acquired] = []
+        runs: list[list[int]] = []
+        records = self._records
         for o in offsets:
-            n = self._records[o].delivery_count
-            if out and out[-1].last_offset == o - 1 and out[-1].delivery_count == n:
-                out[-1] = out[-1]._replace(last_offset=o)
+            n = records[o].delivery_count
+            if runs and runs[-1][1] == o - 1 and runs[-1][2] == n:
+                runs[-1][1] = o
             else:
-                out.append(Acquired(o, o, n))
-        return out
+                runs.append([o, o, n])
+        return [Acquired(*r) for r in runs]
 
     # -- acknowledge / renew / release --------------------------------------------------
-    def acknowledge(self, member: str, batches: Iterable[tuple[int, int, int]]) -> Delta:
-        """Apply (first offset, last offset, AcknowledgeType) batches for ``member``.
+    def acknowledge(self, member: str, batches: Iterable[tuple[int, int, int]],
+                    release_delay_ms: int | None = None) -> Delta:
+        """Apply (first offset, last offset, AcknowledgeType) batches for ``member``;
+        a RELEASE waits ``release_delay_ms`` (None: the backoff) before redelivery.
 
         All or nothing: InvalidRequestError for batches that run backwards, overlap or
         are out of order, or an unknown type; InvalidRecordStateError if any record of
         a batch is not ACQUIRED by ``member`` within its lock.  Nothing changes then.
         """
         batches = self._check_batches(batches)
+        if release_delay_ms is not None and not 0 <= release_delay_ms < (1 << 63):
+            raise InvalidRequestError(f"release delay {release_delay_ms} ms is negative")
         with self.lock:
-            self._expire_locked(self.clock())
+            now = self.clock()
+            self._expire_locked(now)
             for first, last, _ in batches:
                 self._check_held_locked(member, first, last)
             for first, last, kind in batches:
@@ -293,10 +442,10 @@ class SharePartition:
                     if kind == AcknowledgeType.ACCEPT:
                         self._finish_locked(o, e, RecordState.ACKNOWLEDGED)
                     elif kind == AcknowledgeType.REJECT:
-                        self._finish_locked(o, e, RecordState.ARCHIVED)
+                        self._finish_locked(o, e, RecordState.ARCHIVED, "rejected")
                     else:
+                        self._make_available_locked(o, e, now, release_delay_ms)
                         self.released_total += 1
-                        self._make_available_locked(o, e)
             self._advance_locked()
             return self._delta_locked()
 
@@ -316,19 +465,22 @@ class SharePartition:
     def release_member(self, member: str) -> Delta:
         """The member left (or its session ended): everything it holds is released."""
         with self.lock:
-            self._expire_locked(self.clock())
+            now = self.clock()
+            self._expire_locked(now)
             for o in range(self.spso, self.speo):
                 e = self._records[o]
                 if e.state is RecordState.ACQUIRED and e.member == member:
+                    self._make_available_locked(o, e, now)
                     self.released_total += 1
-                    self._make_available_locked(o, e)
             self._advance_locked()
             return self._delta_locked()
 
     def expire(self) -> Delta:
-        """Apply lock expiry now (every other call does it too)."""
+        """Apply lock expiry and TTL in the window now (every other call does too)."""
         with self.lock:
             self._expire_locked(self.clock())
+            if self._hints:
+                self._expire_ttl_locked(self.wall_clock(), self.speo)
             self._advance_locked()
             return self._delta_locked()
 
@@ -369,29 +521,39 @@ class SharePartition:
                     f"member (batch {first}..{last})")
 
     # -- transitions --------------------------------------------------------------------
-    def _finish_locked(self, o: int, e: InFlight, state: RecordState) -> None:
+    def _finish_locked(self, o: int, e: InFlight, state: RecordState,
+                       reason: str | None = None) -> None:
         self._save_locked(o, e)
-        e.state, e.member, e.deadline = state, None, 0
+        e.state, e.member, e.deadline, e.not_before = state, None, 0, 0
         if state is RecordState.ACKNOWLEDGED:
             self.acknowledged_total += 1
         else:
             self.archived_total += 1
+            if self.dead_letters and reason is not None and (
+                    reason != "expired" or self.expired_action == "dlq"):
+                self._dead.append(DeadLetter(o, e.delivery_count, reason))
         self._changed[o] = e
 
-    def _make_available_locked(self, o: int, e: InFlight) -> None:
+    def _make_available_locked(self, o: int, e: InFlight, at: int,
+                               delay_ms: int | None = None) -> None:
+        """Back to AVAILABLE at clock time ``at`` (after the backoff or ``delay_ms``),
+        or ARCHIVED once the delivery count has reached the limit."""
         if e.delivery_count >= self.delivery_count_limit:
-            self._finish_locked(o, e, RecordState.ARCHIVED)
+            self._finish_locked(o, e, RecordState.ARCHIVED, "delivery-limit")
             return
         self._save_locked(o, e)
         e.state, e.member, e.deadline = RecordState.AVAILABLE, None, 0
+        if delay_ms is None:
+            delay_ms = self.backoff.delay_ms(e.delivery_count, self._rng.random())
+        e.not_before = at + delay_ms if delay_ms else 0
         self._changed[o] = e
 
     def _expire_locked(self, now: int) -> None:
         for o in range(self.spso, self.speo):
             e = self._records[o]
             if e.state is RecordState.ACQUIRED and e.deadline <= now:
+                self._make_available_locked(o, e, e.deadline)
                 self.expired_total += 1
-                self._make_available_locked(o, e)
         self._advance_locked()
 
     def _skip_deleted_locked(self, log_start: int) -> None:
@@ -407,8 +569,11 @@ class SharePartition:
         self._advance_locked()
 
     def _advance_locked(self) -> None:
+        hints = self._hints
         while self.spso < self.speo and self._records[self.spso].state in _FINISHED:
             self._save_locked(self.spso, self._records.pop(self.spso))
+            if hints:
+                hints.pop(self.spso, None)
             self.spso += 1
             self._start_moved = True
 
@@ -426,7 +591,7 @@ class SharePartition:
         delta = Delta(self.spso, tuple(tuple(r) for r in runs), self._start_moved)
         self._changed = {}
         self._start_moved = False
-        self._pending_undo = (self._undo_window, self._undo)
+        self._pending_undo = (self._undo_window, self._undo, self._undo_counters)
         self._undo_window, self._undo = None, {}
         return delta
 
@@ -440,12 +605,30 @@ class SharePartition:
 
     def stats(self, log_end: int | None = None) -> dict:
         """Counts in the window (available includes the log beyond it when ``log_end``
-        is given), the offsets, and totals since open."""
+        is given; ``delayed`` = available but held back now, by backoff or deliver-at,
+        in the window and the hinted look-ahead), the offsets, the oldest deliverable
+        available offset (None if none), and totals since open."""
         with self.lock:
-            self._expire_locked(self.clock())
+            now, wall = self.clock(), self.wall_clock()
+            self._expire_locked(now)
             counts = {s: 0 for s in RecordState}
-            for e in self._records.values():
+            delayed, oldest = 0, None
+            for o in range(self.spso, self.speo):
+                e = self._records[o]
                 counts[e.state] += 1
+                if e.state is RecordState.AVAILABLE:
+                    if self._held_back(o, e, now, wall):
+                        delayed += 1
+                    elif oldest is None:
+                        oldest = o
+            end = self.speo if log_end is None else max(log_end, self.speo)
+            for o in range(self.speo, min(end, max(self.hinted_to, self.speo))):
+                if self._held_back(o, None, now, wall):
+                    delayed += 1
+                elif oldest is None:
+                    oldest = o
+            if oldest is None and end > max(self.hinted_to, self.speo):
+                oldest = max(self.hinted_to, self.speo)
             beyond = max(0, log_end - self.speo) if log_end is not None else 0
             return {"spso": self.spso, "speo": self.speo,
                     "available": counts[RecordState.AVAILABLE] + beyond,
@@ -455,4 +638,9 @@ class SharePartition:
                     "acknowledged_total": self.acknowledged_total,
                     "archived_total": self.archived_total,
                     "released_total": self.released_total,
-                    "expired_total": self.expired_total}
+                    "expired_total": self.expired_total,
+                    "delayed": delayed,
+                    "oldest_available_offset": oldest,
+                    "ttl_expired_total": self.ttl_expired_total,
+                    "dead_lettered_total": self.dead_lettered_total,
+                    "bad_hints_total": self.bad_hints_total}

@@ -264,6 +264,7 @@ def check(sp, model):
     for x, e in sp.window().items():
         assert e.delivery_count == model.counts.get(x, 0) <= LIMIT
         assert (e.state is RecordState.ACQUIRED) == (e.member is not None)
+        assert e.not_before == 0 or e.state is RecordState.AVAILABLE
         if e.state is RecordState.ACQUIRED:
             assert model.held[x][0] == e.member
         if e.state in (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED):
