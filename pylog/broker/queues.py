@@ -27,7 +27,7 @@ batches only) and their Hints cached in the share-partition; a record without
 more.  A header that does not parse is treated as absent and counted.
 
 Dead letters, in this order: the share-partition archives the record in memory; the
-record (key, value, its headers + ``dead_letters.dlq_headers``, timestamp) is appended
+record (key, value, ``dead_letters.dead_letter_headers``, timestamp) is appended
 to the dead-letter topic (created on first use with the origin's partition count;
 origin partition i goes to partition i mod its count) and waited on to be as durable
 as that topic's flush policy promises; then the state change is written.  A crash in
@@ -48,7 +48,7 @@ import uuid
 from typing import Callable
 
 from pylog.broker import group_configs
-from pylog.broker.dead_letters import DeadLetterOrigin, dlq_headers, dlq_topic_name
+from pylog.broker.dead_letters import DeadLetterOrigin, dead_letter_headers, dlq_topic_name
 from pylog.broker.share_delivery import DEFAULT_PRIORITY, NO_HINTS, Backoff, parse_hints
 from pylog.broker.share_state import (DEFAULT_AUTO_OFFSET_RESET,
                                       DEFAULT_DELIVERY_COUNT_LIMIT,
@@ -291,7 +291,10 @@ class ShareGroups:
             r = recs[0]
             values.append(r.value)
             keys.append(r.key)
-            headers.append(list(r.headers or ()) + dlq_headers(DeadLetterOrigin(
+            # Its own id kept aside, an id naming the origin record (dead_letters.py):
+            # a retried dead-letter write is stored once, two records sharing an id
+            # are not taken for one.
+            headers.append(dead_letter_headers(r.headers, DeadLetterOrigin(
                 sp.group, sp.topic, sp.partition, d.offset, d.delivery_count, d.reason,
                 now)))
             stamps.append(r.timestamp)
@@ -299,8 +302,9 @@ class ShareGroups:
             return
         t = self._dlq_topic(sp.dlq_topic, len(self._log.topic(sp.topic).partitions))
         dp = t.partition(sp.partition % len(t.partitions))
-        base = dp.append_batch(values, keys, headers, stamps)
-        dp.durable_future(base + len(values) - 1).result()
+        dp.append_batch(values, keys, headers, stamps)
+        # Duplicates (a retried write) are not appended again: wait for all appended.
+        dp.durable_future(dp.log_end_offset - 1).result()
         sp.dead_lettered_total += len(values)
 
     def _dlq_topic(self, name: str, partitions: int):
