@@ -41,12 +41,13 @@ from typing import Callable, Iterator
 
 from pylog import _ffi, _speedups
 from pylog._ffi import ffi, lib
-from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
-                          StorageError)
+from pylog.errors import (InvalidRecordError, OffsetOutOfRangeError,
+                          RecordListTooLargeError, StorageError)
 from pylog.records import Record
 from pylog.storage import files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
+from pylog.storage.compaction import check_keys
 from pylog.storage.flusher import GroupCommit
 from pylog.storage.lost import LostOffsets
 from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
@@ -130,6 +131,7 @@ class PartitionLog(GroupCommit):
     # ---- configuration -------------------------------------------------------------
     def _apply_config_locked(self, config) -> None:
         self.config = config
+        self._compacted = "compact" in config.cleanup_policy    # keyless refused
         self._scfg = segment_config(config, self._grow_chunk)
         self._segment_ms = config.segment_ms
         fm = config.flush_messages
@@ -205,11 +207,18 @@ class PartitionLog(GroupCommit):
     # ---- appends -------------------------------------------------------------------
     def append(self, value, key=None, headers=None, timestamp=None) -> int:
         """Append one record; returns its offset (waits for a barrier if flush.messages=1)."""
+        if key is None and self._compacted:
+            self._refuse_keyless()
         if headers is None and timestamp is None:
             offset = self._fast_append(value, key)     # C, or None: nothing appended
             if offset is not None:
                 return offset
         return self._append_slow(value, key, headers, timestamp)
+
+    def _refuse_keyless(self):
+        raise InvalidRecordError(
+            f"compacted topic cannot accept message without key in topic partition "
+            f"{self.topic}-{self.partition}")
 
     def _append_slow(self, value, key, headers, timestamp) -> int:
         if headers or timestamp is not None:
@@ -306,6 +315,8 @@ class PartitionLog(GroupCommit):
     def append_batch(self, values, keys=None, headers=None, timestamps=None) -> int:
         """Append ``values`` as one batch (one CRC); returns the base offset."""
         n = len(values)
+        if self._compacted and (keys is None or any(k is None for k in keys)):
+            self._refuse_keyless()
         keep, rin = build_records_in(values, keys, headers, timestamps,
                                      _now_ns() // 1_000_000, self._log_append_time)
         with self._lock:
@@ -331,6 +342,8 @@ class PartitionLog(GroupCommit):
         size = len(data)
         buf = _from_buffer("uint8_t[]", data)
         check_compressed(data, self.config.max_message_bytes)  # C checks only the CRC there
+        if self._compacted:
+            check_keys(data, f"{self.topic}-{self.partition}")
         now = _now_ns() // 1_000_000
         lat = now if self._log_append_time else -1
         with self._lock:
