@@ -326,18 +326,20 @@ int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_
     shift = h->base_offset - base;
     has_horizon = (h->attributes & PL_ATTR_DELETE_HORIZON) != 0;
     drop_tombstones = has_horizon && w->now_ms > h->base_timestamp;
-    /* First pass: is any tombstone kept (then this batch needs a horizon)? */
-    for (int32_t i = 0; i < h->records_count && !keep_all && !has_horizon; i++) {
+    /* First pass: does a tombstone survive (then the batch carries a horizon)? */
+    for (int32_t i = 0; i < h->records_count && !keep_all && !drop_tombstones; i++) {
         if ((rc = rec_next(&p, end, &r)))
             return rc;
         if (r.key && r.null_value &&
             h->base_offset + r.off_delta >= pl_offset_map_get(m, r.key, r.key_len))
             tombstones++;
     }
-    if (tombstones) {
-        horizon = w->delete_retention_ms > INT64_MAX - w->now_ms
+    if (keep_all) {
+        horizon = has_horizon ? h->base_timestamp : -1;     /* as it was */
+    } else if (tombstones) {
+        horizon = has_horizon ? h->base_timestamp
+                  : w->delete_retention_ms > INT64_MAX - w->now_ms
                       ? INT64_MAX : w->now_ms + w->delete_retention_ms;
-        has_horizon = 1;
     }
     base_ts = horizon >= 0 ? horizon : h->base_timestamp;
     out = w->out + w->len;
@@ -387,9 +389,12 @@ int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_
     if ((rc = close_pending(w, base)))
         return rc;
     /* header: the original's, with the new base, count, length, attributes */
-    attrs = (int16_t)(h->attributes & ~PL_ATTR_COMPRESSION_MASK);
-    if (has_horizon)
+    attrs = (int16_t)(h->attributes & ~(PL_ATTR_COMPRESSION_MASK | PL_ATTR_DELETE_HORIZON));
+    if (horizon >= 0) {
         attrs |= PL_ATTR_DELETE_HORIZON;
+        if (w->min_horizon < 0 || horizon < w->min_horizon)
+            w->min_horizon = horizon;
+    }
     pl_put_be64(out + PL_OFF_BASE_OFFSET, (uint64_t)base);
     pl_put_be32(out + PL_OFF_BATCH_LENGTH, (uint32_t)((uint64_t)(q - out) - PL_LOG_OVERHEAD));
     pl_put_be32(out + PL_OFF_LEADER_EPOCH, 0);

@@ -72,6 +72,7 @@ class CleanStats:
     groups: int = 0
     seconds: float = 0.0
     stopped: str | None = None          # why the pass ended early, or None
+    min_horizon: int = -1               # earliest delete horizon left (-1: none)
     notes: list[str] = field(default_factory=list)
 
 
@@ -186,12 +187,13 @@ def clean(p, c: Cleanable, now_ms: int, max_map_keys: int = MAX_MAP_KEYS,
     st = CleanStats(p.topic, p.partition, first_dirty=c.first_dirty)
     where = f"{p.topic}-{p.partition}"
     dirty = list(range(c.first_dirty_index, len(c.segments)))
-    if not dirty:
-        st.end_dirty = c.first_dirty
-        return st
     estimate = sum(c.segments[i].next_offset - c.segments[i].base_offset for i in dirty)
     omap = OffsetMap(min(estimate, max_map_keys))
-    end_index = _build_map(c, dirty, omap, st, where)
+    # no dirty section: a pass that only removes tombstones past their horizon
+    end_index = _build_map(c, dirty, omap, st, where) if dirty else c.first_dirty_index
+    if end_index == 0:
+        st.end_dirty = c.first_dirty
+        return st
     end_dirty = st.end_dirty = c.segments[end_index - 1].next_offset
     st.dirty_bytes = sum(c.views[i][1] for i in range(c.first_dirty_index, end_index))
     limit = p.config.segment_bytes
@@ -291,6 +293,7 @@ class _Writer:
         self.c.out, self.c.cap, self.c.pending = self.buf, self.cap, _UINT64_MAX
         self.c.next_base, self.c.now_ms = base, now_ms
         self.c.delete_retention_ms = retention_ms
+        self.c.min_horizon = -1
         self.written = 0
 
     def drain(self, final: bool = False) -> None:
@@ -390,6 +393,9 @@ class _Cleaned:
         st.records_dropped += self.w.c.dropped
         st.tombstones_dropped += self.w.c.tombstones_dropped
         st.bytes_written += self.w.written
+        h = self.w.c.min_horizon
+        if h >= 0 and (st.min_horizon < 0 or h < st.min_horizon):
+            st.min_horizon = h
         st.groups += 1
         if crash_hook:
             crash_hook("cleaned")

@@ -201,6 +201,16 @@ class PartitionLog(GroupCommit):
             return list(self._segments)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def active_first_timestamp(self) -> int:
+        """maxTimestamp of the active segment's first batch, -1 while it is empty
+        (max.compaction.lag.ms rolls it past that age: storage/cleaner.py)."""
+        with self._lock:
+            return -1 if self._active.is_empty else self._active.c.first_batch_timestamp
+
+    @property
     def fenced(self) -> bool:
         return self._fenced is not None
 
