@@ -400,9 +400,8 @@ class _Cleaned:
         if crash_hook:
             crash_hook("cleaned")
         have_data = self.w.written > 0
-        if self.w.written > p.config.segment_bytes:
-            st.stopped = (f"{self.paths[0].name}: cleaned output larger than "
-                          "segment.bytes; left as it was")
+        if self.w.written >= 1 << 31:         # .index positions are 32-bit
+            st.stopped = f"{self.paths[0].name}: cleaned output over 2 GiB; left as it was"
             return False
         if have_data:
             _index_cleaned(p, self.base, self.end, *self.paths, self.where)
@@ -455,8 +454,12 @@ def _index_cleaned(p, base: int, end: int, log_path, index_path, time_path,
     """Build the cleaned segment's indexes the way recovery does (which also checks
     every batch written), then seal it (trim, fsync)."""
     seg = ffi.new("pl_segment *")
+    cfg = ffi.new("pl_segment_config *", p._scfg[0])
+    # re-encoding may grow a full segment by a few bytes a record: map what is there
+    size = os.path.getsize(log_path)
+    cfg.segment_bytes = max(cfg.segment_bytes, size + 4096)
     rc = lib.pl_segment_open(seg, os.fsencode(log_path), os.fsencode(index_path),
-                             os.fsencode(time_path), base, p._scfg, lib.PL_OPEN_ACTIVE)
+                             os.fsencode(time_path), base, cfg, lib.PL_OPEN_ACTIVE)
     _ffi.check(rc, f"{where}: opening {log_path}")
     owners = [_ffi.map_owner(mf)[0] for mf in (seg.log, seg.index, seg.timeindex)]
     try:

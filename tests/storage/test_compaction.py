@@ -17,7 +17,7 @@ import xxhash
 from hypothesis import given, settings, strategies as st
 
 import pylog
-from pylog._ffi import ffi, lib
+from pylog._ffi import lib
 from pylog.errors import InvalidRecordError
 from pylog.storage import compaction, swap
 
@@ -182,6 +182,26 @@ def test_tombstones_go_after_delete_retention_ms(tmp_path):
         assert log.cleaner.clean_once(NOW + 5001) is not None
         assert _records(p) == []
         assert p.log_start_offset == p.log_end_offset == 210
+    with _open(tmp_path) as log:                      # the moved log start is kept
+        assert log.topic("c").partition(0).log_start_offset == 210
+    _fsck_clean(tmp_path)
+
+
+def test_max_compaction_lag_cleans_below_the_ratio_and_rolls_the_active_segment(tmp_path):
+    with _open(tmp_path) as log:
+        t = log.create_topic("c", config=dict(SMALL, **{
+            "segment.bytes": 1 << 20, "min.cleanable.dirty.ratio": "0.99",
+            "max.compaction.lag.ms": "60000"}))
+        p = t.partition(0)
+        for i in range(50):
+            p.append(b"v%d" % i, key=b"k")
+        now = int(time.time() * 1000)
+        assert log.cleaner.clean_once(now) is None        # young: nothing
+        assert len(p.segments) == 1
+        st1 = log.cleaner.clean_once(now + 61_000)        # rolled, then cleaned
+        p.barrier()
+        st1 = st1 or log.cleaner.clean_once(now + 61_000)
+        assert st1 is not None and _records(p) == [(49, b"k", b"v49")]
 
 
 def test_active_segment_and_min_compaction_lag_are_not_cleaned(tmp_path):
@@ -326,7 +346,7 @@ def hook(at):
         os.kill(os.getpid(), 9)
 log.cleaner.crash_hook = hook
 if step == "timer":
-    import threading, signal
+    import threading
     threading.Timer(rng.random() * 0.05, lambda: os.kill(os.getpid(), 9)).start()
 while log.cleaner.clean_once(1_800_000_000_000) is not None:
     pass
@@ -334,10 +354,12 @@ log.close()
 """
 
 
-def _crash_cycle(d: Path, step: str, seed: int) -> None:
+def _crash_cycle(d: Path, step: str, seed: int) -> int:
+    """One subprocess cleaning ``d`` killed (-9) at ``step``; its return code."""
     r = subprocess.run([sys.executable, "-c", _CRASHER, str(d), step, str(seed)],
                        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
     assert r.returncode in (0, -9), r.stderr.decode()
+    return r.returncode
 
 
 def _fill(d: Path, seed: int) -> dict:
@@ -473,3 +495,14 @@ def test_table_on_a_plain_topic_and_after_retention(tmp_path):
                 p.append(b"v" * 50, key=b"z")
             p.delete_records(p.log_end_offset - 1)
             assert dict(table) == {b"z": b"v" * 50}
+
+
+def test_bench_compaction_runs_small():
+    """The CI-sized variant of bench/bench_compaction.py (the issue's 1 M records over
+    10,000 keys run from bench/): it checks its own results against a dict."""
+    r = subprocess.run([sys.executable, "-m", "bench.bench_compaction", "--records",
+                        "20000", "--keys", "500", "--latency-seconds", "0.2"],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "latest value per key exact" in r.stdout and "MB/s" in r.stdout
