@@ -281,6 +281,20 @@ int pl_compact_index_segment(const uint8_t *buf, uint64_t pos, uint64_t end,
 /* ---- writing cleaned batches ------------------------------------------------------ */
 #define PL_ATTR_DELETE_HORIZON 0x40
 
+/* A batch whose offsets changed (rebased, or extended over dropped batches) no longer
+ * satisfies lastSequence = baseSequence + lastOffsetDelta: unless it is transactional
+ * or a control batch (whose producer id the transaction index needs), it loses its
+ * producer fields (-1), so rebuilding idempotence state from the headers
+ * (broker/producers.py) skips it instead of computing a wrong last sequence. */
+static void drop_producer(uint8_t *b)
+{
+    if (pl_be16(b + PL_OFF_ATTRIBUTES) & (PL_ATTR_TRANSACTIONAL | PL_ATTR_CONTROL))
+        return;
+    pl_put_be64(b + PL_OFF_PRODUCER_ID, UINT64_MAX);
+    pl_put_be16(b + PL_OFF_PRODUCER_EPOCH, 0xffff);
+    pl_put_be32(b + PL_OFF_BASE_SEQUENCE, UINT32_MAX);
+}
+
 /* Set the pending batch's lastOffsetDelta so it ends just before `next`, then its CRC. */
 static int close_pending(pl_compact_writer *w, int64_t next)
 {
@@ -296,6 +310,8 @@ static int close_pending(pl_compact_writer *w, int64_t next)
     if (last_delta < (int64_t)pl_be32(b + PL_OFF_RECORDS_COUNT) - 1 || last_delta > INT32_MAX)
         return PL_EINVAL;
     pl_put_be32(b + PL_OFF_LAST_OFFSET_DELTA, (uint32_t)last_delta);
+    if (next - 1 != w->pending_last)
+        drop_producer(b);
     len = PL_LOG_OVERHEAD + (uint64_t)pl_be32(b + PL_OFF_BATCH_LENGTH);
     pl_put_be32(b + PL_OFF_CRC, pl_crc32c(0, b + PL_OFF_ATTRIBUTES, len - PL_OFF_ATTRIBUTES));
     w->pending = UINT64_MAX;
@@ -407,6 +423,9 @@ int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_
     pl_put_be16(out + PL_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
     pl_put_be32(out + PL_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
     pl_put_be32(out + PL_OFF_RECORDS_COUNT, (uint32_t)kept);
+    if (shift)
+        drop_producer(out);
+    w->pending_last = h->base_offset + h->last_offset_delta;
     w->pending = w->len;
     w->len += (uint64_t)(q - out);
     w->batches++;

@@ -531,6 +531,7 @@ typedef struct pl_compact_writer {
     int64_t now_ms;                     /* IN: the cleaner's clock                   */
     int64_t delete_retention_ms;        /* IN: delete.retention.ms                   */
     uint64_t batches, kept, dropped, tombstones_dropped;   /* OUT: counters          */
+    int64_t pending_last;               /* the pending batch's original last offset   */
     int64_t min_horizon;                /* IN/OUT: earliest delete horizon written,
                                            -1 (set by caller) when none              */
 } pl_compact_writer;

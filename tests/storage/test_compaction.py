@@ -506,3 +506,29 @@ def test_bench_compaction_runs_small():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "latest value per key exact" in r.stdout and "MB/s" in r.stdout
+
+
+def test_batches_whose_offsets_change_lose_their_producer_fields(tmp_path):
+    """lastSequence = baseSequence + lastOffsetDelta must hold for every batch that
+    still names its producer (idempotence state is rebuilt from the headers)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    with _open(tmp_path) as log:
+        t = log.create_topic("c", config=SMALL)
+        p = t.partition(0)
+        seq, last_seq = 0, {}
+        for n in range(60):
+            b = DefaultRecordBatchBuilder(2, 0, False, 7, 0, seq, 1 << 30)
+            for i in range(5):
+                b.append(i, NOW, b"k%d" % ((n * 5 + i) % 8 if n < 55 else n * 5 + i),
+                         b"v%d" % n, [])
+            res = p.append_raw(bytes(b.build()))
+            last_seq[res.base_offset] = seq + 4
+            seq += 5
+        _seal_all(t)
+        log.cleaner.clean_once(NOW)
+        named = 0
+        for h in p.iter_batch_headers():
+            if h.producer_id >= 0:
+                named += 1
+                assert h.base_sequence + h.last_offset_delta == last_seq[h.base_offset]
+        assert named > 0
