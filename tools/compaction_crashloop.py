@@ -25,7 +25,8 @@ def main() -> int:
     ap.add_argument("--dir", default=None)
     args = ap.parse_args()
     d = Path(args.dir or tempfile.mkdtemp(prefix="compaction-crashloop-")) / "data"
-    steps = ["cleaned", "swap", "installed", "random", "timer"]
+    steps = ["segment", "cleaned", "indexed", "swap", "installed", "random", "random",
+             "timer"]
     kills = 0
     t0 = time.monotonic()
     for cycle in range(args.cycles):

@@ -126,7 +126,10 @@ class LogCleaner:
     def _clean(self, p, c, now_ms: int):
         tp = (p.topic, p.partition)
         try:
-            st = compaction.clean(p, c, now_ms, self._max_map_keys, self.crash_hook)
+            st = compaction.clean(p, c, now_ms, self._max_map_keys, self.crash_hook,
+                                  should_stop=lambda: self._stop)
+        except compaction.Aborted:
+            return None
         except compaction.CorruptSegmentError as e:
             self._uncleanable.add(tp)
             _log.error("%s; %s-%d is not cleaned again until it is reopened", e, *tp)

@@ -42,14 +42,14 @@ from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, decompress
 from pylog.storage import files, swap
 from pylog.storage.segment import Segment
 
-__all__ = ["OffsetMap", "CleanStats", "Cleanable", "CorruptSegmentError", "cleanable",
-           "clean", "check_keys"]
+__all__ = ["OffsetMap", "CleanStats", "Cleanable", "CorruptSegmentError", "Aborted",
+           "cleanable", "clean", "check_keys"]
 
 _log = logging.getLogger("pylog.cleaner")
 _UINT64_MAX = (1 << 64) - 1
 _OUT_BUFFER = 4 << 20           # cleaned bytes gathered before a write(2)
-MAX_MAP_KEYS = 4_000_000        # 4 M keys x 24 bytes / 0.75 load: 128 MiB of slots,
-                                # Kafka's log.cleaner.dedupe.buffer.size
+MAX_MAP_KEYS = 2_000_000        # at most 2^22 slots x 24 bytes = 96 MiB (load <= 0.75);
+                                # Kafka's log.cleaner.dedupe.buffer.size is 128 MiB
 
 
 class CorruptSegmentError(PylogError):
@@ -173,8 +173,13 @@ def cleanable(p, checkpoint: int | None, now_ms: int) -> Cleanable | None:
 
 
 # ---- one pass ---------------------------------------------------------------------
+class Aborted(PylogError):
+    """The cleaner is stopping: the pass ended between two segments, nothing changed
+    after the last swap."""
+
+
 def clean(p, c: Cleanable, now_ms: int, max_map_keys: int = MAX_MAP_KEYS,
-          crash_hook=None) -> CleanStats:
+          crash_hook=None, should_stop=None) -> CleanStats:
     """Steps 2-4 over the snapshot ``c`` of partition ``p`` (module doc).
 
     Groups are cut by *output* size: a cleaned segment takes input segments while
@@ -201,6 +206,8 @@ def clean(p, c: Cleanable, now_ms: int, max_map_keys: int = MAX_MAP_KEYS,
     cur = _Cleaned(p, c, 0, now_ms, where)
     try:
         for i in range(end_index):
+            if should_stop is not None and should_stop():
+                raise Aborted(f"{where}: cleaning stopped (shutting down)")
             seg = c.segments[i]
             if cur.size and (cur.size + c.views[i][1] > limit
                              or seg.next_offset - cur.base > (1 << 31) - 1):
@@ -210,6 +217,8 @@ def clean(p, c: Cleanable, now_ms: int, max_map_keys: int = MAX_MAP_KEYS,
                     return st
                 prev, cur = cur, _Cleaned(p, c, i, now_ms, where)
             cur.add(i, omap)
+            if crash_hook:
+                crash_hook("segment")
         cur.finish(end_dirty)
         if cur.size == 0 and prev is not None:
             prev.extend(end_dirty, cur.indexes)
@@ -405,6 +414,8 @@ class _Cleaned:
             return False
         if have_data:
             _index_cleaned(p, self.base, self.end, *self.paths, self.where)
+            if crash_hook:
+                crash_hook("indexed")
         self.done = True
         return _swap_in(p, c, self.indexes, self.base, have_data, crash_hook)
 
