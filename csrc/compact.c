@@ -484,19 +484,23 @@ uint64_t pl_compact_drain(pl_compact_writer *w)
     return n;
 }
 
-int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h)
+int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                          int *out_keyless)
 {
     const uint8_t *p = rec, *end = rec + rec_len;
     rec_view r;
     int rc;
 
-    if (rec == NULL || h == NULL)
+    if (rec == NULL || h == NULL || out_keyless == NULL)
         return PL_EINVAL;
+    *out_keyless = 0;
     for (int32_t i = 0; i < h->records_count; i++) {
         if ((rc = rec_next(&p, end, &r)))
             return rc;
-        if (r.key == NULL)
-            return PL_EBADRECORD;
+        if (r.key == NULL) {
+            *out_keyless = 1;
+            return PL_OK;
+        }
     }
     return PL_OK;
 }

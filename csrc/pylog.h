@@ -552,9 +552,10 @@ int pl_compact_finish(pl_compact_writer *w, int64_t end_offset);
 /* After the caller copied out[0, n) (n = pending, or len if none): drop those
  * bytes, moving the pending batch to the front.  Returns n. */
 uint64_t pl_compact_drain(pl_compact_writer *w);
-/* PL_EBADRECORD if a record of the records section has a null key (or is
- * malformed): produce to a compacted topic (Kafka's LogValidator). */
-int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h);
+/* Produce to a compacted topic (Kafka's LogValidator): OUT *out_keyless = 1 when a
+ * record of the records section has a null key.  PL_EBADRECORD if one is malformed. */
+int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                          int *out_keyless);
 
 /* ---- layout pins (FORMAT.md; tests/test_ffi.py checks the same numbers) --------- */
 #ifndef PL_NO_STATIC_ASSERTS

@@ -106,6 +106,7 @@ def check_keys(data, where: str) -> None:
     mv = memoryview(data).cast("B")
     pos, end = 0, len(mv)
     h = ffi.new("pl_batch_header *")
+    keyless = ffi.new("int *")
     while end - pos >= BATCH_HEADER_SIZE:
         size = 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
         if size < BATCH_HEADER_SIZE or size > end - pos:
@@ -114,9 +115,13 @@ def check_keys(data, where: str) -> None:
         rec = mv[pos + BATCH_HEADER_SIZE:pos + size]
         if h.attributes & ATTR_COMPRESSION_MASK:
             rec = decompress(h.attributes & ATTR_COMPRESSION_MASK, rec)
-        if lib.pl_compact_check_keys(ffi.from_buffer("uint8_t[]", rec), len(rec), h):
+        rc = lib.pl_compact_check_keys(ffi.from_buffer("uint8_t[]", rec), len(rec), h,
+                                       keyless)
+        if rc == 0 and keyless[0]:
             raise InvalidRecordError(
-                f"{where}: compacted topic cannot accept message without key")
+                f"compacted topic cannot accept message without key in topic partition "
+                f"{where}")
+        # a malformed record: the C core's checks of the append report it
         pos += size
 
 
