@@ -71,8 +71,8 @@ def install(directory: Path, base: int, replaced: list[int]) -> None:
     """Step 3: unlink the replaced segments after the first, B's old indexes, then put
     the swap files in place (the log last), fsync(dir)."""
     for b in replaced:
-        if b != base:
-            for s in _SUFFIXES:
+        if b != base:                 # indexes first: a kill leaves no orphan index
+            for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
                 _with(directory, b, s).unlink(missing_ok=True)
     for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
         _with(directory, base, s).unlink(missing_ok=True)
@@ -129,7 +129,7 @@ def complete_swaps(directory: Path) -> tuple[list[str], list[str]]:
             if p is not None and base < p[0] < end:
                 doomed.add(p[0])
         for b in sorted(doomed):
-            for s in _SUFFIXES:
+            for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
                 path = _with(directory, b, s)
                 if path.exists():
                     path.unlink()

@@ -560,3 +560,39 @@ def test_a_full_offset_map_ends_the_dirty_section_early_and_the_next_pass_goes_o
             latest[k] = (o, k, v)
         assert {k: r for r in after for k in [r[1]]} == latest
     _fsck_clean(tmp_path)
+
+
+def test_fsck_understands_an_interrupted_swap_and_repair_completes_it(tmp_path):
+    from pylog.fsck import run
+    d = tmp_path / "data"
+    model = _fill(d, 2)
+
+    class Stop(Exception):
+        pass
+
+    log = _open(d)
+
+    def hook(where):
+        if where == "swap":
+            raise Stop
+    log.cleaner.crash_hook = hook
+    with pytest.raises(Stop):
+        log.cleaner.clean_once(NOW)
+    log._simulate_crash()
+    part = d / "c-0"
+    swapped = [n for n in os.listdir(part) if n.endswith(".log.swap")]
+    assert swapped
+    base = int(swapped[0][:20])
+    end = swap.log_end_offset_of(part / swapped[0])
+    for n in os.listdir(part):                 # as if killed inside the install step
+        if n.endswith((".log", ".index", ".timeindex")) and base < int(n[:20]) < end:
+            (part / n).unlink()
+    rep = run(str(d))
+    assert rep.exit_code() == 0, rep
+    assert any(f.kind == "compaction-swap" for f in rep.findings)
+    rep = run(str(d), repair=True)
+    assert rep.exit_code() in (0, 1), rep
+    assert not [n for n in os.listdir(part) if n.endswith(".swap")]
+    with _open(d) as log:
+        assert dict(log.table("c").items()) == model
+    _fsck_clean(d)
