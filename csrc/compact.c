@@ -383,11 +383,13 @@ int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_
                 continue;
             }
         }
-        ts = h->base_timestamp + r.ts_delta;
+        /* two's-complement arithmetic, as Java's readers do: no signed overflow on
+         * hostile (but CRC-valid) timestamps, and base + delta round-trips */
+        ts = (int64_t)((uint64_t)h->base_timestamp + (uint64_t)r.ts_delta);
         rest_len = (size_t)(r.end - r.rest);
         {
             uint8_t tmp[24], *t = tmp;
-            t = pl_put_varint(t, ts - base_ts);
+            t = pl_put_varint(t, (int64_t)((uint64_t)ts - (uint64_t)base_ts));
             t = pl_put_varint(t, r.off_delta + shift);
             size_t body_len = 1 + (size_t)(t - tmp) + rest_len;
             q = pl_put_varint(q, (int64_t)body_len);
