@@ -500,6 +500,78 @@ int pl_segment_seal(pl_segment *seg);
 /* Close the three fds; mappings stay for the Python owner to release. */
 int pl_segment_close(pl_segment *seg);
 
+/* ---- compaction (compact.c) ---------------------------------------------------- */
+/* XXH64 of buf (xxHash's 64-bit hash, seed as in the reference). */
+uint64_t pl_xxh64(const void *buf, size_t len, uint64_t seed);
+
+/* Offset map: key (as two XXH64 hashes) -> latest offset.  Caller-owned, zeroed
+ * slots; capacity a power of two; max_count < capacity (the load limit). */
+typedef struct pl_offset_slot {
+    uint64_t h1, h2;
+    uint64_t offset_plus_1;             /* 0 = empty slot                           */
+} pl_offset_slot;
+typedef struct pl_offset_map {
+    pl_offset_slot *slots;
+    uint64_t capacity;
+    uint64_t max_count;
+    uint64_t count;                     /* keys held                                 */
+    int64_t max_offset;                 /* largest offset put, -1 at first           */
+} pl_offset_map;
+
+/* Record offset for key (the larger of it and what is there).  PL_EFULL when the key
+ * is new and count == max_count (nothing changed). */
+int pl_offset_map_put(pl_offset_map *m, const uint8_t *key, int32_t key_len,
+                      int64_t offset);
+/* The offset held for key, -1 if none. */
+int64_t pl_offset_map_get(const pl_offset_map *m, const uint8_t *key, int32_t key_len);
+/* Put every keyed record of one batch's (uncompressed or inflated) records section. */
+int pl_compact_index_records(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                             pl_offset_map *m);
+/* Put the keyed records of the batches of buf[pos, end) (a segment mapping), each
+ * checked first (pl_batch_validate with CRC, deep; baseOffset == *io_expect when
+ * >= 0; epoch 0/-1); control batches skipped.  Stops with PL_ECOMPRESSED at a
+ * compressed batch, or a bad batch's status.  OUT: *out_pos = where it stopped (the
+ * batch at fault), *io_expect = next offset after the batches done. */
+int pl_compact_index_segment(const uint8_t *buf, uint64_t pos, uint64_t end,
+                             pl_offset_map *m, int64_t *io_expect, uint64_t *out_pos);
+
+/* The output of a cleaning pass over one group of segments (compact.c doc). */
+typedef struct pl_compact_writer {
+    uint8_t *out;                       /* caller's buffer                           */
+    uint64_t cap;
+    uint64_t len;                       /* bytes in out                              */
+    uint64_t pending;                   /* start of the last batch, CRC not final;
+                                           UINT64_MAX (set by caller) when none      */
+    int64_t next_base;                  /* IN: the group's base offset               */
+    int64_t now_ms;                     /* IN: the cleaner's clock                   */
+    int64_t delete_retention_ms;        /* IN: delete.retention.ms                   */
+    uint64_t batches, kept, dropped, tombstones_dropped;   /* OUT: counters          */
+    int64_t pending_last;               /* the pending batch's original last offset   */
+    int64_t min_horizon;                /* IN/OUT: earliest delete horizon written,
+                                           -1 (set by caller) when none              */
+} pl_compact_writer;
+
+/* Re-encode one batch (header h, records section rec) keeping the records that
+ * survive (keep_all: every record, for control batches) and append it to w->out.
+ * Nothing is written when none survives.  PL_EFULL when out may not have room
+ * (nothing written: drain and retry).  PL_EBADRECORD on a malformed record. */
+int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_t *rec,
+                      size_t rec_len, const pl_batch_header *h, int keep_all);
+/* pl_compact_filter over the batches of buf[pos, end), each checked first as in
+ * pl_compact_index_segment.  Stops at a compressed batch (PL_ECOMPRESSED), when out
+ * is full (PL_EFULL) or at a bad batch.  OUT: *out_pos, *io_expect as there. */
+int pl_compact_segment(pl_compact_writer *w, const pl_offset_map *m, const uint8_t *buf,
+                       uint64_t pos, uint64_t end, int64_t *io_expect, uint64_t *out_pos);
+/* End the group: the last batch's lastOffsetDelta reaches end_offset - 1, CRC set. */
+int pl_compact_finish(pl_compact_writer *w, int64_t end_offset);
+/* After the caller copied out[0, n) (n = pending, or len if none): drop those
+ * bytes, moving the pending batch to the front.  Returns n. */
+uint64_t pl_compact_drain(pl_compact_writer *w);
+/* Produce to a compacted topic (Kafka's LogValidator): OUT *out_keyless = 1 when a
+ * record of the records section has a null key.  PL_EBADRECORD if one is malformed. */
+int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                          int *out_keyless);
+
 /* ---- layout pins (FORMAT.md; tests/test_ffi.py checks the same numbers) --------- */
 #ifndef PL_NO_STATIC_ASSERTS
 _Static_assert(PL_OFF_RECORDS_COUNT + 4 == PL_BATCH_HEADER_SIZE, "61-byte header");

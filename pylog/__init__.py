@@ -33,6 +33,8 @@ def open(path=None, **options) -> Log:  # noqa: A001 - pylog.open is the public 
 
     Takes an exclusive lock on ``<path>/.lock``: a second open, from any process, gets
     LogLockedError naming the holder's pid.  Recovers the partitions (see
-    ``Log.recovery_reports``).  Options: ``retention_check_interval_ms`` (30 s).
+    ``Log.recovery_reports``).  Options: ``retention_check_interval_ms`` (30 s),
+    ``log_cleaner_enable`` (True: the compaction thread, storage/cleaner.py) and
+    ``log_cleaner_backoff_ms`` (15 s).  ``log.table(topic)``: a latest-per-key view.
     """
     return Log(path, **options)

@@ -9,8 +9,7 @@ is pylog's durability choice: ``flush.messages`` None = never by count, ``flush.
 
 No silent no-ops: every key is either applied by the engine or, when pylog does not
 implement what it asks for, accepted only at its default value (which describes what
-pylog does) and refused otherwise.  ``cleanup.policy=compact`` is refused: log
-compaction is not implemented yet.  ``TopicConfig.from_stored`` is the one lenient
+pylog does) and refused otherwise.  ``TopicConfig.from_stored`` is the one lenient
 door, for topic-metadata.json written by an older pylog (it keeps what is stored and
 returns the refusals for the caller to log).  docs/configuration.md is generated
 from TOPIC_CONFIG_SPECS (pylog/server/reference.py).
@@ -32,7 +31,6 @@ _DAY_MS = 24 * 3600 * 1000
 # Partitions of one topic, everywhere (pylog.open, CreateTopics, the text protocol,
 # --num-partitions): each partition is a directory and open files.
 MAX_PARTITIONS = 10_000
-_COMPACTION = "log compaction is not implemented yet in pylog"
 
 
 @dataclass(frozen=True)
@@ -79,10 +77,9 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
                doc="LogAppendTime: the broker's clock stamps every batch."),
     ConfigSpec("cleanup.policy", "cleanup_policy", "list", ("delete",),
                choices=("delete", "compact"),
-               doc="delete: retention.ms / retention.bytes delete old segments.",
-               unimplemented=_COMPACTION + " (a compacted topic would never be "
-                             "compacted, and a compact-only one would never delete): "
-                             "use cleanup.policy=delete"),
+               doc="delete: retention.ms / retention.bytes delete old segments; "
+                   "compact: the log cleaner keeps the latest record per key "
+                   "(docs/retention.md); both: compacted and retention applied."),
     ConfigSpec("compression.type", "compression_type", "str", "producer",
                choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
                doc="producer: batches are stored as the producer compressed them.",
@@ -92,17 +89,13 @@ TOPIC_CONFIG_SPECS: tuple[ConfigSpec, ...] = (
                _INT64_MAX, doc="Delay before a deleted segment's files are removed.",
                unimplemented="the delay is not configurable"),
     ConfigSpec("delete.retention.ms", "delete_retention_ms", "long", _DAY_MS, 0,
-               _INT64_MAX, doc="Compaction: how long tombstones are kept.",
-               unimplemented=_COMPACTION),
+               _INT64_MAX, doc="Compaction: how long tombstones are kept."),
     ConfigSpec("min.compaction.lag.ms", "min_compaction_lag_ms", "long", 0, 0,
-               _INT64_MAX, doc="Compaction: minimum age before a record is compacted.",
-               unimplemented=_COMPACTION),
+               _INT64_MAX, doc="Compaction: minimum age before a record is compacted."),
     ConfigSpec("max.compaction.lag.ms", "max_compaction_lag_ms", "long", _INT64_MAX, 1,
-               _INT64_MAX, doc="Compaction: maximum age before a record is compacted.",
-               unimplemented=_COMPACTION),
+               _INT64_MAX, doc="Compaction: maximum age before a record is compacted."),
     ConfigSpec("min.cleanable.dirty.ratio", "min_cleanable_dirty_ratio", "double", 0.5,
-               0.0, 1.0, doc="Compaction: dirty ratio that triggers cleaning.",
-               unimplemented=_COMPACTION),
+               0.0, 1.0, doc="Compaction: dirty ratio that triggers cleaning."),
     ConfigSpec("min.insync.replicas", "min_insync_replicas", "int", 1, 1, _INT32_MAX,
                doc="Replicas that must have a write for acks=all.",
                unimplemented="pylog is a single node: every partition has one replica"),

@@ -1,8 +1,9 @@
-"""No silent no-ops: every topic config value pylog would not act on (cleanup.policy=compact
-first) and every unknown key is refused with INVALID_CONFIG (40) and a message saying why,
+"""No silent no-ops: every topic config value pylog would not act on and every unknown key is refused with INVALID_CONFIG (40) and a message saying why,
 everywhere a config is accepted: pylog.open / create_topic / alter_topic_config, Kafka
 CreateTopics from kafka-python and confluent-kafka, and partition bounds through the text
-protocol.  A data directory an older pylog wrote with such a value still opens."""
+protocol.  A data directory an older pylog wrote with such a value still opens.
+cleanup.policy=compact and the compaction keys are applied (storage/cleaner.py) and so
+accepted everywhere."""
 from __future__ import annotations
 
 import json
@@ -19,11 +20,12 @@ from pylog.testing import PylogServer
 UNIMPLEMENTED = [s for s in TOPIC_CONFIG_SPECS if s.unimplemented]
 NON_DEFAULT = {
     "segment.jitter.ms": "5", "compression.type": "zstd", "file.delete.delay.ms": "1",
-    "delete.retention.ms": "1", "min.compaction.lag.ms": "1", "max.compaction.lag.ms": "5",
-    "min.cleanable.dirty.ratio": "0.1", "min.insync.replicas": "2",
+    "min.insync.replicas": "2",
     "unclean.leader.election.enable": "true", "preallocate": "true",
-    "cleanup.policy": "compact",
 }
+COMPACTION = {"cleanup.policy": "compact", "delete.retention.ms": "1",
+              "min.compaction.lag.ms": "1", "max.compaction.lag.ms": "5",
+              "min.cleanable.dirty.ratio": "0.1"}
 
 
 def test_every_unimplemented_key_has_a_non_default_case():
@@ -31,17 +33,18 @@ def test_every_unimplemented_key_has_a_non_default_case():
 
 
 @pytest.mark.parametrize("policy", ["compact", "compact,delete", "delete,compact"])
-def test_embedded_compact_is_refused_with_invalid_config(policy):
+def test_embedded_compact_is_accepted_and_applied(policy):
     with pylog.open(None) as log:
-        with pytest.raises(InvalidConfigError) as err:
-            log.create_topic("c", partitions=1, config={"cleanup.policy": policy})
-        assert err.value.errno == 40
-        assert "compaction is not implemented" in str(err.value)
-        assert not log.has_topic("c")
-        t = log.create_topic("c", partitions=1, config={"cleanup.policy": "delete"})
-        with pytest.raises(InvalidConfigError, match="compaction is not implemented"):
-            log.alter_topic_config("c", {"cleanup.policy": policy})
-        assert t.config.cleanup_policy == ("delete",)
+        t = log.create_topic("c", partitions=1, config={"cleanup.policy": policy})
+        assert "compact" in t.config.cleanup_policy
+        log.create_topic("d", partitions=1, config={"cleanup.policy": "delete"})
+        log.alter_topic_config("d", {"cleanup.policy": policy})
+        assert "compact" in log.topic("d").config.cleanup_policy
+
+
+@pytest.mark.parametrize("key", sorted(COMPACTION))
+def test_compaction_keys_are_applied(key):
+    assert TopicConfig.from_dict({key: COMPACTION[key]}).get(key) is not None
 
 
 @pytest.mark.parametrize("key", sorted(NON_DEFAULT))
@@ -78,7 +81,8 @@ def test_old_data_dir_with_compact_still_opens_and_says_so(tmp_path, caplog):
     meta = json.loads(meta_path.read_text())
     text = json.dumps(meta)
     assert '"old"' in text
-    # what an older pylog wrote for a topic created with cleanup.policy=compact
+    # what an older pylog wrote for a topic created with cleanup.policy=compact (kept
+    # unapplied then): now it opens and is compacted
     def put(obj):
         if isinstance(obj, dict):
             if "old" in obj and isinstance(obj["old"], dict):
@@ -89,9 +93,9 @@ def test_old_data_dir_with_compact_still_opens_and_says_so(tmp_path, caplog):
     assert put(meta)
     meta.pop("crc32c", None)            # an older pylog wrote no checksum
     meta_path.write_text(json.dumps(meta))
-    with caplog.at_level("WARNING"), pylog.open(tmp_path) as log:
+    with pylog.open(tmp_path) as log:
         assert [r.value for r in log.topic("old").partition(0).read(0)] == [b"kept"]
-    assert "compaction is not implemented" in caplog.text and "old" in caplog.text
+        assert log.topic("old").config.cleanup_policy == ("compact",)
 
 
 # ---- over the network -------------------------------------------------------------------
@@ -103,27 +107,24 @@ def srv(tmp_path_factory):
     assert s.stop() == 0
 
 
-def test_kafka_python_create_topics_compact_is_invalid_config(srv):
+def test_kafka_python_create_topics_refusals_and_compact(srv):
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import InvalidConfigurationError
     admin = KafkaAdminClient(bootstrap_servers=srv.bootstrap, request_timeout_ms=10_000)
     try:
-        with pytest.raises(InvalidConfigurationError) as err:
-            admin.create_topics([NewTopic("kp-compact", 1, 1,
-                                          topic_configs={"cleanup.policy": "compact"})])
-        assert "compaction is not implemented" in str(err.value)
+        admin.create_topics([NewTopic("kp-compact", 1, 1,
+                                      topic_configs={"cleanup.policy": "compact"})])
         with pytest.raises(InvalidConfigurationError, match="unknown topic config"):
             admin.create_topics([NewTopic("kp-unknown", 1, 1,
                                           topic_configs={"no.such.key": "1"})])
         admin.create_topics([NewTopic("kp-ok", 1, 1,
                                       topic_configs={"cleanup.policy": "delete"})])
-        assert "kp-compact" not in admin.list_topics() and "kp-ok" in admin.list_topics()
+        assert "kp-compact" in admin.list_topics() and "kp-ok" in admin.list_topics()
     finally:
         admin.close()
 
 
 @pytest.mark.parametrize("configs,needle", [
-    ({"cleanup.policy": "compact,delete"}, "compaction is not implemented"),
     ({"preallocate": "true"}, "not implemented"),
     ({"min.insync.replicas": "2"}, "single node"),
     ({"retention.msx": "1"}, "did you mean"),
@@ -169,7 +170,7 @@ def test_partition_bounds_agree_on_every_interface(srv):
 def test_broker_topic_defaults_go_through_the_same_refusals():
     from pylog.server.kafka.context import BrokerContext, BrokerSettings
     with pylog.open(None) as log:
-        broker = BrokerContext(log, BrokerSettings(topic_defaults={"cleanup.policy": "compact"}))
-        with pytest.raises(InvalidConfigError, match="compaction is not implemented"):
+        broker = BrokerContext(log, BrokerSettings(topic_defaults={"preallocate": "true"}))
+        with pytest.raises(InvalidConfigError, match="not implemented"):
             broker.create_topic("auto", 1, {})
         assert not log.has_topic("auto")

@@ -49,6 +49,7 @@ from pylog.errors import (InvalidPartitionsError, InvalidTopicError, LogLockedEr
                           StorageError, TopicExistsError, UnknownTopicError,
                           UnknownTopicIdError)
 from pylog.storage import checkpoint, files, metadata
+from pylog.storage.cleaner import DEFAULT_BACKOFF_MS, LogCleaner
 from pylog.storage.flusher import Flusher
 from pylog.storage.loader import RecoveryReport, load_segments
 from pylog.storage.quarantine import Quarantine
@@ -66,7 +67,9 @@ class Log:
     """A pylog data directory: topics of partitioned logs.  Use ``pylog.open``."""
 
     def __init__(self, path: str | os.PathLike | None = None, *,
-                 retention_check_interval_ms: int = 30_000):
+                 retention_check_interval_ms: int = 30_000,
+                 log_cleaner_enable: bool = True,
+                 log_cleaner_backoff_ms: int = DEFAULT_BACKOFF_MS):
         self._memory = path is None
         self._dir = Path(_memory_dir() if path is None else path).absolute()
         self.data_dir: Path | None = None if self._memory else self._dir
@@ -91,9 +94,13 @@ class Log:
         if self._memory:             # removed on close, or at exit if never closed
             self._cleanup = functools.partial(shutil.rmtree, self._dir, ignore_errors=True)
             atexit.register(self._cleanup)
+        self.cleaner: LogCleaner | None = None   # compaction (storage/cleaner.py)
         self._take_lock()
         try:
             self._open(retention_check_interval_ms / 1000.0)
+            self.cleaner = LogCleaner(self._dir, self._all_partitions,
+                                      backoff_ms=log_cleaner_backoff_ms,
+                                      enabled=log_cleaner_enable)
         except BaseException:
             self._abort_open()
             raise
@@ -120,6 +127,8 @@ class Log:
 
     def _abort_open(self) -> None:
         """Undo a failed open: stop the flusher, close what was loaded, unlock."""
+        if self.cleaner is not None:
+            self.cleaner.stop()
         flusher = getattr(self, "_flusher", None)
         if flusher is not None:
             flusher.stop()
@@ -367,6 +376,8 @@ class Log:
                 shutil.rmtree(p.directory, ignore_errors=True)
             topic._partitions = []
             del p
+            if self.cleaner is not None:
+                self.cleaner.forget(name)
             # An exception raised by a failed append (e.g. ENOSPC) sits in a reference
             # cycle with the frame that raised it, which holds the partition and so its
             # mappings: the space of the unlinked files returns only when they go.
@@ -484,6 +495,11 @@ class Log:
         return Queue(self, group, topic, **configs)
 
     # ---- close -------------------------------------------------------------------------
+    def table(self, topic: str):
+        """A read-only latest-per-key view of ``topic`` (storage/table.py)."""
+        from pylog.storage.table import Table
+        return Table(self.topic(topic))
+
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"log {self._dir} is closed")
@@ -500,6 +516,8 @@ class Log:
             self._share_members.close()
         if self._share_groups is not None:
             self._share_groups.close()
+        if self.cleaner is not None:
+            self.cleaner.stop()
         self._flusher.stop()
         parts = self._all_partitions()
         errors = []
@@ -531,6 +549,8 @@ class Log:
             self._groups.close()
         if self._share_groups is not None:
             self._share_groups.close()
+        if self.cleaner is not None:
+            self.cleaner.stop()
         self._flusher.stop()
         for p in self._all_partitions():
             p._abandon()

@@ -15,21 +15,18 @@ v3), so Kafka's tooling habits carry over; all big-endian, strings i16-length UT
 
 Records with another key version (Kafka's group-metadata key v2) are skipped on load.
 
-Keeping the topic small — snapshots plus size-based retention, not compaction:
-  * every record is a full "key = value" assignment, so replaying ANY suffix of the log
-    that contains the start of a complete snapshot yields exactly the current map;
-  * when the bytes appended since the last snapshot exceed ``retention.bytes / 4``, the
-    store appends a snapshot: every live entry again, as ordinary records;
-  * the topic is created with ``retention.bytes`` = R (4 MiB by default; raised to
-    8 × the snapshot size if the live set ever outgrows R / 8), ``segment.bytes`` = R / 8
-    and ``retention.ms`` = -1.  Retention only deletes a whole oldest segment when the
-    rest still holds ≥ R bytes, and the last snapshot starts fewer than R bytes from the
-    end, so it always survives; older segments go, and a load reads at most ~R + one
-    segment, whatever the history.  Retention runs on the engine's maintenance tick and
-    right after each snapshot.
-The snapshot is written inline by the commit that triggers it: ~6 ms per 1,000 live
-offsets; loading ~15-30 ms per 1,000 records replayed (measured on the 2-core box).
-Why not compaction: the engine has none yet; this needs nothing but retention.bytes.
+Keeping the topic small: compaction (``cleanup.policy=compact``, storage/cleaner.py),
+as Kafka keeps its own ``__consumer_offsets``.  Every record is a full "key = value"
+assignment and a deletion is a tombstone, so replaying what the cleaner leaves (the
+latest record per key; tombstones until ``delete.retention.ms``) yields exactly the
+current map.  The topic is created with ``segment.bytes`` = R / 8 (R = 4 MiB by
+default) so sealed segments, the only ones the cleaner touches, come often.
+
+Older data directories hold the topic as ``cleanup.policy=delete`` with snapshots
+(every live entry appended again once R / 4 bytes were written since the last one)
+and ``retention.bytes`` = R.  Their records replay the same way, so the topic is
+switched to ``compact`` when it is opened, and snapshots are written only while
+it is not compacted.
 
 Thread-safe: one lock around the dict and the appends (commits come from the event
 loop and from embedded consumers' threads).
@@ -183,15 +180,24 @@ class OffsetStore:
             except Exception:           # noqa: BLE001 -- created meanwhile by someone else
                 if not self._log.has_topic(OFFSETS_TOPIC):
                     raise
-        self._partition = self._log.topic(OFFSETS_TOPIC).partition(0)
+        topic = self._log.topic(OFFSETS_TOPIC)
+        if "compact" not in topic.config.cleanup_policy:
+            # written by an older pylog (snapshots + retention): compact from now on
+            self._log.alter_topic_config(OFFSETS_TOPIC, {"cleanup.policy": "compact"})
+            log.info("%s: cleanup.policy switched from delete to compact", OFFSETS_TOPIC)
+        self._partition = topic.partition(0)
         self._retention_bytes = max(self._retention_bytes,
                                     self._log.topic(OFFSETS_TOPIC).config.retention_bytes)
         return self._partition
 
+    @property
+    def _compacted(self) -> bool:
+        return "compact" in self._partition.config.cleanup_policy
+
     def _topic_config(self) -> dict:
         r = self._retention_bytes
         return {"retention.bytes": r, "segment.bytes": max(4096, r // 8),
-                "retention.ms": -1, "cleanup.policy": "delete"}
+                "retention.ms": -1, "cleanup.policy": "compact"}
 
     @staticmethod
     def _apply(groups: dict, key: bytes | None, value: bytes | None) -> int:
@@ -274,7 +280,7 @@ class OffsetStore:
                 offs[(topic, partition)] = decode_value(v)
                 self._since_snapshot += size
             self._since_snapshot += _BATCH_OVERHEAD
-            if self._since_snapshot > self._retention_bytes // 4:
+            if self._since_snapshot > self._retention_bytes // 4 and not self._compacted:
                 self._snapshot_locked()
 
     def delete_group(self, group: str) -> int:

@@ -10,6 +10,7 @@ import argparse
 import fcntl
 import json
 import os
+from pathlib import Path
 import sys
 
 from pylog.fsck.datadir import NotPylogDirError, check_data_dir, read_lock_pid
@@ -111,12 +112,29 @@ def clear_lost(data_dir: str, topic: str | None = None) -> list[str]:
         os.close(lock_fd)
 
 
+def _complete_swaps(data_dir: str, topic: str | None) -> None:
+    """--repair first finishes interrupted compaction swaps exactly as recovery's first
+    pass does (storage/swap.py): a committed ``.log.swap`` replaces the segments it
+    covers; before that, the gap it leaves must not be mistaken for lost offsets."""
+    from pylog.storage import files, swap
+    for name in sorted(os.listdir(data_dir)):
+        parsed = files.parse_partition_dir(name)
+        path = os.path.join(data_dir, name)
+        if parsed is None or (topic is not None and parsed[0] != topic) \
+                or not os.path.isdir(path):
+            continue
+        if any(n.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX) for n in os.listdir(path)):
+            swap.complete_swaps(Path(path))
+
+
 def run(data_dir: str, *, topic: str | None = None, repair: bool = False,
         deep: bool = False, progress=None) -> Report:
     """Check (and repair) ``data_dir``; FsckError if it cannot be worked on at all."""
     data_dir = _validate_path(os.fspath(data_dir))
     lock_fd = _take_lock(data_dir) if repair else None
     try:
+        if repair:
+            _complete_swaps(data_dir, topic)
         try:
             report = check_data_dir(data_dir, topic=topic, deep=deep, progress=progress,
                                     probe_lock=lock_fd is None)

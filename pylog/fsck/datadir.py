@@ -33,6 +33,7 @@ __all__ = [
 _KNOWN_ROOT_FILES = {files.LOCK_FILE, files.CLEAN_SHUTDOWN_FILE, files.METADATA_FILE,
                      metadata.PREV_FILE,
                      files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_CHECKPOINT,
+                     "cleaner-offset-checkpoint",   # the log cleaner's (storage/cleaner.py)
                      "producer-id-high-water"}   # pylog.broker.producers.HIGH_WATER_FILE
 
 

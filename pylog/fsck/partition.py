@@ -15,7 +15,7 @@ import os
 
 from pylog.fsck.model import ERROR, INFO, WARNING, PartitionScan, SegmentScan
 from pylog.fsck.segments import _Ctx, check_index, check_timeindex, scan_segment_log
-from pylog.storage import files
+from pylog.storage import files, swap
 from pylog.storage.lost import LOST_OFFSETS_FILE, LostOffsets, describe
 
 from pylog.storage.partition_metadata import PARTITION_METADATA_FILE
@@ -41,6 +41,11 @@ def _classify(dir_path: str, ctx: _Ctx) -> dict[int, set[str]]:
             continue                       # read by scan_partition
         elif name == PARTITION_METADATA_FILE:
             continue                       # the topic id (storage/partition_metadata.py)
+        elif name.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX):
+            ctx.add(WARNING, "compaction-swap", "a committed compaction swap not yet "
+                    "installed (a kill during cleaning): the next open, or --repair, "
+                    "completes it (storage/swap.py); the offsets it holds are not lost",
+                    name)
         elif name.endswith(TEMP_SUFFIXES):
             ctx.add(WARNING, "temp-file", "leftover temporary file (an interrupted "
                     "replace, delete or compaction); ignored by readers", name,
@@ -91,7 +96,7 @@ def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
     if ps.unreadable:
         return ps
     lost = _lost_ranges(dir_path, ctx)
-    _chain(ps, ctx, live, lost)
+    _chain(ps, ctx, live, lost, _swap_ranges(dir_path))
     _check_indexes(ps, ctx, dir_path, clean=clean, live=live, interval=interval)
     if ps.segments:
         ps.log_start_offset = ps.segments[0].base_offset
@@ -116,18 +121,33 @@ def _lost_ranges(dir_path: str, ctx: _Ctx) -> LostOffsets:
     return lost
 
 
-def _known_gap(lost: LostOffsets, start: int, end: int) -> bool:
-    return any(r["start"] <= start and end <= r["end"] for r in lost.ranges)
+def _swap_ranges(dir_path: str) -> list[dict]:
+    """Offsets [B, E) of each committed ``B.log.swap``: the gap its uninstalled swap
+    leaves between the old segments is no loss (the swap file holds them)."""
+    out = []
+    for name in os.listdir(dir_path):
+        if name.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX):
+            parsed = files.parse_base_offset(name[:-len(files.SWAP_SUFFIX)])
+            end = swap.log_end_offset_of(os.path.join(dir_path, name)) if parsed else None
+            if end is not None:
+                out.append({"start": parsed[0], "end": end})
+    return out
 
 
-def _chain(ps: PartitionScan, ctx: _Ctx, live: bool, lost: LostOffsets) -> None:
+def _known_gap(lost: LostOffsets, start: int, end: int, swaps: list[dict]) -> bool:
+    return any(r["start"] <= start and end <= r["end"] for r in lost.ranges + swaps)
+
+
+def _chain(ps: PartitionScan, ctx: _Ctx, live: bool, lost: LostOffsets,
+           swaps: list[dict]) -> None:
     """Find the cut: the first segment with a corrupt tail or a broken link (a gap
-    that lost-offsets.json records is no break: recovery quarantined it)."""
+    that lost-offsets.json records is no break: recovery quarantined it; nor one a
+    committed compaction swap covers)."""
     prev = None
     for k, seg in enumerate(ps.segments):
         name = os.path.basename(seg.log_path)
         if prev is not None and seg.base_offset != prev.next_offset and \
-                not _known_gap(lost, prev.next_offset, seg.base_offset):
+                not _known_gap(lost, prev.next_offset, seg.base_offset, swaps):
             kind = "gap" if seg.base_offset > prev.next_offset else "overlap"
             ctx.add(ERROR, kind, f"segment starts at offset {seg.base_offset} but the "
                     f"previous one ends before offset {prev.next_offset}; the log is "

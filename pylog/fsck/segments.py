@@ -209,7 +209,9 @@ def _odd_batches(seg, ctx, name, P, h, bo, last, mts) -> None:
                     f"pylog stamps 0 (a flipped bit outside the CRC?)", name, int(P[i]),
                     (int(bo[i]), int(last[i])), fix="restamp")
     bts = h["base_ts"].astype(np.int64)
-    odd = np.flatnonzero((mts < -1) | ((mts < bts) & (h["attributes"] & 0x08 == 0)))
+    # 0x08 LogAppendTime; 0x40 a compacted batch's delete horizon (KIP-534): its
+    # baseTimestamp is the horizon, not a record's time
+    odd = np.flatnonzero((mts < -1) | ((mts < bts) & (h["attributes"] & 0x48 == 0)))
     if len(odd):
         i = int(odd[0])
         ctx.add(WARNING, "timestamps", f"{len(odd)} batch(es) with maxTimestamp below "

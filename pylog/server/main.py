@@ -213,7 +213,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     plog = None
     try:
         plog = pylog.open(config.data_dir,
-                          retention_check_interval_ms=config.retention_check_interval_ms)
+                          retention_check_interval_ms=config.retention_check_interval_ms,
+                          log_cleaner_enable=config.log_cleaner_enable,
+                          log_cleaner_backoff_ms=config.log_cleaner_backoff_ms)
         _report_recovery(plog)
         host, port = config.kafka_address
         server = Server(plog, host, port, _settings(config), idle_ms=config.idle_ms,

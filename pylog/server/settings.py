@@ -74,6 +74,8 @@ class ServerConfig:
     max_connections_per_ip: int | None = None   # max.connections.per.ip (None: no limit)
     shutdown_timeout_ms: int = 10_000           # in-flight drain at shutdown
     retention_check_interval_ms: int = 30_000   # log.retention.check.interval.ms
+    log_cleaner_enable: bool = True             # log.cleaner.enable (compaction)
+    log_cleaner_backoff_ms: int = 15_000        # log.cleaner.backoff.ms
     log_level: str = "INFO"
     log_json: bool = False
     ssl_certfile: str | None = None             # PEM chain (ssl.keystore.certificate.chain)
@@ -195,6 +197,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "requests", lo=0, hi=3_600_000),
     Setting("retention_check_interval_ms", "int", "how often retention deletes old "
             "segments", kafka="log.retention.check.interval.ms", lo=1, hi=_INT32_MAX),
+    Setting("log_cleaner_enable", "bool", "run the log cleaner (compaction of "
+            "cleanup.policy=compact topics)", kafka="log.cleaner.enable"),
+    Setting("log_cleaner_backoff_ms", "int", "how long the log cleaner sleeps when "
+            "nothing is cleanable", kafka="log.cleaner.backoff.ms", lo=1, hi=_INT32_MAX),
     Setting("log_level", "choice", "log level", choices=("DEBUG", "INFO", "WARNING",
                                                          "ERROR")),
     Setting("log_json", "bool", "log one JSON object per line instead of text"),

@@ -2,7 +2,7 @@
 Kafka's ``LogLoader`` does it (DESIGN section 2, research/kafka-protocol.md 1.7).
 
     First pass   resolve temporary files: delete ``.deleted`` and ``.cleaned`` leftovers,
-                 rename ``.swap`` files back into place (interrupted compaction/split).
+                 complete an interrupted compaction swap (``.swap``: storage.swap).
     Second pass  delete index files that have no ``.log`` (orphans).
     Third pass   open every segment, oldest first; the last one is the active segment.
                  After a clean shutdown: trust the files (``load_clean``), recovering
@@ -32,7 +32,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pylog.storage import files
+from pylog.storage import files, swap
 from pylog.storage.lost import LostOffsets
 from pylog.storage.quarantine import Quarantine
 from pylog.storage.salvage import recover_segment
@@ -66,14 +66,17 @@ class RecoveryReport:
 
 
 def _resolve_temp_files(directory: Path, report: RecoveryReport) -> None:
-    """First pass."""
+    """First pass.  ``.deleted`` and ``.cleaned`` files never committed: deleted.
+    ``.swap`` files are an interrupted compaction swap: storage.swap completes it
+    (a ``.log.swap`` is committed: the segments it replaces are deleted and it takes
+    their place; an index ``.swap`` alone is a cache, deleted)."""
     for entry in sorted(os.listdir(directory)):
         if entry.endswith((files.DELETED_SUFFIX, files.CLEANED_SUFFIX)):
             (directory / entry).unlink(missing_ok=True)
             report.removed_files.append(entry)
-        elif entry.endswith(files.SWAP_SUFFIX):
-            os.replace(directory / entry, directory / entry[:-len(files.SWAP_SUFFIX)])
-            report.warnings.append(f"renamed {entry} back into place")
+    removed, notes = swap.complete_swaps(directory)
+    report.removed_files += removed
+    report.warnings += notes
 
 
 def _segment_bases(directory: Path, report: RecoveryReport) -> tuple[list[int], set]:

@@ -41,12 +41,13 @@ from typing import Callable, Iterator
 
 from pylog import _ffi, _speedups
 from pylog._ffi import ffi, lib
-from pylog.errors import (OffsetOutOfRangeError, RecordListTooLargeError,
-                          StorageError)
+from pylog.errors import (InvalidRecordError, OffsetOutOfRangeError,
+                          RecordListTooLargeError, StorageError)
 from pylog.records import Record
 from pylog.storage import dedup, files
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed, retention_victims)
+from pylog.storage.compaction import check_keys
 from pylog.storage.flusher import GroupCommit
 from pylog.storage.lost import LostOffsets
 from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
@@ -133,6 +134,7 @@ class PartitionLog(GroupCommit):
     # ---- configuration -------------------------------------------------------------
     def _apply_config_locked(self, config) -> None:
         self.config = config
+        self._compacted = "compact" in config.cleanup_policy    # keyless refused
         self._scfg = segment_config(config, self._grow_chunk)
         self._segment_ms = config.segment_ms
         fm = config.flush_messages
@@ -202,17 +204,34 @@ class PartitionLog(GroupCommit):
             return list(self._segments)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def active_first_timestamp(self) -> int:
+        """maxTimestamp of the active segment's first batch, -1 while it is empty
+        (max.compaction.lag.ms rolls it past that age: storage/cleaner.py)."""
+        with self._lock:
+            return -1 if self._active.is_empty else self._active.c.first_batch_timestamp
+
+    @property
     def fenced(self) -> bool:
         return self._fenced is not None
 
     # ---- appends -------------------------------------------------------------------
     def append(self, value, key=None, headers=None, timestamp=None) -> int:
         """Append one record; returns its offset (waits for a barrier if flush.messages=1)."""
+        if key is None and self._compacted:
+            self._refuse_keyless()
         if headers is None and timestamp is None:
             offset = self._fast_append(value, key)     # C, or None: nothing appended
             if offset is not None:
                 return offset
         return self._append_slow(value, key, headers, timestamp)
+
+    def _refuse_keyless(self):
+        raise InvalidRecordError(
+            f"compacted topic cannot accept message without key in topic partition "
+            f"{self.topic}-{self.partition}")
 
     def _append_slow(self, value, key, headers, timestamp) -> int:
         if headers or timestamp is not None:
@@ -315,6 +334,8 @@ class PartitionLog(GroupCommit):
 
     def _append_batch(self, values, keys, headers, timestamps, dedup_ms: int = 0) -> int:
         n = len(values)
+        if self._compacted and (keys is None or any(k is None for k in keys)):
+            self._refuse_keyless()
         keep, rin, ids = build_records_in(values, keys, headers, timestamps,
                                           _now_ns() // 1_000_000, self._log_append_time)
         if ids and dedup_ms:                 # a header is named pylog-msg-id
@@ -347,6 +368,8 @@ class PartitionLog(GroupCommit):
         with a known ``pylog-msg-id`` are dropped (storage/dedup.py)."""
         # C checks only the CRC of a compressed batch; this inflates and walks it
         ids = check_compressed(data, self.config.max_message_bytes)
+        if self._compacted:
+            check_keys(data, f"{self.topic}-{self.partition}")
         if not self.config.dedup_window_ms:
             return self._append_raw(data, wait=wait)
         # C's validation walk reports (PL_EMSGID, nothing appended) an uncompressed

@@ -264,25 +264,52 @@ def test_committed_offsets_survive_clean_close_and_crash(tmp_path):
         assert lg2.groups.offsets.fetch("g", "t", 1).offset == 9
 
 
-def test_snapshots_keep_the_offsets_topic_small_and_loading_exact(tmp_path):
+def test_compaction_keeps_the_offsets_topic_small_and_loading_exact(tmp_path):
     from pylog.broker.groups import GroupCoordinator
     d = tmp_path / "data"
     r = 64 << 10
-    with pylog.open(d) as lg:
+    with pylog.open(d, log_cleaner_enable=False) as lg:
         lg.create_topic("t", partitions=4)
         coord = GroupCoordinator(lg, offsets_retention_bytes=r)
         coord.wait_loaded(10)
         for n in range(3000):
             coord.commit_offsets(f"g{n % 7}", -1, "", [("t", n % 4, n, -1, "m" * (n % 13))])
+        coord.offsets.delete_offsets("g0", [("t", 0)])
         p = lg.topic(OFFSETS_TOPIC).partition(0)
+        assert p.config.cleanup_policy == ("compact",)
         expected = {g: coord.offsets.group_offsets(g) for g in coord.offsets.group_ids()}
-        assert coord.offsets.snapshots >= 3
-        assert p.log_start_offset > 0 and p.size_bytes < 2 * r
+        assert coord.offsets.snapshots == 0
+        before = p.size_bytes
+        p.roll()
+        p.barrier()
+        while lg.cleaner.clean_once() is not None:
+            pass
+        assert p.size_bytes < before // 10
+        assert len(list(p.iter())) == 7 * 4         # one record per key (+1 tombstone)
         coord.close()
     with pylog.open(d) as lg:
         coord = GroupCoordinator(lg, offsets_retention_bytes=r)
         coord.wait_loaded(10)
         assert {g: coord.offsets.group_offsets(g) for g in coord.offsets.group_ids()} == expected
+        coord.close()
+
+
+def test_an_old_delete_policy_offsets_topic_is_read_and_switched_to_compact(tmp_path):
+    from pylog.broker.groups import GroupCoordinator
+    d = tmp_path / "data"
+    with pylog.open(d) as lg:                   # what an older pylog created
+        lg.create_topic(OFFSETS_TOPIC, 1, {"cleanup.policy": "delete",
+                                           "retention.bytes": 4 << 20})
+        lg.create_topic("t")
+        coord = GroupCoordinator(lg)
+        coord.wait_loaded(10)
+        coord.commit_offsets("g", -1, "", [("t", 0, 5, -1, "")])
+        coord.close()
+    with pylog.open(d) as lg:
+        coord = GroupCoordinator(lg)
+        coord.wait_loaded(10)
+        assert coord.offsets.fetch("g", "t", 0).offset == 5
+        assert lg.topic(OFFSETS_TOPIC).config.cleanup_policy == ("compact",)
         coord.close()
 
 
@@ -363,7 +390,7 @@ def test_undecodable_records_in_the_offsets_topic_are_skipped(tmp_path):
         lg.groups.wait_loaded(10)
         lg.groups.commit_offsets("g", -1, "", [("t", 0, 4, -1, "")])
         p = lg.topic(OFFSETS_TOPIC).partition(0)
-        p.append_batch([b"\x00", b"junk", None], [b"\x00\x01\xff", None, b"\x00"])
+        p.append_batch([b"\x00", b"junk", None], [b"\x00\x01\xff", b"", b"\x00"])
     with pylog.open(d) as lg:
         assert lg.groups.wait_loaded(10)
         assert lg.groups.offsets.fetch("g", "t", 0).offset == 4
