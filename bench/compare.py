@@ -5,7 +5,8 @@
     python -m bench.compare --tiny          # seconds; only proves the runner works (CI)
     python -m bench.compare --only embedded.batched,server   # groups whose key starts so
 
-Steps: install what is missing (pip; apt-get for redis-server, nats-server, kcat), start every
+Steps: install what is missing (pip; apt-get for redis-server, nats-server, kcat,
+rabbitmq-server), start every
 server on 127.0.0.1 on free ports with its data in a temporary directory, run every contender
 round-robin for several rounds (each run in a fresh process, see bench/_job.py, and on a fresh
 topic or directory), stop every server (also on an error or Ctrl-C), then print one table of
@@ -30,25 +31,27 @@ from bench.servers import (
     ServerPool,
     ensure_python_packages,
     ensure_tools,
-    proc_rss_mib,
     start_nats,
     start_pylog_server,
+    start_rabbitmq,
     start_redis,
 )
 
 PY_MODULES = {"numpy": "numpy", "matplotlib": "matplotlib", "lmdb": "lmdb", "redis": "redis",
-              "nats": "nats-py", "confluent_kafka": "confluent-kafka"}
+              "nats": "nats-py", "confluent_kafka": "confluent-kafka", "pika": "pika"}
 TOOLS = {"redis-server": "redis-server", "redis-benchmark": "redis-tools",
-         "nats-server": "nats-server", "kcat": "kcat"}
+         "nats-server": "nats-server", "kcat": "kcat", "rabbitmq-server": "rabbitmq-server"}
 STARTERS = {
     "pylog": (start_pylog_server, ()),
     "redis-none": (start_redis, ("none",)),
     "redis-everysec": (start_redis, ("everysec",)),
     "redis-always": (start_redis, ("always",)),
     "nats": (start_nats, ()),
+    "rabbitmq": (start_rabbitmq, ()),
 }
 NEEDS = {"redis-none": "redis-server", "redis-everysec": "redis-server",
-         "redis-always": "redis-server", "nats": "nats-server"}
+         "redis-always": "redis-server", "nats": "nats-server",
+         "rabbitmq": "rabbitmq-server"}
 
 
 def start_servers(pool: ServerPool, wanted: set[str], missing_tools: dict) -> dict:
@@ -63,7 +66,7 @@ def start_servers(pool: ServerPool, wanted: set[str], missing_tools: dict) -> di
         try:
             server = fn(pool, key, *extra) if extra else fn(pool, key)
             time.sleep(0.3)                       # let it settle before reading its RSS
-            server.extra["rss_mib_idle"] = proc_rss_mib(server.pid)
+            server.extra["rss_mib_idle"] = server.rss_mib()
             out[key] = server
         except NotAvailable as e:
             out[key] = e

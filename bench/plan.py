@@ -19,13 +19,16 @@ KIB = 1024
 PROFILES = {
     "full": dict(rounds=3, batched=1_000_000, single=200_000, read=1_000_000, kib_factor=5,
                  native=1_000_000, python=200_000, e2e_rate=10_000, e2e_s=10.0,
-                 durable=400_000, mib=256, segments=1000, machine_mib=512, sizes=(100, KIB)),
+                 durable=400_000, mib=256, segments=1000, machine_mib=512, sizes=(100, KIB),
+                 queue=100_000, queue_rate=2_000, queue_s=5.0),
     "quick": dict(rounds=2, batched=200_000, single=20_000, read=200_000, kib_factor=5,
                   native=200_000, python=15_000, e2e_rate=5_000, e2e_s=1.0,
-                  durable=30_000, mib=128, segments=400, machine_mib=128, sizes=(100, KIB)),
+                  durable=30_000, mib=128, segments=400, machine_mib=128, sizes=(100, KIB),
+                  queue=20_000, queue_rate=1_000, queue_s=3.0),
     "tiny": dict(rounds=1, batched=3_000, single=1_000, read=3_000, kib_factor=2,
                  native=2_000, python=1_000, e2e_rate=500, e2e_s=0.5,
-                 durable=1_600, mib=4, segments=20, machine_mib=8, sizes=(100, KIB)),
+                 durable=1_600, mib=4, segments=20, machine_mib=8, sizes=(100, KIB),
+                 queue=2_000, queue_rate=500, queue_s=1.0),
 }
 
 
@@ -220,12 +223,54 @@ def durability_groups(p: dict) -> list[Group]:
     ]
 
 
+def _queue_cases(a: dict) -> list[Case]:
+    """The work-queue contenders (bench/clients_queues.py) with the shared arguments `a`."""
+    q = "bench.clients_queues:"
+    kafka = dict(a, bootstrap="{bootstrap}", topic="{topic}")
+    peer = dict(a, port="{port}")
+    return [
+        Case("pylog-server ShareConsumer, explicit", q + "kafka_share",
+             dict(kafka, ack="explicit"), "flush.ms=1000", "pylog"),
+        Case("pylog-server ShareConsumer, implicit", q + "kafka_share",
+             dict(kafka, ack="implicit"), "flush.ms=1000", "pylog"),
+        Case("pylog embedded log.queue (in-process)", q + "embedded_queue",
+             dict(a, dir="{dir}"), "flush.ms=1000"),
+        Case("RabbitMQ classic queue, pika", q + "rabbitmq_queue",
+             dict(peer, queue="{topic}", durable=True), "durable, persistent", "rabbitmq"),
+        Case("RabbitMQ classic queue, pika", q + "rabbitmq_queue",
+             dict(peer, queue="{topic}", durable=False), "transient", "rabbitmq"),
+        Case("Redis Streams XREADGROUP+XACK, redis-py", q + "redis_group",
+             dict(peer, stream="{topic}"), "no persistence", "redis-none"),
+        Case("Redis Streams XREADGROUP+XACK, redis-py", q + "redis_group",
+             dict(peer, stream="{topic}"), "appendfsync everysec", "redis-everysec"),
+        Case("NATS JetStream workqueue, nats-py pull", q + "nats_workqueue",
+             dict(peer, stream="{topic}"), "file store", "nats"),
+    ]
+
+
+def queue_groups(p: dict) -> list[Group]:
+    """N consumers receive + ack 100 B messages: pre-filled throughput (3 and 1 consumers)
+    and produce -> ack latency at a paced rate (3 consumers)."""
+    n, rate, secs = p["queue"], p["queue_rate"], p["queue_s"]
+    groups = [Group(f"queues.{c}", f"work queue, {c} consumer{'s' * (c > 1)} receive + ack, "
+                    f"pre-filled, 100 B", 100, n,
+                    _queue_cases(dict(consumers=c, count=n, mode="prefill")))
+              for c in (3, 1)]
+    groups.append(Group("queues.e2e.3", f"work queue, 3 consumers, {rate:,} msg/s offered, "
+                        f"100 B, produce -> ack latency", 100, int(rate * secs),
+                        _queue_cases(dict(consumers=3, mode="paced", rate=rate,
+                                          seconds=secs))))
+    return groups
+
+
 def build(profile: str, only: set[str] | None = None) -> list[Group]:
     """All groups of a profile, optionally only those whose key starts with one of `only`."""
     p = PROFILES[profile]
     quick = profile != "full"
     groups = (machine_groups(p) + embedded_groups(p, quick) + recovery_groups(p)
               + server_groups(p, quick) + durability_groups(p))
+    if profile != "tiny" or (only and any(o.startswith("queues") for o in only)):
+        groups += queue_groups(p)       # --tiny: only on request (RabbitMQ boots in ~10 s)
     if only:
         groups = [g for g in groups if any(g.key.startswith(o) for o in only)]
     return groups

@@ -121,7 +121,8 @@ def meta(profile, rounds, args, elapsed, root, missing_py, missing_tools) -> dic
     return dict(
         date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), profile=profile,
         rounds=rounds, elapsed_s=round(elapsed, 1), command="python -m bench.compare"
-        + (f" --{profile}" if profile != "full" else ""), git_commit=commit,
+        + (f" --{profile}" if profile != "full" else "")
+        + (f" --only {args.only}" if getattr(args, "only", None) else ""), git_commit=commit,
         machine=dict(cpu=cpu, cores=os.cpu_count(), memory_gib=round(mem, 1),
                      kernel=platform.release(), python=platform.python_version(),
                      data_fs=" ".join(fs.split()), load_avg=os.getloadavg()),

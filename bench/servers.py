@@ -123,8 +123,26 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
+    def _pids(self) -> list[int]:
+        """The server's process, or with extra["group"] every process of its process group
+        (RabbitMQ's start script stays the parent of the Erlang VM)."""
+        if not self.extra.get("group"):
+            return [self.proc.pid]
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.getpgid(int(d)) == self.proc.pid:
+                        pids.append(int(d))
+                except OSError:
+                    pass
+        return pids
+
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.proc.pid)
+        return sum(proc_cpu_seconds(p) for p in self._pids())
+
+    def rss_mib(self) -> float:
+        return sum(proc_rss_mib(p) for p in self._pids())
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -187,7 +205,7 @@ class ServerPool:
             self.servers.remove(server)
 
     def stop_all(self) -> None:
-        for server in list(self.servers):
+        for server in reversed(self.servers):       # last started first (RabbitMQ, its epmd)
             self.stop(server)
         for log in self.logs:
             log.close()
@@ -251,3 +269,35 @@ def start_pylog_server(pool: ServerPool, name: str = "pylog-server") -> Server:
         if f"--{listener}-listener" in flags:
             argv += [f"--{listener}-listener", f"127.0.0.1:{free_port()}"]
     return pool.start(name, argv, port, data, timeout=20.0)
+
+
+def _rabbitmq_exe() -> str | None:
+    """The broker script itself: /usr/sbin/rabbitmq-server re-executes as the rabbitmq user,
+    which cannot write the run's temporary directory."""
+    direct = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+    return str(direct) if direct.exists() else shutil.which("rabbitmq-server")
+
+
+def start_rabbitmq(pool: ServerPool, name: str = "rabbitmq") -> Server:
+    """rabbitmq-server (Debian's) with a private node name, ports, epmd, mnesia and logs
+    under the run's temp dir; no systemd.  Its own epmd runs as a pool server too, so both
+    stop with the pool (RabbitMQ stops cleanly on SIGTERM)."""
+    exe, epmd = _rabbitmq_exe(), shutil.which("epmd")
+    if exe is None or epmd is None:
+        raise NotAvailable("rabbitmq-server not installed (apt-get install rabbitmq-server)")
+    data = pool.root / name
+    epmd_port, port, dist_port = free_port(), free_port(), free_port()
+    pool.start(f"{name}-epmd", [epmd, "-port", str(epmd_port)], epmd_port, data / "epmd")
+    (data / "enabled_plugins").write_text("[].\n")
+    env = dict(os.environ, HOME=str(data), ERL_EPMD_PORT=str(epmd_port),
+               RABBITMQ_NODENAME=f"bench{port}@localhost", RABBITMQ_NODE_PORT=str(port),
+               RABBITMQ_NODE_IP_ADDRESS="127.0.0.1", RABBITMQ_DIST_PORT=str(dist_port),
+               RABBITMQ_MNESIA_BASE=str(data / "mnesia"), RABBITMQ_LOG_BASE=str(data / "log"),
+               RABBITMQ_PID_FILE=str(data / "pid"),
+               RABBITMQ_ENABLED_PLUGINS_FILE=str(data / "enabled_plugins"),
+               RABBITMQ_CONFIG_FILE=str(data / "rabbitmq"),
+               RABBITMQ_ADVANCED_CONFIG_FILE=str(data / "advanced.config"),
+               RABBITMQ_CONF_ENV_FILE=str(data / "rabbitmq-env.conf"))
+    server = pool.start(name, [exe], port, data, env=env, timeout=90.0)
+    server.extra["group"] = True
+    return server

@@ -60,3 +60,29 @@ def test_fetch_sessions_bench_runs_and_sessions_send_fewer_bytes(capsys):
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
             if line.startswith(("sessionless", "session "))}
     assert float(rows["session"][0]) < float(rows["sessionless"][0]) / 5
+
+
+@pytest.mark.timeout(120)
+def test_queue_bench_pylog_contenders_ack_every_message(tmp_path):
+    """The work-queue group's pylog rows (bench/clients_queues.py), 2,000 messages each:
+    every message is acked exactly once (the driver raises otherwise); the peers run in
+    `python -m bench.compare --only queues`."""
+    from bench._job import run_job
+    from pylog.testing import start_server
+    a = dict(consumers=3, count=2000, mode="prefill")
+    out = run_job("bench.clients_queues:embedded_queue", dict(a, dir=str(tmp_path / "emb")),
+                  timeout=100)
+    assert out["records"] == 2000 and sum(out["per_consumer"]) == 2000
+    srv = start_server(tmp_path / "srv")
+    try:
+        out = run_job("bench.clients_queues:kafka_share",
+                      dict(a, bootstrap=srv.bootstrap, topic="q-explicit", ack="explicit"),
+                      timeout=100)
+        assert sum(out["per_consumer"]) == 2000, out
+        out = run_job("bench.clients_queues:kafka_share",
+                      dict(consumers=1, mode="paced", rate=500, seconds=0.5,
+                           bootstrap=srv.bootstrap, topic="q-paced", ack="implicit"),
+                      timeout=100)
+        assert out["records"] == 250 and out["latency_ms"]["p99"] > 0
+    finally:
+        assert srv.stop() == 0, srv.log_text()[-2000:]
