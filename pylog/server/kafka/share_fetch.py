@@ -40,7 +40,7 @@ from pylog.broker.share_state import AcknowledgeType
 from pylog.errors import PylogError, UnknownTopicIdError, error_name
 
 from ..metrics import count_batch_records
-from .dispatch import ApiSpec, register
+from .dispatch import ApiSpec, Applied, register
 from .messages import ZERO_MS, build, error_code, ms, response_module
 
 SHARE_FETCH, SHARE_ACKNOWLEDGE = 78, 79
@@ -375,7 +375,11 @@ def _fetch_response(ctx, group, code, message, acks: dict, found: dict):
                  responses=responses, node_endpoints=())
 
 
-async def handle_share_fetch(ctx, request):
+def handle_share_fetch(ctx, request):
+    """Acknowledgements and the first acquisition take effect at once; the answer
+    (acknowledgements durable, a long poll if nothing was acquired) is ``Applied``, so
+    the connection's next requests — a ShareAcknowledge, say — are applied meanwhile
+    (their answers still go out in order)."""
     log_ = ctx.broker.log
     group, member, epoch = request.group_id, request.member_id, request.share_session_epoch
     code, message = _check_member(log_, group, member, ctx)
@@ -393,21 +397,32 @@ async def handle_share_fetch(ctx, request):
     code, session = sessions.resolve(group, member, epoch)
     if code:
         return _fetch_response(ctx, group, code, error_name(code), {}, {})
+    waits = []
     if epoch != 0:
         waits = _start_acks(log_, group, member, request.topics, acks, ctx.version)
         _wake(sessions, group, waits)
-        await _finish_acks(waits, acks)
     if epoch == -1:
         sessions.close(group, member)
-        return _fetch_response(ctx, group, NONE, None, acks, {})
+        return Applied(_answer_fetch(ctx, group, waits, acks, {}))
     _session_partitions(ctx, group, member, session, request)
     found: dict = {}
     max_bytes = request.max_bytes if request.max_bytes > 0 else _MAX_READ
+    poll = None
     if request.max_records > 0:
         got = _acquire(ctx, group, member, session, request.max_records, max_bytes, found)
         wait_s = request.max_wait.total_seconds()
         if not got and wait_s > 0 and session.partitions and not ctx.broker.closing:
-            await _long_poll(ctx, group, member, session, request, max_bytes, found, wait_s)
+            poll = (session, request, max_bytes, wait_s)
+    if not waits and poll is None:
+        return _fetch_response(ctx, group, NONE, None, acks, found)
+    return Applied(_answer_fetch(ctx, group, waits, acks, found, member, poll))
+
+
+async def _answer_fetch(ctx, group, waits, acks, found, member=None, poll=None):
+    await _finish_acks(waits, acks)
+    if poll is not None:
+        session, request, max_bytes, wait_s = poll
+        await _long_poll(ctx, group, member, session, request, max_bytes, found, wait_s)
     return _fetch_response(ctx, group, NONE, None, acks, found)
 
 
@@ -463,7 +478,7 @@ async def _long_poll(ctx, group, member, session, request, max_bytes, found, tim
                 pass
 
 
-async def handle_share_acknowledge(ctx, request):
+def handle_share_acknowledge(ctx, request):
     mod = response_module(SHARE_ACKNOWLEDGE, ctx.version)
     log_ = ctx.broker.log
     group, member, epoch = request.group_id, request.member_id, request.share_session_epoch
@@ -498,10 +513,13 @@ async def handle_share_acknowledge(ctx, request):
     acks: dict = {}
     waits = _start_acks(log_, group, member, request.topics, acks, ctx.version)
     _wake(sessions, group, waits)
-    await _finish_acks(waits, acks)
     if epoch == -1:
         sessions.close(group, member)
-    return answer(NONE, None, acks)
+
+    async def durable():                 # in effect now; answered once durable
+        await _finish_acks(waits, acks)
+        return answer(NONE, None, acks)
+    return Applied(durable())
 
 
 register(
