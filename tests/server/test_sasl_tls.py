@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -142,16 +143,131 @@ def test_aiokafka_over_sasl_scram(srv, certs):
     assert len(asyncio.run(asyncio.wait_for(run(), 60))) == 10
 
 
+KCAT_CASES = [("SSL", None), ("SASL_PLAINTEXT", "PLAIN"), ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+              ("SASL_SSL", "SCRAM-SHA-256")]
+
+
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
-def test_kcat_over_sasl_ssl(srv, certs):
-    args = ["kcat", "-b", srv.listeners["SASL_SSL"], "-X", "security.protocol=SASL_SSL",
-            "-X", f"ssl.ca.location={certs['ca']}", "-X", "sasl.mechanism=SCRAM-SHA-256",
-            "-X", "sasl.username=alice", "-X", f"sasl.password={USERS['alice']}"]
-    subprocess.run([*args, "-P", "-t", "sec-kcat"], input=b"one\ntwo\n", check=True,
-                   timeout=30)
-    out = subprocess.run([*args, "-C", "-t", "sec-kcat", "-e", "-o", "beginning", "-q"],
+@pytest.mark.parametrize("proto,mech", KCAT_CASES)
+def test_kcat(srv, certs, proto, mech):
+    topic = f"sec-kcat-{proto}-{mech or 'x'}".lower().replace("_", "-")
+    args = ["kcat", "-b", srv.listeners[proto], "-X", f"security.protocol={proto}"]
+    if "SSL" in proto:
+        args += ["-X", f"ssl.ca.location={certs['ca']}"]
+    if mech:
+        args += ["-X", f"sasl.mechanism={mech}", "-X", "sasl.username=alice",
+                 "-X", f"sasl.password={USERS['alice']}"]
+    subprocess.run([*args, "-P", "-t", topic], input=b"one\ntwo\n", check=True, timeout=30)
+    out = subprocess.run([*args, "-C", "-t", topic, "-e", "-o", "beginning", "-q"],
                          capture_output=True, check=True, timeout=30).stdout
     assert out.split() == [b"one", b"two"]
+
+
+@pytest.mark.parametrize("proto,mech", [("SSL", None), ("SASL_PLAINTEXT", "PLAIN")])
+def test_kafka_python_over_ssl_and_sasl_plaintext(srv, certs, proto, mech):
+    from kafka import KafkaConsumer, KafkaProducer
+    common = dict(bootstrap_servers=srv.listeners[proto], security_protocol=proto)
+    if proto == "SSL":
+        common["ssl_cafile"] = str(certs["ca"])
+    if mech:
+        common.update(sasl_mechanism=mech, sasl_plain_username="bob",
+                      sasl_plain_password=USERS["bob"])
+    topic = f"sec-kp2-{proto.lower()}"
+    p = KafkaProducer(**common)
+    p.send(topic, b"kp")
+    p.flush(20)
+    p.close()
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=5000, **common)
+    assert [m.value for m in c] == [b"kp"]
+    c.close()
+
+
+@pytest.mark.parametrize("proto,mech", [("SSL", None), ("SASL_PLAINTEXT", "PLAIN"),
+                                        ("SASL_SSL", "SCRAM-SHA-512")])
+def test_aiokafka_protocols(srv, certs, proto, mech):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+    topic = f"sec-aio2-{proto.lower()}".replace("_", "-")
+
+    async def run():
+        common = dict(bootstrap_servers=srv.listeners[proto], security_protocol=proto)
+        if "SSL" in proto:
+            common["ssl_context"] = create_ssl_context(cafile=str(certs["ca"]))
+        if mech:
+            common.update(sasl_mechanism=mech, sasl_plain_username="alice",
+                          sasl_plain_password=USERS["alice"])
+        p = AIOKafkaProducer(**common)
+        await p.start()
+        await p.send_and_wait(topic, b"aio")
+        await p.stop()
+        c = AIOKafkaConsumer(topic, auto_offset_reset="earliest", **common)
+        await c.start()
+        try:
+            while True:
+                batch = await c.getmany(timeout_ms=1000)
+                for recs in batch.values():
+                    return [r.value for r in recs]
+        finally:
+            await c.stop()
+
+    assert asyncio.run(asyncio.wait_for(run(), 60)) == [b"aio"]
+
+
+def test_tls_garbage_is_refused_and_the_server_goes_on(srv, certs):
+    import os
+    import socket
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", int(srv.listeners["SSL"].rsplit(":", 1)[1])))
+        s.sendall(b"\x16\x03\x01" + os.urandom(200))
+        s.settimeout(5)
+        try:
+            s.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+    assert len(_roundtrip(_conf(srv, certs, "SSL"), "sec-after-garbage")) == 20
+
+
+def test_sighup_reloads_the_certificate(tmp_path):
+    import os
+    import signal
+    import ssl
+    import socket
+    first = make_ca(tmp_path / "a")
+    second = make_ca(tmp_path / "b")
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("cert", "key"):
+        (live / f"server.{name}").write_bytes(first[name].read_bytes())
+    s = start_server(tmp_path / "data", args=[
+        "--kafka-listener", "SSL://127.0.0.1:0", "--ssl-certfile", str(live / "server.cert"),
+        "--ssl-keyfile", str(live / "server.key")])
+    port = int(s.bootstrap.rsplit(":", 1)[1])
+
+    def handshake(ca) -> bool:
+        ctx = ssl.create_default_context(cafile=str(ca))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost"):
+                    return True
+        except ssl.SSLError:
+            return False
+    try:
+        assert handshake(first["ca"]) and not handshake(second["ca"])
+        for name in ("cert", "key"):
+            (live / f"server.{name}").write_bytes(second[name].read_bytes())
+        os.kill(s.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not handshake(second["ca"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert handshake(second["ca"]) and not handshake(first["ca"])
+        (live / "server.key").write_bytes(b"garbage")          # a bad reload keeps the old
+        os.kill(s.process.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert handshake(second["ca"])
+        assert "TLS reload failed" in s.log_text()
+    finally:
+        assert s.stop() == 0
 
 
 @pytest.mark.parametrize("mech,user,password", [
