@@ -33,7 +33,7 @@ def c(srv):
         yield client
 
 
-def hb(c, group, member, epoch, topics=("sp",)):
+def hb(c, group, member, epoch, topics=("sp",)):  # noqa: D103
     return c.call(HB, 1, req(HB, 1, group_id=group, member_id=member, member_epoch=epoch,
                              rack_id=None,
                              subscribed_topic_names=None if topics is None else tuple(topics)))
@@ -252,3 +252,27 @@ def test_renew_extends_locks_in_version_2_only(c):
     # Still held by mid: accepting them now works.
     assert part(ack(c, "g-renew", mid, 4, tid, [(end, end + 1, (1,))])).error_code == 0
     hb(c, "g-renew", mid, -1, topics=None)
+
+
+def test_a_large_batch_is_split_to_the_acquired_records(c, srv):
+    """A ShareFetch acquiring 5 records of a 2,000-record batch gets a batch of those 5
+    (re-encoded, CRC-valid, offsets kept), not the whole stored batch."""
+    from confluent_kafka import Producer
+    tid_topic = "sp-split"
+    create_topic(srv.bootstrap, tid_topic, partitions=1)
+    tid = topic_id(c, tid_topic)
+    mid = str(uuid.uuid4())
+    hb(c, "g-split", mid, 0, topics=(tid_topic,))
+    fetch(c, "g-split", mid, 0, tid)
+    p = Producer({"bootstrap.servers": srv.bootstrap, "linger.ms": 200,
+                  "batch.num.messages": 5000, "batch.size": 4 << 20})
+    for i in range(2000):
+        p.produce(tid_topic, b"v%04d" % i)
+    assert p.flush(10) == 0
+    r = fetch(c, "g-split", mid, 1, tid, max_records=5)
+    got = part(r)
+    assert [(a.first_offset, a.last_offset) for a in got.acquired_records] == [(0, 4)]
+    assert len(got.records) < 1000, len(got.records)       # not the ~20 KB batch
+    from pylog.records import iter_batches                  # checks each CRC
+    recs = [rec for _h, rs in iter_batches(bytes(got.records)) for rec in rs]
+    assert [(x.offset, x.value) for x in recs] == [(i, b"v%04d" % i) for i in range(5)]

@@ -38,6 +38,7 @@ import threading
 
 from pylog.broker.share_state import AcknowledgeType
 from pylog.errors import PylogError, UnknownTopicIdError, error_name
+from pylog.records import encode_batch
 
 from ..metrics import count_batch_records
 from .dispatch import ApiSpec, Applied, register
@@ -54,6 +55,8 @@ _POLL_SLICE_S = 0.1
 _MAX_READ = 8 << 20                  # bytes read per partition and response at most
 _BATCH_HEAD = struct.Struct(">qi")   # base offset, batch length
 _LAST_DELTA = struct.Struct(">i")    # at byte 23
+_SPLIT_BYTES = 16 << 10              # larger batches are split to what was acquired
+_ATTR_CONTROL = 0x20                 # attributes low byte (offset 22): control batch
 
 log = logging.getLogger("pylog.server.kafka")
 
@@ -253,7 +256,13 @@ def _check_member(log_, group: str | None, member: str | None,
 
 # -- records ------------------------------------------------------------------------------
 def _read_runs(p, runs) -> bytes:
-    """The whole batches holding the offsets of ``runs`` (sorted, disjoint), each once."""
+    """The batches holding the offsets of ``runs`` (sorted, disjoint), each once.
+
+    A whole stored batch is sent as it is (zero-copy), unless it is large
+    (> ``_SPLIT_BYTES``) and the runs take less than half of its records: then just
+    the acquired records are re-encoded as batches of their own (read through the
+    verified reader), so a consumer acquiring 100 records of a 10,000-record batch is
+    not sent, and does not parse, the other 9,900 — again on every fetch."""
     parts: list = []
     covered = -1                    # last offset of the last batch taken
     size = 0
@@ -274,14 +283,51 @@ def _read_runs(p, runs) -> bytes:
                 if base > run.last_offset:
                     break
                 if last > covered:
-                    parts.append(view[at:end])
-                    size += end - at
+                    subs = _acquired_in(runs, max(base, covered + 1), last)
+                    taken = sum(b - a + 1 for a, b in subs)
+                    if end - at > _SPLIT_BYTES and 2 * taken < last - base + 1 and \
+                            not view[at + 22] & _ATTR_CONTROL:
+                        for first, upto in subs:
+                            piece = _reencode(p, first, upto)
+                            parts.append(piece)
+                            size += len(piece)
+                    else:
+                        parts.append(view[at:end])
+                        size += end - at
                     covered = last
                 at = end
             if covered < pos:            # no progress (cannot happen with whole batches)
                 break
             pos = covered + 1
     return b"".join(parts)
+
+
+def _acquired_in(runs, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of [lo, hi] the runs cover."""
+    out = []
+    for r in runs:
+        a, b = max(lo, r.first_offset), min(hi, r.last_offset)
+        if a <= b:
+            out.append((a, b))
+    return out
+
+
+def _reencode(p, first: int, last: int) -> bytes:
+    recs = [r for r in p.read(first, max_records=last - first + 1) if r.offset <= last]
+    if not recs:
+        return b""
+    out = []
+    run: list = []
+    for r in recs + [None]:          # consecutive offsets per batch (gaps: compaction)
+        if r is not None and (not run or r.offset == run[-1].offset + 1):
+            run.append(r)
+            continue
+        out.append(encode_batch([x.value for x in run], keys=[x.key for x in run],
+                                headers=[list(x.headers) for x in run],
+                                timestamps=[x.timestamp for x in run],
+                                base_offset=run[0].offset))
+        run = [r] if r is not None else []
+    return b"".join(out)
 
 
 def _acquire(ctx, group: str, member: str, session: ShareSession, max_records: int,
