@@ -123,7 +123,11 @@ def _complete_swaps(data_dir: str, topic: str | None) -> None:
         if parsed is None or (topic is not None and parsed[0] != topic) \
                 or not os.path.isdir(path):
             continue
-        if any(n.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX) for n in os.listdir(path)):
+        # Only committed swaps (holding batches); a garbage ``.log.swap`` is a leftover
+        # file the scan below quarantines like any other.
+        if any(n.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX) and
+               swap.log_end_offset_of(os.path.join(path, n)) is not None
+               for n in os.listdir(path)):
             swap.complete_swaps(Path(path))
 
 

@@ -41,7 +41,8 @@ def _classify(dir_path: str, ctx: _Ctx) -> dict[int, set[str]]:
             continue                       # read by scan_partition
         elif name == PARTITION_METADATA_FILE:
             continue                       # the topic id (storage/partition_metadata.py)
-        elif name.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX):
+        elif name.endswith(files.LOG_SUFFIX + files.SWAP_SUFFIX) and \
+                swap.log_end_offset_of(full) is not None:
             ctx.add(WARNING, "compaction-swap", "a committed compaction swap not yet "
                     "installed (a kill during cleaning): the next open, or --repair, "
                     "completes it (storage/swap.py); the offsets it holds are not lost",
