@@ -31,6 +31,8 @@ from pylog.crc import crc32c
 from pylog.errors import StorageError
 from pylog.storage import files
 
+from .watched import WatchedFile
+
 __all__ = ["AclBinding", "AclFilter", "Authorizer", "RESOURCE", "PATTERN", "OPERATION",
            "PERMISSION", "CLUSTER_NAME", "ACLS_FILE"]
 
@@ -130,17 +132,10 @@ class Authorizer:
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl = allow_if_no_acl
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        self._watch = WatchedFile(self._path)
         self._acls: list[AclBinding] = self._load()
         self._checked = time.monotonic()
         self.denied = 0
-
-    def _file_stamp(self):
-        try:
-            st = self._path.stat() if self._path is not None else None
-        except OSError:
-            return None
-        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _refresh_locked(self) -> None:
         """At most once a second: pick up ``acls.json`` changed by ``pylog acls`` while
@@ -149,10 +144,8 @@ class Authorizer:
         if now - self._checked < 1.0:
             return
         self._checked = now
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
+        if not self._watch.changed():
             return
-        self._stamp = stamp
         try:
             self._acls = self._load()
         except StorageError as exc:
@@ -230,7 +223,7 @@ class Authorizer:
                     self._acls.append(b)
                 out.append(None)
             self._save_locked()
-            self._stamp = self._file_stamp()
+            self._watch.seen()
         return out
 
     def describe(self, flt: AclFilter) -> list[AclBinding]:
@@ -246,7 +239,7 @@ class Authorizer:
             if gone:
                 self._acls = [a for a in self._acls if a not in gone]
                 self._save_locked()
-                self._stamp = self._file_stamp()
+                self._watch.seen()
         return results
 
     def __len__(self) -> int:

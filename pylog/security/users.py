@@ -23,6 +23,7 @@ from pylog.crc import crc32c
 from pylog.errors import StorageError
 from pylog.storage import files
 
+from .watched import WatchedFile
 from .scram import MECHANISMS, MIN_ITERATIONS, ScramCredential, make_credential, \
     verify_password
 
@@ -54,23 +55,14 @@ class UserStore:
     def __init__(self, data_dir: str | Path | None) -> None:
         self._path = Path(data_dir) / USERS_FILE if data_dir is not None else None
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        self._watch = WatchedFile(self._path)
         self._users: dict[str, dict[str, ScramCredential]] = self._load()
-
-    def _file_stamp(self):
-        try:
-            st = self._path.stat() if self._path is not None else None
-        except OSError:
-            return None
-        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _refresh_locked(self) -> None:
         """Pick up a users file changed by another process (``pylog users add`` while
         the server runs); a damaged one is ignored with a WARNING, the old users kept."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
+        if not self._watch.changed():
             return
-        self._stamp = stamp
         try:
             self._users = self._load()
         except StorageError as exc:
@@ -132,7 +124,7 @@ class UserStore:
             self._refresh_locked()
             self._users.setdefault(name, {}).update(creds)
             self._save_locked()
-            self._stamp = self._file_stamp()
+            self._watch.seen()
 
     def remove(self, name: str, mechanism: str | None = None) -> bool:
         with self._lock:
@@ -147,7 +139,7 @@ class UserStore:
                 if not mechs:
                     del self._users[name]
             self._save_locked()
-            self._stamp = self._file_stamp()
+            self._watch.seen()
             return True
 
     # -- reads ---------------------------------------------------------------------------

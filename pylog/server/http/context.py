@@ -69,21 +69,12 @@ class HttpContext:
         """Wait up to ``timeout_s`` until ``ready()`` is true, woken by appends to any
         of ``partitions`` (their listeners) or by shutdown; ``ready=None``: return at
         the first append."""
-        import threading
+        from ..wakeup import AppendWaker
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        woken = asyncio.Event()
-        loop_thread = threading.get_ident()
-
-        def on_append() -> None:
-            if threading.get_ident() == loop_thread:
-                woken.set()
-            else:
-                loop.call_soon_threadsafe(woken.set)
-
+        waker = AppendWaker().listen(partitions)
+        woken = waker.event
         self.waiters.add(woken)
-        for p in partitions:
-            p.add_listener(on_append)
         try:
             while not self.closing and (ready is None or not ready()):
                 remaining = deadline - loop.time()
@@ -98,11 +89,7 @@ class HttpContext:
                     return
         finally:
             self.waiters.discard(woken)
-            for p in partitions:
-                try:
-                    p.remove_listener(on_append)
-                except Exception:   # noqa: BLE001 -- a deleted topic's log may refuse
-                    pass
+            waker.close()
 
 
 def int_param(request, name: str, default: int, low: int, high: int) -> int:

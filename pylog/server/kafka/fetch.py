@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 
 from pylog.errors import OffsetOutOfRangeError, PylogError, UnknownTopicIdError
 
 from ..metrics import count_batch_records
+from ..wakeup import AppendWaker
 from .dispatch import ApiSpec, register
 from .fetch_session import CachedPartition, FetchContext, open_session, resolve_context
-from .messages import ZERO_MS, build, error_code, ms, response_module
+from .messages import build, error_code, ms, response_module
 
 API_KEY = 1
 READ, TOPIC, TOPIC_AUTHORIZATION_FAILED = 3, 2, 29
@@ -158,20 +158,10 @@ def handle_fetch(ctx, request):
 async def _long_poll(ctx, request, fctx, partitions, timeout: float):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    woken = asyncio.Event()
-    loop_thread = threading.get_ident()
-
-    def on_append() -> None:
-        # Called by the appending thread after every append to these partitions.
-        if threading.get_ident() == loop_thread:
-            woken.set()
-        else:
-            loop.call_soon_threadsafe(woken.set)
-
+    waker = AppendWaker().listen(partitions)
+    woken = waker.event
     broker = ctx.broker
     broker.fetch_waiters.add(woken)
-    for p in partitions:
-        p.add_listener(on_append)
     try:
         while True:
             read = _read_all(ctx, request, fctx)
@@ -186,11 +176,7 @@ async def _long_poll(ctx, request, fctx, partitions, timeout: float):
                 pass
     finally:
         broker.fetch_waiters.discard(woken)
-        for p in partitions:
-            try:
-                p.remove_listener(on_append)
-            except Exception:    # noqa: BLE001 -- a deleted topic's log may refuse; harmless
-                pass
+        waker.close()
 
 
 register(ApiSpec(API_KEY, "Fetch", range(4, 19), 18, handle_fetch))

@@ -34,13 +34,13 @@ import asyncio
 import itertools
 import logging
 import struct
-import threading
 
 from pylog.broker.share_state import AcknowledgeType
 from pylog.errors import PylogError, UnknownTopicIdError, error_name
 from pylog.records import encode_batch
 
 from ..metrics import count_batch_records
+from ..wakeup import AppendWaker
 from .dispatch import ApiSpec, Applied, register
 from .messages import ZERO_MS, build, error_code, ms, response_module
 
@@ -475,15 +475,6 @@ async def _answer_fetch(ctx, group, waits, acks, found, member=None, poll=None):
 async def _long_poll(ctx, group, member, session, request, max_bytes, found, timeout):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    woken = asyncio.Event()
-    loop_thread = threading.get_ident()
-
-    def on_append() -> None:
-        if threading.get_ident() == loop_thread:
-            woken.set()
-        else:
-            loop.call_soon_threadsafe(woken.set)
-
     log_ = ctx.broker.log
     parts = []
     for name, i in {(n, k[1]) for k, n in session.partitions.items() if n is not None}:
@@ -494,11 +485,11 @@ async def _long_poll(ctx, group, member, session, request, max_bytes, found, tim
     broker = ctx.broker
     sessions = _sessions(broker)
     keys = list(session.partitions)
+    waker = AppendWaker().listen(parts)
+    woken = waker.event
     broker.fetch_waiters.add(woken)
     for key in keys:
         sessions.wait(group, key, woken)
-    for p in parts:
-        p.add_listener(on_append)
     try:
         while not broker.closing:
             remaining = deadline - loop.time()
@@ -517,11 +508,7 @@ async def _long_poll(ctx, group, member, session, request, max_bytes, found, tim
         broker.fetch_waiters.discard(woken)
         for key in keys:
             sessions.unwait(group, key, woken)
-        for p in parts:
-            try:
-                p.remove_listener(on_append)
-            except Exception:          # noqa: BLE001 -- a deleted topic's log may refuse
-                pass
+        waker.close()
 
 
 def handle_share_acknowledge(ctx, request):
