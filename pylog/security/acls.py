@@ -206,6 +206,18 @@ class Authorizer:
         self.denied += 1
         return False
 
+    def allows_any(self, principal: str, host: str, operation: int,
+                   resource_type: int) -> bool:
+        """Some resource of that type grants the operation (Kafka's check for an
+        idempotent producer: WRITE on any topic)."""
+        if principal in self.super_users:
+            return True
+        with self._lock:
+            self._refresh_locked()
+            return any(a.resource_type == resource_type and a.permission == ALLOW
+                       and a.principal in (principal, "User:*") and a.host in (host, "*")
+                       and a.operation in (operation, ALL) for a in self._acls)
+
     # -- admin ---------------------------------------------------------------------------
     def create(self, bindings: list[AclBinding]) -> list[str | None]:
         """Store each binding (an existing one is left as is); an error text or None."""

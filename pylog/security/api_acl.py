@@ -6,7 +6,12 @@ per-item error codes (TOPIC_AUTHORIZATION_FAILED 29 on a partition, GROUP_AUTHOR
 (DESCRIBE topic; Metadata lists only what the principal may describe, and auto-creates
 only with CREATE), FindCoordinator (DESCRIBE group), the group membership APIs, OffsetCommit
 (READ group), OffsetFetch (DESCRIBE group), the share-group APIs (READ group and topic),
-the ACL and SCRAM admin APIs (ALTER / DESCRIBE cluster).
+the ACL and SCRAM admin APIs (ALTER / DESCRIBE cluster), CreateTopics (CREATE on the
+cluster or the topic), DeleteTopics and DeleteRecords (DELETE topic), CreatePartitions
+(ALTER topic), Describe/AlterConfigs and IncrementalAlterConfigs (DESCRIBE_CONFIGS /
+ALTER_CONFIGS on the topic, group or cluster), ListGroups (lists what DESCRIBE allows),
+DescribeGroups (DESCRIBE group), DeleteGroups (DELETE group), InitProducerId
+(IDEMPOTENT_WRITE on the cluster or WRITE on any topic: CLUSTER_AUTHORIZATION_FAILED).
 
 The admin APIs below are checked coarsely, on the cluster resource ``kafka-cluster``,
 before their handler runs; a principal without that right has its connection closed
@@ -21,19 +26,8 @@ READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 3, 4, 5, 6, 7, 8
 DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 10, 11, 12
 
 COARSE: dict[int, int] = {
-    15: DESCRIBE,          # DescribeGroups
-    16: DESCRIBE,          # ListGroups
-    19: CREATE,            # CreateTopics
-    20: DELETE,            # DeleteTopics
-    21: DELETE,            # DeleteRecords
-    22: IDEMPOTENT_WRITE,  # InitProducerId
-    32: DESCRIBE_CONFIGS,  # DescribeConfigs
-    33: ALTER_CONFIGS,     # AlterConfigs
     35: DESCRIBE,          # DescribeLogDirs
-    37: ALTER,             # CreatePartitions
-    42: DELETE,            # DeleteGroups
     43: ALTER,             # ElectLeaders
-    44: ALTER_CONFIGS,     # IncrementalAlterConfigs
     47: DELETE,            # OffsetDelete
     60: DESCRIBE,          # DescribeCluster
     61: DESCRIBE,          # DescribeProducers

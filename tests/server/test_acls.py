@@ -120,6 +120,41 @@ def test_describe_acls_needs_cluster_describe(srv):
         ("acl-a", ACLOperation.WRITE), ("g-a", ACLOperation.READ)}
 
 
+def test_admin_requests_get_kafkas_per_resource_errors(srv):
+    from confluent_kafka.admin import ConfigResource, ResourceType as RT
+    alice = AdminClient(conf(srv, "alice"))
+    fut = alice.create_topics([NewTopic("acl-new", 1)])["acl-new"]
+    with pytest.raises(Exception) as err:
+        fut.result(10)
+    assert "TOPIC_AUTHORIZATION_FAILED" in str(err.value) or "authoriz" in str(err.value)
+    res = ConfigResource(RT.TOPIC, "acl-b")
+    with pytest.raises(Exception) as err:
+        alice.describe_configs([res])[res].result(10)
+    assert "TOPIC_AUTHORIZATION_FAILED" in str(err.value) or "authoriz" in str(err.value)
+    ok = ConfigResource(RT.TOPIC, "acl-a")          # READ/WRITE do not grant configs
+    with pytest.raises(Exception):
+        alice.describe_configs([ok])[ok].result(10)
+    groups = alice.list_consumer_groups().result(10)
+    assert {g.group_id for g in groups.valid} <= {"g-a"}
+
+
+def test_idempotent_producers_need_write_somewhere(srv):
+    delivered = []
+    p = Producer({**conf(srv, "alice"), "enable.idempotence": True,
+                  "message.timeout.ms": 5000})
+    p.produce("acl-a", b"idem", on_delivery=lambda e, m: delivered.append(e))
+    p.flush(10)
+    assert delivered == [None]
+    failed = []
+    p = Producer({**conf(srv, "bob"), "enable.idempotence": True,
+                  "message.timeout.ms": 3000})
+    p.produce("acl-a", b"idem", on_delivery=lambda e, m: failed.append(e and e.code()))
+    p.flush(5)
+    assert failed and failed[0] in (KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                                    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                    KafkaError._FATAL), failed
+
+
 def test_deleting_acls_takes_access_away(srv):
     admin = AdminClient(conf(srv, "admin"))
     flt = AclBindingFilter(ResourceType.TOPIC, "acl-a", ResourcePatternType.LITERAL,

@@ -20,6 +20,7 @@ import logging
 
 from pylog.config import MAX_PARTITIONS, TopicConfig
 from pylog.errors import (InvalidPartitionsError, InvalidReplicationFactorError,
+                          TopicAuthorizationFailedError,
                           InvalidRequestError, PylogError, TopicExistsError,
                           UnknownTopicError)
 
@@ -73,6 +74,9 @@ def handle_create_topics(ctx, request):
         try:
             if names.count(t.name) > 1:
                 raise InvalidRequestError(f"topic {t.name!r} appears more than once")
+            if not (ctx.allowed(5, 4, "kafka-cluster") or ctx.allowed(5, 2, t.name)):
+                raise TopicAuthorizationFailedError(f"{ctx.principal} may not create "
+                                                    f"topic {t.name!r}")
             partitions, configs = _creation_plan(broker, t)
             if request.validate_only:
                 _validate_configs(configs)
@@ -116,6 +120,9 @@ def handle_delete_topics(ctx, request):
             if topic_id is not None and topic_id.int != 0:
                 name = broker.log.topic_by_id(topic_id).name
             validate_topic_name(name)
+            if not ctx.allowed(6, 2, name):                      # DELETE on the topic
+                raise TopicAuthorizationFailedError(f"{ctx.principal} may not delete "
+                                                    f"topic {name!r}")
             if not broker.log.has_topic(name):
                 raise UnknownTopicError(f"unknown topic {name!r}")
             topic_id = broker.log.topic(name).topic_id

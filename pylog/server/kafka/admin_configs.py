@@ -172,6 +172,25 @@ def _resource(broker, res):
     return kind(broker, res.resource_name)
 
 
+def _check_allowed(ctx, res, operation: int) -> None:
+    """ACLs: DESCRIBE_CONFIGS (10) / ALTER_CONFIGS (11) on the topic, the group, or the
+    cluster for a broker resource; the Kafka error of each kind otherwise."""
+    from pylog.errors import (ClusterAuthorizationFailedError,
+                              GroupAuthorizationFailedError,
+                              TopicAuthorizationFailedError)
+    if res.resource_type == RESOURCE_TOPIC:
+        if not ctx.allowed(operation, 2, res.resource_name):
+            raise TopicAuthorizationFailedError(f"{ctx.principal} may not see or change "
+                                                f"the configs of {res.resource_name!r}")
+    elif res.resource_type == RESOURCE_GROUP:
+        if not ctx.allowed(operation, 3, res.resource_name):
+            raise GroupAuthorizationFailedError(f"{ctx.principal} may not see or change "
+                                                f"the configs of group {res.resource_name!r}")
+    elif not ctx.allowed(operation, 4, "kafka-cluster"):
+        raise ClusterAuthorizationFailedError(f"{ctx.principal} may not see or change the "
+                                              f"broker configs")
+
+
 def _check_entries(res, incremental: bool) -> None:
     names = [c.name for c in res.configs]
     if len(set(names)) != len(names):
@@ -226,6 +245,7 @@ def _alter(ctx, request, api_key: int, incremental: bool):
         try:
             if seen[(res.resource_type, res.resource_name)] > 1:
                 raise InvalidRequestError("Each resource must appear at most once.")
+            _check_allowed(ctx, res, 11)
             _check_entries(res, incremental)
             target = _resource(broker, res)
             new = (_incremental(target, res.configs) if incremental
@@ -355,6 +375,7 @@ def handle_describe_configs(ctx, request):
             describe = _DESCRIBERS.get(res.resource_type)
             if describe is None:
                 raise InvalidRequestError(f"Unsupported resource type: {res.resource_type}")
+            _check_allowed(ctx, res, 10)
             entries = describe(broker, res.resource_name)
         except PylogError as exc:
             code, message = exc.errno, str(exc)

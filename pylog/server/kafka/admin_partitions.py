@@ -23,6 +23,7 @@ import logging
 from pylog.broker.broker_configs import MAX_PARTITIONS
 from pylog.broker.offsets import OFFSETS_TOPIC
 from pylog.errors import (InvalidPartitionsError, InvalidReplicaAssignmentError,
+                          TopicAuthorizationFailedError,
                           InvalidRequestError, InvalidTopicError, OffsetOutOfRangeError,
                           PolicyViolationError, PylogError)
 
@@ -73,6 +74,9 @@ def handle_create_partitions(ctx, request):
         try:
             if names.count(t.name) > 1:
                 raise InvalidRequestError("Duplicate topic name.")
+            if not ctx.allowed(7, 2, t.name):                   # ALTER on the topic
+                raise TopicAuthorizationFailedError(f"{ctx.principal} may not alter "
+                                                    f"topic {t.name!r}")
             current = _check_growth(broker, t)
             if not request.validate_only:
                 broker.log.create_partitions(t.name, t.count)
@@ -106,6 +110,9 @@ def handle_delete_records(ctx, request):
         for p in t.partitions:
             code, low = 0, -1
             try:
+                if not ctx.allowed(6, 2, t.name):               # DELETE on the topic
+                    raise TopicAuthorizationFailedError(f"{ctx.principal} may not delete "
+                                                        f"records of {t.name!r}")
                 low = _delete_records(broker, t.name, p.partition_index, p.offset)
                 log.info("deleted records of %s-%d below %d", t.name, p.partition_index, low)
             except PylogError as exc:        # an unknown partition: UnknownTopicError

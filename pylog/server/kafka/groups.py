@@ -356,7 +356,11 @@ def handle_list_groups(ctx, request):
     states = {x.lower() for x in getattr(request, "states_filter", ()) or ()}
     types = {x.lower() for x in getattr(request, "types_filter", ()) or ()}
     listed = []
+    # Kafka: DESCRIBE on the cluster lists every group, else those DESCRIBE allows.
+    see_all = ctx.allowed(DESCRIBE, 4, "kafka-cluster")
     for g, pt in groups:
+        if not see_all and _group_denied(ctx, g, DESCRIBE):
+            continue
         state = coord.describe_group(g)[1].state if ctx.version >= 4 else ""
         gtype = coord.group_type(g)
         if (states and state.lower() not in states) or (types and gtype not in types):
@@ -368,7 +372,8 @@ def handle_list_groups(ctx, request):
         d = ctx.broker.log.share_members.describe(g)
         state = d[0] if d is not None and ctx.version >= 4 else ""
         if g in known or (states and state.lower() not in states) or \
-                (types and "share" not in types) or (not types and ctx.version < 5):
+                (types and "share" not in types) or (not types and ctx.version < 5) or \
+                (not see_all and _group_denied(ctx, g, DESCRIBE)):
             continue
         listed.append(build(mod.ListedGroup, group_id=g, protocol_type="share",
                             group_state=state, group_type="share"))
@@ -381,6 +386,13 @@ def handle_describe_groups(ctx, request):
     coord = _coordinator(ctx)
     out = []
     for group_id in request.groups:
+        if _group_denied(ctx, group_id, DESCRIBE):
+            out.append(build(mod.DescribedGroup, error_code=error_code(
+                GROUP_AUTHORIZATION_FAILED), group_id=group_id, group_state="",
+                protocol_type="", protocol_data="", members=(),
+                authorized_operations=-2147483648,
+                error_message=f"{ctx.principal} may not describe group {group_id}"))
+            continue
         code, s = coord.describe_group(group_id)
         if code == 0 and (coord.group_type(group_id) == "consumer" or s.state == "Dead" and
                           ctx.broker.log.share_members.describe(group_id) is not None):
@@ -414,6 +426,9 @@ def handle_delete_groups(ctx, request):
     coord = _coordinator(ctx)
     results = []
     for group_id in request.groups_names:
+        if _group_denied(ctx, group_id, 6):                     # DELETE on the group
+            results.append((group_id, GROUP_AUTHORIZATION_FAILED))
+            continue
         if ctx.broker.log.share_members.describe(group_id) is not None:
             results.append((group_id, _delete_share_group(ctx, group_id)))
             continue

@@ -33,6 +33,8 @@ def handle_init_producer_id(ctx, request):
         code = UnsupportedVersionError.errno
         log.info("InitProducerId for transactional id %r refused: transactions are not "
                  "supported", request.transactional_id)
+    elif not _may_write_idempotently(ctx):
+        code = 31                       # CLUSTER_AUTHORIZATION_FAILED
     else:
         try:
             pid = ctx.broker.producers.allocate_id()
@@ -41,6 +43,14 @@ def handle_init_producer_id(ctx, request):
             code = 56                   # KAFKA_STORAGE_ERROR: the high-water file failed
     return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=error_code(code),
                  producer_id=pid, producer_epoch=0 if code == 0 else -1)
+
+
+def _may_write_idempotently(ctx) -> bool:
+    """Kafka 2.8+: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic."""
+    authz = ctx.broker.authorizer
+    if authz is None or ctx.allowed(12, 4, "kafka-cluster"):
+        return True
+    return authz.allows_any(ctx.principal, getattr(ctx.auth, "host", "*") or "*", 4, 2)
 
 
 register(ApiSpec(API_KEY, "InitProducerId", range(0, 7), 6, handle_init_producer_id))
