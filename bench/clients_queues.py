@@ -15,7 +15,7 @@ Every contender is driven the same way by `_drive`:
 What "ack completed" means per client (each the fastest documented way to ack a batch):
 pylog-server explicit — `acknowledge()` each, `commit_async()`, completed in the
 acknowledgement-commit callback (broker answered); implicit — the records of a poll are
-accepted by the next `poll()`, completed when it returns; embedded — `m.ack()` returned
+accepted by the next `poll()`, completed when it returns; embedded — `q.ack_all(msgs)` returned
 (durable per the topic's flush policy); Redis — XACK of batch k pipelined with a
 non-blocking XREADGROUP of batch k+1, completed when that round trip returns; NATS —
 `ack()` each, then one `flush()` (PING/PONG: the server has read the acks); RabbitMQ —
@@ -324,8 +324,8 @@ class EmbeddedQueue:
 
     def step(self) -> list[int]:
         msgs = self.q.receive(max_records=BATCH, wait_ms=100)
-        for m in msgs:
-            m.ack()
+        if msgs:
+            self.q.ack_all(msgs)     # one state write per partition, as XACK ids...
         return [_stamp(m.value) for m in msgs]
 
     def close(self) -> None:
@@ -334,7 +334,8 @@ class EmbeddedQueue:
 
 def embedded_queue(dir: str, consumers: int, size: int = 100, count: int = 0,
                    mode: str = "prefill", rate: int = 0, seconds: float = 0.0) -> dict:
-    """pylog.open(dir).queue(...): consumers are threads of this process, m.ack() each."""
+    """pylog.open(dir).queue(...): consumers are threads of this process; each receive's
+    messages acked with one ``ack_all`` (a durable state write per partition)."""
     import pylog
     log = pylog.open(dir)
     try:

@@ -549,6 +549,33 @@ class Queue:
             offset = recs[-1].offset + 1
         return msgs
 
+    def ack_all(self, messages, kind: AcknowledgeType = AcknowledgeType.ACCEPT) -> None:
+        """Settle many received messages with one durable state write per partition
+        (instead of one per ``ack()``): all of a partition's or none of them, as one
+        ShareAcknowledge does.  ``kind``: ACCEPT (default), RELEASE or REJECT."""
+        by_partition: dict[int, list[int]] = {}
+        for m in messages:
+            if m._queue is not self:
+                raise InvalidRequestError(f"{m!r} was not received by this queue")
+            by_partition.setdefault(m.partition, []).append(m.offset)
+        futures = []
+        for partition, offsets in sorted(by_partition.items()):
+            offsets.sort()
+            runs: list = []
+            for o in offsets:
+                if runs and o == runs[-1][1] + 1:
+                    runs[-1][1] = o
+                elif runs and o <= runs[-1][1]:
+                    raise InvalidRequestError(f"offset {o} of partition {partition} given "
+                                              f"twice")
+                else:
+                    runs.append([o, o])
+            futures.append(self._coordinator.acknowledge(
+                self.group, self.member_id, self.topic, partition,
+                [(a, b, kind) for a, b in runs], wait=False))
+        for f in futures:
+            f.result()
+
     def stats(self) -> dict[int, dict]:
         """Per partition: available, acquired, acknowledged, archived (in the window;
         available includes the log past it), spso, speo, totals since open."""

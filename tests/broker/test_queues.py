@@ -266,3 +266,21 @@ def test_a_failed_state_write_changes_nothing(mem):
     assert q.stats()[0]["acquired"] == 1
     m.ack()
     assert q.stats()[0]["spso"] == 1
+
+
+def test_ack_all_settles_many_with_one_write_per_partition(mem):
+    t = mem.create_topic("bulk", 2)
+    for i in range(10):
+        t.partition(i % 2).append(b"v%d" % i)
+    q = mem.queue("workers", "bulk", **EARLIEST)
+    msgs = q.receive(max_records=10)
+    assert len(msgs) == 10
+    before = mem.share_groups.store._partition.log_end_offset
+    q.ack_all(msgs)
+    assert mem.share_groups.store._partition.log_end_offset - before == 2   # one per partition
+    assert all(s["acknowledged_total"] == 5 for s in q.stats().values())
+    with pytest.raises(InvalidRecordStateError):
+        q.ack_all(msgs[:1])                    # already settled: all or nothing
+    other = mem.queue("workers", "bulk")
+    with pytest.raises(InvalidRequestError):
+        other.ack_all(msgs[:1])
