@@ -44,11 +44,12 @@ from pylog._ffi import ffi, lib
 from pylog.errors import (InvalidRecordError, OffsetOutOfRangeError,
                           RecordListTooLargeError, StorageError)
 from pylog.records import Record
-from pylog.storage import dedup, files
+from pylog.storage import dedup
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
-                                  check_compressed, retention_victims)
+                                  check_compressed)
 from pylog.storage.compaction import check_keys
 from pylog.storage.flusher import GroupCommit
+from pylog.storage.log_segments import SegmentOps, _addr
 from pylog.storage.lost import LostOffsets
 from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
 
@@ -79,12 +80,7 @@ def _largest_batch(data) -> int:
     return largest
 
 
-def _addr(cdata) -> int:
-    """A cffi pointer as the integer _speedups takes."""
-    return int(ffi.cast("uintptr_t", cdata))
-
-
-class PartitionLog(GroupCommit):
+class PartitionLog(SegmentOps, GroupCommit):
     """One partition's log.  Thread-safe (one lock); see the module doc."""
 
     def __init__(self, topic: str, partition: int, directory: Path, config,
@@ -458,51 +454,6 @@ class PartitionLog(GroupCommit):
                                f"barrier: {self._fenced}")
         raise StorageError(f"{self.topic}-{self.partition} is closed")
 
-    # ---- rolling -------------------------------------------------------------------
-    def _maybe_time_roll_locked(self, now_ms: int) -> None:
-        if self._active.is_empty:
-            self._set_roll_deadline_locked(now_ms + self._segment_ms)
-        else:
-            self._roll_locked()
-
-    def roll(self) -> None:
-        """Seal the active segment and start a new one (no-op if it is empty)."""
-        with self._lock:
-            if not self._active.is_empty:
-                self._roll_locked()
-
-    def _roll_locked(self) -> None:
-        """Start a new active segment at the LEO.  The old one is sealed (final time
-        entry, trim, fsync) by the next barrier, in the flusher thread, so an appender
-        never waits for that fsync; without a flusher (in memory) it is sealed here."""
-        old = self._active
-        self._new_active_locked()
-        if self._flusher is None:
-            old.seal()
-            self._close_segment_locked(old)
-        else:
-            self._unsealed.append(old)
-            self._flusher.request(self)
-
-    def _new_active_locked(self) -> None:
-        base = self._active.next_offset
-        seg = Segment.create(self.directory, base, self._scfg)
-        files.fsync_dir(self.directory)
-        self._segments.append(seg)
-        self._bases.append(base)
-        self._active = seg
-        self._cseg = seg.c
-        self._cseg_addr = _addr(seg.c)
-        self._set_roll_deadline_locked(seg.created_ms + self._segment_ms)
-        self._gate_locked()
-
-    def _close_segment_locked(self, seg: Segment) -> None:
-        """Close a sealed segment's fds now, or after the barrier that may use them."""
-        if self._barriers:
-            self._deferred_close.append(seg)
-        else:
-            seg.close()
-
     # ---- reads ---------------------------------------------------------------------
     def _locate_locked(self, offset: int) -> tuple[Segment, int, int] | None:
         """(segment, batch position, end) for a read at offset; None at the LEO."""
@@ -604,55 +555,6 @@ class PartitionLog(GroupCommit):
                 ls.remove(fn)
             self._listeners = tuple(ls)
             self._gate_locked()
-
-    # ---- retention -----------------------------------------------------------------
-    def enforce_retention(self, now_ms: int | None = None) -> int:
-        """Delete whole oldest segments past retention.ms / retention.bytes (Kafka's
-        deleteOldSegments); advances the log start offset.  Returns segments deleted."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        with self._lock:
-            if self._closed:
-                return 0
-            n = retention_victims(self._segments, self.config, now_ms, self._log_start)
-            if n == 0:
-                return 0
-            if n == len(self._segments):
-                self._roll_locked()               # never delete the active segment
-            doomed = self._segments[:n]
-            del self._segments[:n]
-            del self._bases[:n]
-            self._log_start = max(self._log_start, self._segments[0].base_offset)
-            self._unsealed = [s for s in self._unsealed if s not in doomed]  # no seal
-            for seg in doomed:
-                if self._barriers:
-                    self._deferred_close.append(seg)
-                    seg.deleted = True
-                    for p in (seg.log_path, seg.index_path, seg.timeindex_path):
-                        p.unlink(missing_ok=True)
-                else:
-                    seg.delete()
-            files.fsync_dir(self.directory)
-        if self._on_checkpoint is not None:
-            self._on_checkpoint()
-        return n
-
-    def delete_records(self, offset: int) -> int:
-        """Kafka's DeleteRecords: move the log start offset up to ``offset`` (records
-        below it become unreadable at once) and delete the segments wholly below it.
-        Returns the new log start offset."""
-        with self._lock:
-            leo = self._active.c.next_offset
-            if not self._log_start <= offset <= leo:
-                if offset < self._log_start:
-                    return self._log_start
-                raise OffsetOutOfRangeError(
-                    f"cannot delete records of {self.topic}-{self.partition} up to "
-                    f"{offset}: the log ends at {leo}")
-            self._log_start = offset
-        self.enforce_retention()
-        if self._on_checkpoint is not None:
-            self._on_checkpoint()
-        return self._log_start
 
     # ---- shutdown ------------------------------------------------------------------
     def close(self) -> None:
