@@ -66,8 +66,7 @@ def _produce(conf: dict, topic: str, n: int, size: int) -> float:
 
 def _consume(conf: dict, topic: str, n: int) -> float:
     c = Consumer({**conf, "group.id": f"b-{topic}-{time.time_ns()}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "fetch.max.bytes": 52428800})
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
     got, t0 = 0, None
     deadline = time.monotonic() + 120
@@ -99,6 +98,10 @@ def run(records: int, size: int, rounds: int) -> dict:
                 topic = f"bench-{proto.lower()}-{r}"
                 best[proto]["produce"] = max(best[proto]["produce"],
                                              _produce(conf, topic, records, size))
+                # A consumer started the moment the produce ends sometimes meets ~0.5 s
+                # fetch waits (seen on PLAINTEXT; issue 17 looks at it): this bench
+                # compares the listeners' steady throughput, so it lets that settle.
+                time.sleep(1.0)
                 best[proto]["consume"] = max(best[proto]["consume"],
                                              _consume(conf, topic, records))
     finally:
