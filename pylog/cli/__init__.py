@@ -41,7 +41,7 @@ import os
 import signal
 import sys
 
-from . import acls, consume, groups, produce, queue, topics, users
+from . import acls, consume, credentials, groups, produce, queue, topics, users
 from .client import (DEFAULT_SERVER, EXIT_CONNECTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED,
                      ConnectionLost, Refused, ServerError, TextClient, Usage)
 
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     # --server and -q are accepted before or after the command (SUPPRESS: an option
     # given before is not reset by the subcommand's default).
     common = argparse.ArgumentParser(add_help=False)
+    credentials.add_arguments(common)
     common.add_argument("--server", default=argparse.SUPPRESS, metavar="HOST:PORT",
                         help="the server's text listener (env PYLOG_SERVER; default "
                              f"{DEFAULT_SERVER})")
@@ -77,11 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _server(args) -> tuple[str, str]:
+def _server(args, creds=None) -> tuple[str, str]:
     if getattr(args, "server", None):
         return args.server, "--server"
     if os.environ.get("PYLOG_SERVER"):
         return os.environ["PYLOG_SERVER"], "PYLOG_SERVER"
+    if creds is not None and creds.server:
+        return creds.server, "config file"
     return DEFAULT_SERVER, "default"
 
 
@@ -98,11 +101,19 @@ def main(argv: list[str] | None = None) -> int:
             return args.run(None, args)
         except Usage as exc:
             parser.error(str(exc))
-    address, source = _server(args)
+    try:
+        creds = credentials.resolve(args)
+    except Usage as exc:
+        parser.error(str(exc))
+    address, source = _server(args, creds)
     if not getattr(args, "quiet", False):
         print(f"pylog: server {address} ({source})", file=sys.stderr)
     try:
-        client = TextClient(address)
+        client = TextClient(address, tls=creds.ssl_context(), user=creds.user,
+                            password=creds.password)
+    except ServerError as exc:
+        print(f"pylog: {exc.name}: {exc.text}", file=sys.stderr)
+        return EXIT_REFUSED
     except ValueError as exc:
         parser.error(str(exc))
     except ConnectionLost as exc:

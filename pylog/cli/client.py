@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import socket
+import ssl
 
 __all__ = ["TextClient", "ServerError", "ConnectionLost", "Usage", "Refused", "Record",
            "DEFAULT_SERVER", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_CONNECTION",
@@ -50,7 +51,8 @@ class Record:
 class TextClient:
     """A blocking text-protocol client: one socket, answers read in order."""
 
-    def __init__(self, server: str, timeout: float | None = 30.0) -> None:
+    def __init__(self, server: str, timeout: float | None = 30.0, *, tls=None,
+                 user: str | None = None, password: str | None = None) -> None:
         host, sep, port = server.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"--server must be HOST:PORT, got {server!r}")
@@ -66,8 +68,18 @@ class TextClient:
             reason = "timed out" if isinstance(exc, socket.timeout) else \
                 (exc.strerror or str(exc))
             raise ConnectionLost(f"cannot connect to {server}: {reason}") from None
+        if tls is not None:                  # an ssl.SSLContext (credentials.py)
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host.strip("[]")
+                                            or "127.0.0.1")
+            except (ssl.SSLError, OSError) as exc:
+                self.sock.close()
+                raise ConnectionLost(f"TLS to {server} failed: {exc}") from None
         self.sock.settimeout(timeout)
         self.rfile = self.sock.makefile("rb")
+        if user is not None:
+            self.send(f"AUTH {user} {password}\n".encode())
+            self.line()                      # OK User:...; ERR raises ServerError
 
     def close(self) -> None:
         try:

@@ -84,3 +84,40 @@ def test_plaintext_on_the_tls_text_port_is_refused(srv):
     s.close()
     assert b"PONG" not in got                         # no plaintext answer
     assert Text(srv).cmd("PING") == "PONG"            # still serving
+
+
+def test_the_cli_authenticates_from_flags_env_or_a_config_file(srv, tmp_path):
+    import subprocess
+    import sys
+    Authorizer(srv.data_dir).create([AclBinding(2, "t-cli", 3, "User:alice", "*", op, 3)
+                                     for op in (4, 3, 8)] +
+                                    [AclBinding(4, "kafka-cluster", 3, "User:alice", "*", 5, 3)])
+    time.sleep(1.2)
+    pw = tmp_path / "pw"
+    pw.write_text("alice-pw\n")
+    server = f"127.0.0.1:{srv.text_port}"
+    cli = [sys.executable, "-m", "pylog.cli", "--server", server, "-q"]
+    flags = ["--tls", "--cafile", str(srv.certs["ca"]), "--user", "alice",
+             "--password-file", str(pw)]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYLOG_")}
+    r = subprocess.run([*cli, *flags, "topics", "create", "t-cli"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*cli, *flags, "produce", "t-cli", "0", "hello"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    env2 = dict(env, PYLOG_TLS="1", PYLOG_CAFILE=str(srv.certs["ca"]), PYLOG_USER="alice",
+                PYLOG_PASSWORD="alice-pw")
+    r = subprocess.run([*cli, "consume", "t-cli", "0"], capture_output=True, text=True,
+                       env=env2)
+    assert r.returncode == 0 and "hello" in r.stdout, r.stderr
+    conf = tmp_path / "cli.toml"
+    conf.write_text(f'server = "{server}"\ntls = true\ncafile = "{srv.certs["ca"]}"\n'
+                    f'user = "alice"\npassword_file = "{pw}"\n')
+    r = subprocess.run([sys.executable, "-m", "pylog.cli", "-q", "--cli-config", str(conf),
+                        "consume", "t-cli", "0"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "hello" in r.stdout, r.stderr
+    r = subprocess.run([*cli, "--tls", "--cafile", str(srv.certs["ca"]), "--user", "alice",
+                        "consume", "t-cli", "0"], capture_output=True, text=True,
+                       env=dict(env, PYLOG_PASSWORD="wrong"))
+    assert r.returncode == 1 and "SASL_AUTHENTICATION_FAILED" in r.stderr, r.stderr
