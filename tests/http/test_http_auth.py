@@ -95,7 +95,9 @@ def test_the_dashboard_asks_for_a_login(srv, tmp_path):
         executable_path=shutil.which("chromedriver")), options=opts)
     try:
         d.get(f"http://127.0.0.1:{srv.http_port}/")
-        wait = WebDriverWait(d, 15)
+        from selenium.common.exceptions import StaleElementReferenceException
+        # The page reloads after the login: elements found before it go stale.
+        wait = WebDriverWait(d, 15, ignored_exceptions=(StaleElementReferenceException,))
         wait.until(EC.visibility_of_element_located((By.ID, "login-user")))
         d.find_element(By.ID, "login-user").send_keys("admin")
         d.find_element(By.ID, "login-password").send_keys("admin-pw")
