@@ -36,7 +36,8 @@ def _owned(log, topic_partitions) -> dict | None:
     return owned
 
 
-def _topic_id(log, name: str):
+def topic_id_of(log, name: str):
+    """The topic's id, None when it does not exist (any more)."""
     try:
         return log.topic(name).topic_id
     except PylogError:
@@ -64,7 +65,7 @@ def handle_consumer_group_heartbeat(ctx, request):
     if r.error == 0 and r.assignment is not None:
         parts = []
         for name, ps in sorted(r.assignment.items()):
-            tid = _topic_id(log, name)
+            tid = topic_id_of(log, name)
             if tid is not None and ps:
                 parts.append(build(mod.TopicPartitions, topic_id=tid,
                                    partitions=tuple(sorted(ps))))
@@ -85,7 +86,7 @@ def _td(ms: int):
 def _described_assignment(mod, log, assignment) -> object:
     parts = []
     for name, ps in sorted(assignment.items()):
-        tid = _topic_id(log, name)
+        tid = topic_id_of(log, name)
         if tid is not None and ps:
             parts.append(build(mod.TopicPartitions, topic_id=tid, topic_name=name,
                                partitions=tuple(sorted(ps))))

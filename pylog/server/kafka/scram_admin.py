@@ -82,14 +82,22 @@ def handle_alter(ctx, request):
                                for n, (c, m) in results.items()))
 
 
-def _delete(store, d, counts) -> tuple[int, str | None]:
-    mech = MECH_IDS.get(d.mechanism)
-    if not d.name:
+def _check(item, counts) -> tuple[int, str | None]:
+    """What every deletion and upsertion must be: a name, a known mechanism, once."""
+    if not item.name:
         return UNACCEPTABLE, "username must not be empty"
-    if mech is None:
-        return UNSUPPORTED_MECH, f"unknown SCRAM mechanism {d.mechanism}"
-    if counts[d.name] > 1:
-        return DUPLICATE_RESOURCE, f"user {d.name} appears more than once"
+    if item.mechanism not in MECH_IDS:
+        return UNSUPPORTED_MECH, f"unknown SCRAM mechanism {item.mechanism}"
+    if counts[item.name] > 1:
+        return DUPLICATE_RESOURCE, f"user {item.name} appears more than once"
+    return 0, None
+
+
+def _delete(store, d, counts) -> tuple[int, str | None]:
+    bad = _check(d, counts)
+    if bad[0]:
+        return bad
+    mech = MECH_IDS[d.mechanism]
     if not store.remove(d.name, mech):
         return RESOURCE_NOT_FOUND, f"attempt to delete a user credential that does not " \
             f"exist: {d.name} {mech}"
@@ -97,13 +105,10 @@ def _delete(store, d, counts) -> tuple[int, str | None]:
 
 
 def _upsert(store, u, counts) -> tuple[int, str | None]:
-    mech = MECH_IDS.get(u.mechanism)
-    if not u.name:
-        return UNACCEPTABLE, "username must not be empty"
-    if mech is None:
-        return UNSUPPORTED_MECH, f"unknown SCRAM mechanism {u.mechanism}"
-    if counts[u.name] > 1:
-        return DUPLICATE_RESOURCE, f"user {u.name} appears more than once"
+    bad = _check(u, counts)
+    if bad[0]:
+        return bad
+    mech = MECH_IDS[u.mechanism]
     if not MIN_ITERATIONS <= u.iterations <= MAX_ITERATIONS:
         return UNACCEPTABLE, f"iterations must be {MIN_ITERATIONS}-{MAX_ITERATIONS}"
     if not u.salt or not u.salted_password:

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import datetime
 
-from pylog.errors import PylogError, error_name
+from pylog.errors import error_name
 
+from .consumer_groups import topic_id_of
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
 
 SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE = 76, 77
 _NO_OPERATIONS = -2147483648
 GROUP_ID_NOT_FOUND = 69
-
-
-def _topic_id(log_, name: str):
-    try:
-        return log_.topic(name).topic_id
-    except PylogError:
-        return None
 
 
 def handle_share_group_heartbeat(ctx, request):
@@ -44,7 +38,7 @@ def handle_share_group_heartbeat(ctx, request):
     if r.error == 0 and r.assignment is not None:
         parts = []
         for name, ps in sorted(r.assignment.items()):
-            tid = _topic_id(log_, name)
+            tid = topic_id_of(log_, name)
             if tid is not None and ps:
                 parts.append(build(mod.TopicPartitions, topic_id=tid,
                                    partitions=tuple(sorted(ps))))
@@ -76,7 +70,7 @@ def handle_share_group_describe(ctx, request):
         for m in members:
             parts = []
             for name, ps in sorted(m.assignment.items()):
-                tid = _topic_id(log_, name)
+                tid = topic_id_of(log_, name)
                 if tid is not None and ps:
                     parts.append(build(mod.TopicPartitions, topic_id=tid, topic_name=name,
                                        partitions=tuple(sorted(ps))))

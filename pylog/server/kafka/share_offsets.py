@@ -12,6 +12,7 @@ from __future__ import annotations
 from pylog.broker import share_admin
 from pylog.errors import PylogError, error_name
 
+from .consumer_groups import topic_id_of
 from .dispatch import ApiSpec, register
 from .messages import ZERO_MS, build, error_code, response_module
 
@@ -21,13 +22,6 @@ GROUP_ID_NOT_FOUND = 69
 
 def _is_share_group(log_, group: str) -> bool:
     return log_.share_members.describe(group) is not None or share_admin.has_state(log_, group)
-
-
-def _topic_id(log_, name: str):
-    try:
-        return log_.topic(name).topic_id
-    except PylogError:
-        return None
 
 
 def handle_describe_share_group_offsets(ctx, request):
@@ -72,7 +66,7 @@ def handle_describe_share_group_offsets(ctx, request):
                                   leader_epoch=0 if start >= 0 else -1, lag=lag,
                                   error_code=error_code(0), error_message=None))
             topics.append(build(mod.DescribeShareGroupOffsetsResponseTopic, topic_name=name,
-                                topic_id=_topic_id(log_, name), partitions=tuple(rows)))
+                                topic_id=topic_id_of(log_, name), partitions=tuple(rows)))
         groups.append(build(mod.DescribeShareGroupOffsetsResponseGroup, group_id=g.group_id,
                             topics=tuple(topics), error_code=error_code(0),
                             error_message=None))
@@ -109,7 +103,7 @@ def handle_alter_share_group_offsets(ctx, request):
                                   partition_index=p.partition_index, error_code=error_code(c),
                                   error_message=m))
             topics.append(build(mod.AlterShareGroupOffsetsResponseTopic,
-                                topic_name=t.topic_name, topic_id=_topic_id(log_, t.topic_name),
+                                topic_name=t.topic_name, topic_id=topic_id_of(log_, t.topic_name),
                                 partitions=tuple(rows)))
     return build(mod.AlterShareGroupOffsetsResponse, throttle_time=ZERO_MS,
                  error_code=error_code(code), error_message=message, responses=tuple(topics))
@@ -129,7 +123,7 @@ def handle_delete_share_group_offsets(ctx, request):
             except PylogError as exc:
                 c, m = exc.errno, str(exc)
             topics.append(build(mod.DeleteShareGroupOffsetsResponseTopic,
-                                topic_name=t.topic_name, topic_id=_topic_id(log_, t.topic_name),
+                                topic_name=t.topic_name, topic_id=topic_id_of(log_, t.topic_name),
                                 error_code=error_code(c), error_message=m))
     return build(mod.DeleteShareGroupOffsetsResponse, throttle_time=ZERO_MS,
                  error_code=error_code(code), error_message=message, responses=tuple(topics))
