@@ -30,8 +30,13 @@ def _certs(d: Path) -> dict:
     run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True,  # noqa: E731
                                     capture_output=True)
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        "-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext",
+        "subjectKeyIdentifier=hash")              # strict verification (Python 3.13)
+    (d / "san.cnf").write_text("basicConstraints=critical,CA:FALSE\n"
+                               "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                               "extendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n"
+                               "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
         "server.key", "-out", "server.csr")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
