@@ -120,6 +120,27 @@ OutOfOrderSequenceError = _define("OutOfOrderSequenceError", 45,
                                   "OUT_OF_ORDER_SEQUENCE_NUMBER")
 DuplicateSequenceError = _define("DuplicateSequenceError", 46, "DUPLICATE_SEQUENCE_NUMBER")
 InvalidProducerEpochError = _define("InvalidProducerEpochError", 47, "INVALID_PRODUCER_EPOCH")
+InvalidTxnStateError = _define("InvalidTxnStateError", 48, "INVALID_TXN_STATE",
+                               doc="A transactional request not allowed in the "
+                                   "transaction's current state.")
+InvalidProducerIdMappingError = _define("InvalidProducerIdMappingError", 49,
+                                        "INVALID_PRODUCER_ID_MAPPING",
+                                        doc="The producer id is not the one the "
+                                            "transactional id holds.")
+InvalidTransactionTimeoutError = _define("InvalidTransactionTimeoutError", 50,
+                                         "INVALID_TRANSACTION_TIMEOUT")
+ConcurrentTransactionsError = _define("ConcurrentTransactionsError", 51,
+                                      "CONCURRENT_TRANSACTIONS", True,
+                                      doc="The previous transaction of this id is still "
+                                          "being completed; retry.")
+TransactionalIdAuthorizationFailedError = _define(
+    "TransactionalIdAuthorizationFailedError", 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+OperationNotAttemptedError = _define("OperationNotAttemptedError", 55, "OPERATION_NOT_ATTEMPTED")
+ProducerFencedError = _define("ProducerFencedError", 90, "PRODUCER_FENCED",
+                              doc="A newer producer with the same transactional id exists "
+                                  "(its epoch is higher).")
+TransactionalIdNotFoundError = _define("TransactionalIdNotFoundError", 105,
+                                       "TRANSACTIONAL_ID_NOT_FOUND")
 StorageError = _define("StorageError", 56, "KAFKA_STORAGE_ERROR", True,
                        doc="Out of space or an I/O error in the data directory.")
 UnknownProducerIdError = _define("UnknownProducerIdError", 59, "UNKNOWN_PRODUCER_ID")

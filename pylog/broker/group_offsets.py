@@ -97,6 +97,19 @@ class OffsetsMixin:
                 self._groups[group_id] = Group(group_id)     # offsets-only group: listed
             return codes
 
+    def check_member(self, group_id: str, generation: int, member_id: str,
+                     group_instance_id: str | None = None) -> int:
+        """The membership check of an OffsetCommit (TxnOffsetCommit v3+ makes it too)."""
+        with self._lock:
+            code = self._not_ready()
+            if code != NONE:
+                return code
+            cgroup = self.consumer.groups.get(group_id)
+            if cgroup is not None:
+                return self.consumer.validate_offsets(cgroup, member_id, generation, True, 9)
+            return self._commit_allowed(self._groups.get(group_id), generation, member_id,
+                                        group_instance_id)
+
     def _commit_allowed(self, group: Group | None, generation: int, member_id: str,
                         group_instance_id: str | None = None) -> int:
         if generation < 0 and (group is None or not group.members):

@@ -83,6 +83,10 @@ class Log:
         self._group_configs = None             # GroupConfigs, created on first use
         self._share_groups = None              # ShareGroups (queues.py), on first use
         self._share_members = None             # ShareMembers (share_members.py), ditto
+        self._producer_ids = None              # ProducerStateManager (producers.py), ditto
+        self._transactions = None              # TransactionCoordinator, on first use
+        self._txn_producers: dict = {}         # embedded transactional producers by id
+        self._txn_options: dict = {}           # TransactionCoordinator keyword arguments
         # Broker defaults of topic configs (Kafka-named topic keys: the dynamic log.*
         # broker configs), used by every topic key the topic does not set itself.
         self.topic_defaults: dict = {}
@@ -101,6 +105,8 @@ class Log:
             self.cleaner = LogCleaner(self._dir, self._all_partitions,
                                       backoff_ms=log_cleaner_backoff_ms,
                                       enabled=log_cleaner_enable)
+            if "__transaction_state" in self._topics:
+                self.transactions     # completes what a crash left prepared; timeouts
         except BaseException:
             self._abort_open()
             raise
@@ -127,6 +133,8 @@ class Log:
 
     def _abort_open(self) -> None:
         """Undo a failed open: stop the flusher, close what was loaded, unlock."""
+        if self._transactions is not None:
+            self._transactions.close()
         if self.cleaner is not None:
             self.cleaner.stop()
         flusher = getattr(self, "_flusher", None)
@@ -494,6 +502,48 @@ class Log:
         from pylog.broker.queues import Queue
         return Queue(self, group, topic, **configs)
 
+    # ---- transactions (pylog/broker/transactions.py, txn_producer.py) -----------------
+    @property
+    def producer_ids(self):
+        """Producer ids, never handed out twice (broker/producers.py); shared by the
+        Kafka API and embedded transactions."""
+        with self._lock:
+            if self._producer_ids is None:
+                from pylog.broker.producers import ProducerStateManager
+                self._producer_ids = ProducerStateManager(self.data_dir)
+            return self._producer_ids
+
+    @property
+    def transactions(self):
+        """The transaction coordinator, created on first use (it loads
+        ``__transaction_state`` and completes what a crash left prepared)."""
+        with self._lock:
+            if self._transactions is None:
+                self._check_open()
+                from pylog.broker.transactions import TransactionCoordinator
+                self._transactions = TransactionCoordinator(self, **self._txn_options)
+            return self._transactions
+
+    def start_transactions(self, **options) -> None:
+        """TransactionCoordinator keyword arguments (``max_timeout_ms``,
+        ``check_interval_ms``) for the coordinator, applied now if it runs; the server
+        calls this at startup."""
+        with self._lock:
+            self._txn_options = dict(options)
+            if self._transactions is not None:
+                self._transactions.configure(**options)
+
+    @property
+    def transactions_if_started(self):
+        """The transaction coordinator if something created it, else None."""
+        return self._transactions
+
+    def transaction(self, transactional_id: str, *, timeout_ms: int = 60_000):
+        """``with log.transaction("id") as tx:`` -- appends and offsets committed
+        atomically (see pylog/broker/txn_producer.py)."""
+        from pylog.broker.txn_producer import transaction
+        return transaction(self, transactional_id, timeout_ms)
+
     # ---- close -------------------------------------------------------------------------
     def table(self, topic: str):
         """A read-only latest-per-key view of ``topic`` (storage/table.py)."""
@@ -510,6 +560,8 @@ class Log:
             if self._closed:
                 return
             self._closed = True
+        if self._transactions is not None:
+            self._transactions.close()
         if self._groups is not None:
             self._groups.close()
         if self._share_members is not None:
@@ -545,6 +597,8 @@ class Log:
         checkpoint, no marker), close fds and release the lock so it can be reopened."""
         with self._lock:
             self._closed = True
+        if self._transactions is not None:
+            self._transactions.close()
         if self._groups is not None:
             self._groups.close()
         if self._share_groups is not None:

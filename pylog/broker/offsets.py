@@ -39,6 +39,7 @@ import threading
 import time
 from typing import Iterable, NamedTuple
 
+from pylog.broker.strings import get_str, put_str
 from pylog.errors import PylogError
 
 __all__ = ["OFFSETS_TOPIC", "Committed", "OffsetStore", "encode_key", "encode_value",
@@ -72,24 +73,10 @@ class Committed(NamedTuple):
 
 
 # -- record codec -----------------------------------------------------------------------
-def _put_str(parts: list, s: str) -> None:
-    b = s.encode("utf-8")
-    parts.append(_H.pack(len(b)))
-    parts.append(b)
-
-
-def _get_str(buf: bytes, pos: int) -> tuple[str, int]:
-    (n,) = _H.unpack_from(buf, pos)
-    pos += 2
-    if n < 0 or pos + n > len(buf):
-        raise ValueError(f"string length {n} at {pos - 2} runs past the record")
-    return buf[pos:pos + n].decode("utf-8"), pos + n
-
-
 def encode_key(group: str, topic: str, partition: int) -> bytes:
     parts: list = [_H.pack(KEY_VERSION)]
-    _put_str(parts, group)
-    _put_str(parts, topic)
+    put_str(parts, group)
+    put_str(parts, topic)
     parts.append(_I.pack(partition))
     return b"".join(parts)
 
@@ -99,15 +86,15 @@ def decode_key(buf: bytes) -> tuple[str, str, int] | None:
     (version,) = _H.unpack_from(buf, 0)
     if version not in (0, 1):
         return None
-    group, pos = _get_str(buf, 2)
-    topic, pos = _get_str(buf, pos)
+    group, pos = get_str(buf, 2)
+    topic, pos = get_str(buf, pos)
     (partition,) = _I.unpack_from(buf, pos)
     return group, topic, partition
 
 
 def encode_value(c: Committed) -> bytes:
     parts: list = [_VALUE_HEAD.pack(VALUE_VERSION, c.offset, c.leader_epoch)]
-    _put_str(parts, c.metadata or "")
+    put_str(parts, c.metadata or "")
     parts.append(_Q.pack(c.commit_timestamp))
     return b"".join(parts)
 
@@ -116,11 +103,11 @@ def decode_value(buf: bytes) -> Committed:
     (version,) = _H.unpack_from(buf, 0)
     if version == 3:
         _, offset, epoch = _VALUE_HEAD.unpack_from(buf, 0)
-        metadata, pos = _get_str(buf, _VALUE_HEAD.size)
+        metadata, pos = get_str(buf, _VALUE_HEAD.size)
     elif version in (0, 1):            # Kafka's older values: no leader epoch
         (offset,) = _Q.unpack_from(buf, 2)
         epoch = -1
-        metadata, pos = _get_str(buf, 10)
+        metadata, pos = get_str(buf, 10)
     else:
         raise ValueError(f"offset value version {version} is not supported")
     (ts,) = _Q.unpack_from(buf, pos)

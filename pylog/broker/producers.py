@@ -24,7 +24,8 @@ kafka-protocol.md §1.10), kept here for one broker:
   batch headers in the log (``PartitionLog.iter_batch_headers``; about 1 s per
   100,000 batches, so the server runs it in a worker thread for large partitions).
 
-Not thread-safe: the server uses it from the event-loop thread only, where the
+Id allocation is thread-safe (embedded transactions allocate from their threads); the
+per-partition states are not: the server uses them from the event-loop thread only, where the
 check → append → update sequence of one Produce runs without interleaving (only
 ``PartitionProducerState.rebuild`` may run in a worker thread; its result is
 installed on the loop thread).
@@ -32,6 +33,7 @@ installed on the loop thread).
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from pathlib import Path
 from typing import NamedTuple
@@ -139,6 +141,7 @@ class ProducerStateManager:
         self._path = Path(data_dir) / HIGH_WATER_FILE if data_dir is not None else None
         self._next_id = self._load_high_water()
         self._reserved_end = self._next_id
+        self._id_lock = threading.Lock()
         self._partitions: dict[tuple[str, int], PartitionProducerState] = {}
         # Rebuilds running in a worker thread, by (topic, partition); the server keeps its
         # futures here so every request for the partition waits for the same one.
@@ -170,14 +173,15 @@ class ProducerStateManager:
 
     def allocate_id(self) -> int:
         """A producer id never handed out before by this data directory."""
-        if self._next_id >= self._reserved_end:
-            end = self._next_id + ID_BLOCK
-            if self._path is not None:
-                self._persist(end)
-            self._reserved_end = end
-        pid = self._next_id
-        self._next_id += 1
-        return pid
+        with self._id_lock:
+            if self._next_id >= self._reserved_end:
+                end = self._next_id + ID_BLOCK
+                if self._path is not None:
+                    self._persist(end)
+                self._reserved_end = end
+            pid = self._next_id
+            self._next_id += 1
+            return pid
 
     def has_state(self, partition_log) -> bool:
         return (partition_log.topic, partition_log.partition) in self._partitions

@@ -40,6 +40,7 @@ from concurrent.futures import Future
 from typing import NamedTuple
 
 from pylog.broker.share_state import Delta
+from pylog.broker.strings import get_str, put_str
 
 __all__ = ["SHARE_STATE_TOPIC", "PersistedState", "ShareStore", "encode_key",
            "decode_key", "encode_value", "decode_value", "SNAPSHOT", "UPDATE"]
@@ -67,24 +68,10 @@ class PersistedState(NamedTuple):
 
 
 # -- record codec -----------------------------------------------------------------------
-def _put_str(parts: list, s: str) -> None:
-    b = s.encode("utf-8")
-    parts.append(_H.pack(len(b)))
-    parts.append(b)
-
-
-def _get_str(buf: bytes, pos: int) -> tuple[str, int]:
-    (n,) = _H.unpack_from(buf, pos)
-    pos += 2
-    if n < 0 or pos + n > len(buf):
-        raise ValueError(f"string length {n} at {pos - 2} runs past the record")
-    return buf[pos:pos + n].decode("utf-8"), pos + n
-
-
 def encode_key(kind: int, group: str, topic: str, partition: int) -> bytes:
     parts: list = [_H.pack(kind)]
-    _put_str(parts, group)
-    _put_str(parts, topic)
+    put_str(parts, group)
+    put_str(parts, topic)
     parts.append(_I.pack(partition))
     return b"".join(parts)
 
@@ -93,8 +80,8 @@ def decode_key(buf: bytes) -> tuple[int, str, str, int]:
     (kind,) = _H.unpack_from(buf, 0)
     if kind not in (SNAPSHOT, UPDATE):
         raise ValueError(f"unknown share state key type {kind}")
-    group, pos = _get_str(buf, 2)
-    topic, pos = _get_str(buf, pos)
+    group, pos = get_str(buf, 2)
+    topic, pos = get_str(buf, pos)
     (partition,) = _I.unpack_from(buf, pos)
     return kind, group, topic, partition
 

@@ -77,6 +77,7 @@ class Server:
         # the first JoinGroup rarely meets COORDINATOR_LOAD_IN_PROGRESS.
         self.log.start_groups(**self.broker.settings.group_options())
         self.broker.settings.apply_share_defaults(self.log)
+        self.log.start_transactions(**self.broker.settings.transaction_options())
         from pylog.security.listeners import ListenerSpec
         if socks is None or not isinstance(socks, list):
             socks = [(ListenerSpec("PLAINTEXT", self.host, self.port), socks)]

@@ -50,7 +50,7 @@ def _cluster_id(data_dir: str) -> str:
 
 
 def _settings(config: ServerConfig):
-    from .kafka.context import GROUP_SETTINGS, SHARE_SETTINGS, BrokerSettings
+    from .kafka.context import GROUP_SETTINGS, SHARE_SETTINGS, TXN_SETTINGS, BrokerSettings
     return BrokerSettings(cluster_id=_cluster_id(config.data_dir),
                           advertised_host=config.advertised_host,
                           advertised_port=config.advertised_port,
@@ -60,7 +60,8 @@ def _settings(config: ServerConfig):
                           group_initial_rebalance_delay_ms=(
                               config.group_initial_rebalance_delay_ms),
                           **{k: getattr(config, k) for k in GROUP_SETTINGS},
-                          **{k: getattr(config, k) for k in SHARE_SETTINGS})
+                          **{k: getattr(config, k) for k in SHARE_SETTINGS},
+                          **{k: getattr(config, k) for k in TXN_SETTINGS})
 
 
 def _report_recovery(plog) -> None:

@@ -65,6 +65,8 @@ class ServerConfig:
     group_share_delivery_count_limit: int = 5           # group.share.delivery.count.limit
     group_share_session_timeout_ms: int = 45_000        # group.share.session.timeout.ms
     group_share_heartbeat_interval_ms: int = 5000       # group.share.heartbeat.interval.ms
+    transaction_max_timeout_ms: int = 900_000           # transaction.max.timeout.ms
+    transaction_abort_check_interval_ms: int = 10_000   # transaction.abort.timed.out...
     offsets_retention_minutes: int = 10080      # offsets.retention.minutes
     offsets_retention_check_interval_ms: int = 600_000   # offsets.retention.check.interval.ms
     max_request_bytes: int = 104_857_600        # socket.request.max.bytes
@@ -174,6 +176,13 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("group_share_heartbeat_interval_ms", "int", "heartbeat interval told to "
             "share-group members (below their session timeout)",
             kafka="group.share.heartbeat.interval.ms", lo=1, hi=_INT32_MAX),
+    Setting("transaction_max_timeout_ms", "int", "the largest transaction.timeout.ms a "
+            "transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT above it)",
+            kafka="transaction.max.timeout.ms", lo=1, hi=_INT32_MAX),
+    Setting("transaction_abort_check_interval_ms", "int", "how often open transactions "
+            "past their timeout are looked for and aborted",
+            kafka="transaction.abort.timed.out.transaction.cleanup.interval.ms", lo=1,
+            hi=_INT32_MAX),
     Setting("offsets_retention_minutes", "int", "committed offsets of a group empty this "
             "long are deleted", kafka="offsets.retention.minutes", lo=1, hi=_INT32_MAX),
     Setting("offsets_retention_check_interval_ms", "int", "how often expired committed "

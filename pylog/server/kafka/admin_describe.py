@@ -107,11 +107,13 @@ def handle_describe_producers(ctx, request):
             try:
                 p = broker.partition(t.name, i)
                 state = broker.producers.for_partition(p)
+                open_txns = p.ongoing_transactions()
                 active = tuple(
                     build(mod.ProducerState, producer_id=pid, producer_epoch=e.epoch,
                           last_sequence=e.batches[-1].last_seq if e.batches else -1,
                           last_timestamp=e.batches[-1].timestamp if e.batches else -1,
-                          coordinator_epoch=-1, current_txn_start_offset=-1)
+                          coordinator_epoch=0 if pid in open_txns else -1,
+                          current_txn_start_offset=open_txns.get(pid, -1))
                     for pid, e in sorted(state.producers.items()))
                 code, message = 0, None
             except PylogError as exc:

@@ -62,6 +62,12 @@ SHARE_SETTINGS = {
     "group_share_session_timeout_ms": "group.share.session.timeout.ms",
     "group_share_heartbeat_interval_ms": "group.share.heartbeat.interval.ms",
 }
+# Transaction settings: BrokerSettings field → Kafka's name (``log.start_transactions``).
+TXN_SETTINGS = {
+    "transaction_max_timeout_ms": "transaction.max.timeout.ms",
+    "transaction_abort_check_interval_ms":
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+}
 
 
 @dataclass
@@ -86,6 +92,8 @@ class BrokerSettings:
     group_share_delivery_count_limit: int = 5
     group_share_session_timeout_ms: int = 45_000
     group_share_heartbeat_interval_ms: int = 5000
+    transaction_max_timeout_ms: int = 900_000
+    transaction_abort_check_interval_ms: int = 10_000
     fetch_session_cache_slots: int = DEFAULT_SLOTS   # max.incremental.fetch.session.cache.slots
     fetch_session_eviction_ms: int = DEFAULT_EVICTION_MS   # min.incremental.fetch.session.eviction.ms
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
@@ -102,6 +110,7 @@ class BrokerSettings:
             "default.replication.factor": "1",
             **{kafka: str(getattr(self, name)) for name, kafka in GROUP_SETTINGS.items()},
             **{kafka: str(getattr(self, name)) for name, kafka in SHARE_SETTINGS.items()},
+            **{kafka: str(getattr(self, name)) for name, kafka in TXN_SETTINGS.items()},
         }
 
     def group_options(self) -> dict[str, Any]:
@@ -109,6 +118,11 @@ class BrokerSettings:
         opts = {name.removeprefix("group_"): getattr(self, name) for name in GROUP_SETTINGS}
         opts["initial_rebalance_delay_ms"] = self.group_initial_rebalance_delay_ms
         return opts
+
+    def transaction_options(self) -> dict[str, Any]:
+        """TransactionCoordinator keyword arguments (``log.start_transactions``)."""
+        return {"max_timeout_ms": self.transaction_max_timeout_ms,
+                "check_interval_ms": self.transaction_abort_check_interval_ms}
 
     def apply_share_defaults(self, log_) -> None:
         """Make the share settings the defaults of every share group of ``log_``."""
@@ -127,7 +141,8 @@ class BrokerContext:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.log = log
         self.settings = settings or BrokerSettings()
-        self.producers = ProducerStateManager(getattr(log, "data_dir", None))
+        self.producers = (log.producer_ids if hasattr(log, "producer_ids")
+                          else ProducerStateManager(getattr(log, "data_dir", None)))
         # Dynamic broker configs (broker-configs.json), applied over the settings now.
         self.configs = BrokerConfigs(log, self.settings)
         self.loop = loop

@@ -118,7 +118,7 @@ def _install() -> None:
     from . import admin_configs, admin_partitions, metadata  # noqa: F401
     from . import produce, producer_ids, telemetry  # noqa: F401
     from . import acl_admin, sasl, scram_admin, share_fetch, share_groups  # noqa: F401
-    from . import quotas_admin, share_offsets  # noqa: F401
+    from . import quotas_admin, share_offsets, txn  # noqa: F401
 
 
 _install()

@@ -18,6 +18,12 @@ Rules (research/kafka-protocol.md §2.5–2.6):
   snapshot id keep their defaults (one node, one leader epoch, no KRaft snapshots).
 - fetch_offset < log start or > high watermark → OFFSET_OUT_OF_RANGE (1);
   == high watermark → no records.
+- Transactions (KIP-98): every answer carries the partition's last stable offset
+  (the first offset of its oldest open transaction, else the high watermark).  With
+  ``isolation_level`` 1 (read_committed) only batches below it are returned, with the
+  ``aborted_transactions`` (producer id, first offset) overlapping them, which the
+  client uses to skip aborted records; control batches are returned as Kafka does
+  (clients skip them).  read_uncommitted gets everything and no aborted list.
 - Long poll: with fewer than ``min_bytes`` available and ``max_wait_ms`` > 0 the
   response waits until an append to one of the requested partitions (their
   ``add_listener`` callback wakes the loop, thread-safely) or the deadline.
@@ -43,10 +49,12 @@ log = logging.getLogger("pylog.server.kafka")
 
 class _Read:
     """One pass over every partition of the fetch."""
-    __slots__ = ("results", "total", "failed", "partitions")
+    __slots__ = ("results", "total", "failed", "partitions", "committed")
 
-    def __init__(self) -> None:
-        self.results: list[tuple] = []   # (CachedPartition, code, hw, start, records)
+    def __init__(self, committed: bool = False) -> None:
+        self.committed = committed       # isolation_level read_committed
+        # (CachedPartition, code, hw, lso, start, records, aborted)
+        self.results: list[tuple] = []
         self.total = 0
         self.failed = False
         self.partitions: list = []       # the PartitionLogs found (for long-poll listeners)
@@ -59,18 +67,20 @@ def _read_partition(broker, cp, budget: int, first: bool, read: _Read) -> None:
         p = broker.partition(cp.topic, cp.partition)
     except PylogError as exc:
         read.failed = True
-        read.results.append((cp, exc.errno, -1, -1, b""))
+        read.results.append((cp, exc.errno, -1, -1, -1, b"", ()))
         return
     read.partitions.append(p)
-    hw, start, offset = p.high_watermark, p.log_start_offset, cp.fetch_offset
-    code, records = 0, b""
+    hw, lso = p.high_watermark, p.last_stable_offset
+    start, offset = p.log_start_offset, cp.fetch_offset
+    code, records, aborted = 0, b"", ()
+    end = lso if read.committed else hw
     if offset < start or offset > hw:
         code = OFFSET_OUT_OF_RANGE
         read.failed = True
-    elif offset < hw and (budget > 0 or first):
+    elif offset < end and (budget > 0 or first):
         limit = max(1, min(cp.max_bytes, budget))
         try:
-            view = p.read_raw(offset, limit)
+            view = p.read_raw(offset, limit, committed=read.committed)
         except PylogError as exc:
             code = exc.errno
             read.failed = True
@@ -81,16 +91,18 @@ def _read_partition(broker, cp, budget: int, first: bool, read: _Read) -> None:
             records = view
             read.total += n
             broker.metrics.records_out(count_batch_records(view) if n else 0)
-    read.results.append((cp, code, hw, start, records))
+            if n and read.committed:
+                aborted = p.aborted_transactions(offset, lso)
+    read.results.append((cp, code, hw, lso, start, records, aborted))
 
 
 def _read_all(ctx, request, fctx: FetchContext) -> _Read:
-    read = _Read()
+    read = _Read(getattr(request, "isolation_level", 0) == 1)
     max_bytes = request.max_bytes if request.max_bytes > 0 else 0
     for cp in fctx.partitions:
         if cp.topic is not None and not ctx.allowed(READ, TOPIC, cp.topic):
             read.failed = True
-            read.results.append((cp, TOPIC_AUTHORIZATION_FAILED, -1, -1, b""))
+            read.results.append((cp, TOPIC_AUTHORIZATION_FAILED, -1, -1, -1, b"", ()))
             continue
         _read_partition(ctx.broker, cp, max_bytes - read.total, read.total == 0, read)
     return read
@@ -121,14 +133,17 @@ def _response(ctx, fctx: FetchContext, read: _Read):
     if fctx.new_session:
         session_id = open_session(ctx.broker.fetch_sessions, fctx)
     topics: list[tuple] = []                    # ((name, id), [PartitionData])
-    for cp, code, hw, start, records in read.results:
+    for cp, code, hw, lso, start, records, aborted in read.results:
         has_records = bool(len(records))
-        if not fctx.include(cp, has_records, code, hw, hw, start):
+        if not fctx.include(cp, has_records, code, hw, lso, start):
             continue
         data = build(mod.PartitionData, partition_index=cp.partition,
                      error_code=error_code(code), high_watermark=hw,
-                     last_stable_offset=hw, log_start_offset=start,
-                     aborted_transactions=(), preferred_read_replica=-1, records=records)
+                     last_stable_offset=lso, log_start_offset=start,
+                     aborted_transactions=tuple(
+                         build(mod.AbortedTransaction, producer_id=pid, first_offset=first)
+                         for pid, first in aborted),
+                     preferred_read_replica=-1, records=records)
         key = (cp.topic, cp.topic_id)
         if topics and topics[-1][0] == key:
             topics[-1][1].append(data)

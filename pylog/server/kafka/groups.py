@@ -99,9 +99,8 @@ async def _await_parked(ctx, future: asyncio.Future, unavailable):
 
 
 # -- FindCoordinator -----------------------------------------------------------------------
-# key types a coordinator is served for; transactions (1) and share groups (2) are
-# added by the modules that serve them
-COORDINATOR_KEY_TYPES = {0, 2}          # groups; share-partition keys (one node)
+# key types a coordinator is served for (one node coordinates everything)
+COORDINATOR_KEY_TYPES = {0, 1, 2}       # groups; transactional ids; share-partition keys
 
 
 READ, DESCRIBE, GROUP, TOPIC = 3, 8, 3, 2
@@ -293,8 +292,11 @@ def handle_offset_commit(ctx, request):
     return build(mod.OffsetCommitResponse, throttle_time=ZERO_MS, topics=topics)
 
 
-def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1)):
-    """One group's committed offsets: (top-level code, response topics)."""
+def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1),
+                 require_stable: bool = False):
+    """One group's committed offsets: (top-level code, response topics).  With
+    ``require_stable`` (v7+) a partition whose offset an open transaction is about to
+    change gets UNSTABLE_OFFSET_COMMIT (88), which clients retry."""
     if _group_denied(ctx, group_id, DESCRIBE):
         return GROUP_AUTHORIZATION_FAILED, ()
     wanted, unknown = None, []
@@ -311,6 +313,8 @@ def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1)):
     if wanted is None:
         wanted = sorted(found)
     part_code = code if ctx.version < 2 else G.NONE       # v2+: one top-level error
+    txns = ctx.broker.log.transactions_if_started if require_stable else None
+    unstable = txns.pending_offsets(group_id) if txns is not None else ()
     by_topic: dict[str, list] = {}
     parts_cls = mod.OffsetFetchResponsePartitions if v8 else mod.OffsetFetchResponsePartition
     topic_cls = mod.OffsetFetchResponseTopics if v8 else mod.OffsetFetchResponseTopic
@@ -320,7 +324,8 @@ def _fetch_group(ctx, mod, group_id: str, topics, v8: bool, member=(None, -1)):
             parts_cls, partition_index=i,
             committed_offset=-1 if c is None else c.offset,
             committed_leader_epoch=-1 if c is None else c.leader_epoch,
-            metadata="" if c is None else c.metadata, error_code=error_code(part_code)))
+            metadata="" if c is None else c.metadata,
+            error_code=error_code(88 if (topic, i) in unstable else part_code)))
     out = [build(topic_cls, name=name, topic_id=_id_of(ctx, name), partitions=tuple(parts))
            for name, parts in by_topic.items()]
     for t in unknown:                                      # v10: ids nobody has
@@ -338,11 +343,13 @@ def handle_offset_fetch(ctx, request):
         for g in request.groups:
             code, topics = _fetch_group(ctx, mod, g.group_id, g.topics, True,
                                         (getattr(g, "member_id", None),
-                                         getattr(g, "member_epoch", -1)))
+                                         getattr(g, "member_epoch", -1)),
+                                        getattr(request, "require_stable", False))
             groups.append(build(mod.OffsetFetchResponseGroup, group_id=g.group_id,
                                 topics=topics, error_code=error_code(code)))
         return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, groups=tuple(groups))
-    code, topics = _fetch_group(ctx, mod, request.group_id, request.topics, False)
+    code, topics = _fetch_group(ctx, mod, request.group_id, request.topics, False,
+                                require_stable=getattr(request, "require_stable", False))
     return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, topics=topics,
                  error_code=error_code(code))
 

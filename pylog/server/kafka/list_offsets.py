@@ -2,7 +2,8 @@
 
 Timestamp -2 (EARLIEST) and -4 (EARLIEST_LOCAL, v8+: every segment is local)
 → the log start offset; -1 (LATEST) → the high watermark (== log end offset: one
-replica, no transactions); all with timestamp -1 as Kafka answers.  -3
+replica), or with isolation_level 1 (read_committed, v2+) the last stable offset;
+all with timestamp -1 as Kafka answers.  -3
 (MAX_TIMESTAMP, v7+) → the first record carrying the log's largest timestamp,
 with that timestamp.  -5 (LATEST_TIERED, v9+) and -6 (EARLIEST_PENDING_UPLOAD,
 v11) → offset -1, timestamp -1: nothing is tiered, as Kafka answers without
@@ -36,12 +37,12 @@ def _record_at_or_after(p, timestamp: int) -> tuple[int, int]:
     return offset, found
 
 
-def _lookup(p, timestamp: int) -> tuple[int, int]:
+def _lookup(p, timestamp: int, committed: bool = False) -> tuple[int, int]:
     """(offset, timestamp) for one ListOffsets query on partition log ``p``."""
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return p.log_start_offset, -1
     if timestamp == LATEST:
-        return p.high_watermark, -1
+        return (p.last_stable_offset if committed else p.high_watermark), -1
     if timestamp == MAX_TIMESTAMP:
         top = p.max_timestamp()
         return _record_at_or_after(p, top) if top >= 0 else (-1, -1)
@@ -52,6 +53,7 @@ def _lookup(p, timestamp: int) -> tuple[int, int]:
 
 def handle_list_offsets(ctx, request):
     mod = response_module(API_KEY, ctx.version)
+    committed = getattr(request, "isolation_level", 0) == 1
     topics = []
     for t in request.topics:
         parts = []
@@ -61,7 +63,7 @@ def handle_list_offsets(ctx, request):
                     raise TopicAuthorizationFailedError(f"{ctx.principal} may not "
                                                         f"describe {t.name}")
                 p = ctx.broker.partition(t.name, q.partition_index)
-                offset, ts = _lookup(p, q.timestamp)
+                offset, ts = _lookup(p, q.timestamp, committed)
                 code = 0
             except PylogError as exc:
                 offset, ts, code = -1, -1, exc.errno

@@ -8,9 +8,13 @@ The records of each partition stay opaque bytes: ``PartitionLog.append_raw``
 (the C core) validates length, magic, CRC and ``max.message.bytes`` and stamps
 the base offset and leader epoch 0 outside the CRC.  This module reads only the
 61-byte batch header, for three reasons: Kafka's v3+ rule that a partition's
-records are exactly one magic-2 batch, refusing client control / transactional
-batches, and idempotence (producer id, epoch, sequences; research/
-kafka-protocol.md §1.10).  Idempotence is keyed on producerId >= 0 only:
+records are exactly one magic-2 batch, refusing client control batches,
+transactions, and idempotence (producer id, epoch, sequences; research/
+kafka-protocol.md §1.10).  A transactional batch is accepted only for a partition
+its producer added to an Ongoing transaction at its current epoch
+(``log.transactions.check_append``, KIP-890's verification: INVALID_TXN_STATE 48,
+INVALID_PRODUCER_EPOCH 47 for a fenced epoch); the coordinator's lock is held from
+that check to the end of the append, so a timeout abort cannot come in between.  Idempotence is keyed on producerId >= 0 only:
 aiokafka sends non-idempotent batches with baseSequence 0.  Dedup ids (records
 with a ``pylog-msg-id`` header) are applied inside ``append_raw``
 (storage/dedup.py: which records are stored and which base offset is answered).
@@ -96,16 +100,32 @@ def _parse_single_batch(records: bytes | None):
                                  "partition")
     if attributes & _CONTROL_BIT:
         raise InvalidRecordError("clients may not write control batches")
-    if attributes & _TRANSACTIONAL_BIT:
-        raise InvalidRecordError("transactional batches are not supported by pylog")
+    if attributes & _TRANSACTIONAL_BIT and h[9] < 0:
+        raise InvalidRecordError("a transactional batch without a producer id")
     return h
 
 
 def _append(broker, topic: str, index: int, records: bytes | None, acks: int) -> _Outcome:
-    out = _Outcome(index)
     try:
         p = broker.partition(topic, index)
         h = _parse_single_batch(records)
+    except PylogError as exc:
+        return _Outcome(index, exc.errno, message=str(exc))
+    if not h[5] & _TRANSACTIONAL_BIT:
+        return _append_checked(broker, p, records, acks, h)
+    coord = broker.log.transactions
+    with coord.lock:                  # held until the append is done (module doc)
+        try:
+            coord.check_append(h[9], h[10], topic, index)
+        except PylogError as exc:
+            return _Outcome(index, exc.errno, message=str(exc))
+        return _append_checked(broker, p, records, acks, h)
+
+
+def _append_checked(broker, p, records: bytes, acks: int, h) -> _Outcome:
+    topic, index = p.topic, p.partition
+    out = _Outcome(index)
+    try:
         producer_id, epoch, base_seq, last_delta = h[9], h[10], h[11], h[6]
         state = None
         if producer_id >= 0:
