@@ -8,11 +8,13 @@ a transactional id is in producer_ids.py, transactional Produce in produce.py, a
 flush policy promises: the coordinator returns futures and the response is
 ``Applied`` until they resolve.
 
-Versions: AddPartitionsToTxn is advertised to v3 (v4+ is the brokers' batched form,
-KIP-890; served too, ``verify_only`` included); AddOffsetsToTxn, EndTxn and
-TxnOffsetCommit to v4 (v4 only adds the TRANSACTION_ABORTABLE error, which pylog
-never sends; v5 is transaction protocol 2, with an epoch bump per transaction, not
-advertised).  Errors are Kafka's: INVALID_PRODUCER_ID_MAPPING (49), PRODUCER_FENCED
+Versions: every version kio has is served and advertised.  AddPartitionsToTxn v4+ is
+the brokers' batched form (KIP-890; ``verify_only`` included), which clients do not
+send; EndTxn v5 and TxnOffsetCommit v5 belong to transaction protocol 2 (KIP-890 part
+2: an epoch bump per transaction), which clients use only when the broker finalizes
+the ``transaction.version`` feature at 2 — pylog finalizes no such feature, so
+clients stay on protocol 1 (v5 requests are answered with protocol-1 semantics).
+Errors are Kafka's: INVALID_PRODUCER_ID_MAPPING (49), PRODUCER_FENCED
 (90; INVALID_PRODUCER_EPOCH 47 for the versions before it existed, < v2 of
 AddPartitions/AddOffsets/EndTxn), CONCURRENT_TRANSACTIONS (51, retriable),
 INVALID_TXN_STATE (48), COORDINATOR_LOAD_IN_PROGRESS (14).
@@ -301,10 +303,10 @@ def handle_list_transactions(ctx, request):
                  unknown_state_filters=unknown, transaction_states=tuple(listed))
 
 
-register(ApiSpec(ADD_PARTITIONS, "AddPartitionsToTxn", range(0, 6), 3, handle_add_partitions),
+register(ApiSpec(ADD_PARTITIONS, "AddPartitionsToTxn", range(0, 6), 5, handle_add_partitions),
          ApiSpec(ADD_OFFSETS, "AddOffsetsToTxn", range(0, 5), 4, handle_add_offsets),
-         ApiSpec(END_TXN, "EndTxn", range(0, 5), 4, handle_end_txn),
-         ApiSpec(TXN_OFFSET_COMMIT, "TxnOffsetCommit", range(0, 5), 4,
+         ApiSpec(END_TXN, "EndTxn", range(0, 6), 5, handle_end_txn),
+         ApiSpec(TXN_OFFSET_COMMIT, "TxnOffsetCommit", range(0, 6), 5,
                  handle_txn_offset_commit),
          ApiSpec(DESCRIBE_TXNS, "DescribeTransactions", range(0, 1), 0,
                  handle_describe_transactions),
