@@ -377,6 +377,35 @@ class ShareGroups:
             self._persist(sp, delta)
         return runs
 
+    def records_of(self, group: str, member_id: str, topic: str, partition: int,
+                   run: Acquired) -> list:
+        """The records of an acquired run (verified reads).  Offsets of the run that
+        hold no record — transaction markers (control batches), compaction gaps — are
+        settled at once as GAP (accepted), as Kafka's share consumers acknowledge them,
+        so they are neither handed out again nor left to expire five times."""
+        p = self._log.partition(topic, partition)
+        out: list = []
+        offset = max(run.first_offset, p.log_start_offset)
+        while offset <= run.last_offset:
+            try:
+                recs = p.read(offset, max_records=run.last_offset - offset + 1)
+            except OffsetOutOfRangeError:
+                return out               # deleted by retention meanwhile: skipped next time
+            recs = [r for r in recs if offset <= r.offset <= run.last_offset]
+            if not recs:
+                break
+            out += recs
+            offset = recs[-1].offset + 1
+        gaps, at = [], run.first_offset
+        for r in out + [None]:
+            upto = run.last_offset + 1 if r is None else r.offset
+            if at < upto:
+                gaps.append((at, upto - 1, AcknowledgeType.ACCEPT))
+            at = upto + 1 if r is not None else at
+        if gaps:
+            self.acknowledge(group, member_id, topic, partition, gaps, wait=False)
+        return out
+
     def acknowledge(self, group: str, member_id: str, topic: str, partition: int,
                     batches, wait: bool = True, *, release_delay_ms: int | None = None):
         """Apply (first, last, AcknowledgeType) batches (all or nothing, see
@@ -533,21 +562,8 @@ class Queue:
         return out
 
     def _read(self, p, i: int, run: Acquired) -> list[Message]:
-        msgs = []
-        offset = max(run.first_offset, p.log_start_offset)
-        while offset <= run.last_offset:
-            try:
-                recs = p.read(offset, max_records=run.last_offset - offset + 1)
-            except OffsetOutOfRangeError:
-                break                # deleted by retention meanwhile; skipped next time
-            if not recs:
-                break
-            for r in recs:
-                if r.offset > run.last_offset:
-                    break
-                msgs.append(Message(self, i, r, run.delivery_count))
-            offset = recs[-1].offset + 1
-        return msgs
+        return [Message(self, i, r, run.delivery_count) for r in self._coordinator.records_of(
+            self.group, self.member_id, self.topic, i, run)]
 
     def ack_all(self, messages, kind: AcknowledgeType = AcknowledgeType.ACCEPT) -> None:
         """Settle many received messages with one durable state write per partition

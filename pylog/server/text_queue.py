@@ -39,8 +39,8 @@ import inspect
 
 from pylog.broker.dead_letters import list_dead_letters, requeue
 from pylog.broker.share_state import AcknowledgeType
-from pylog.errors import (InvalidGroupIdError, InvalidRequestError, OffsetOutOfRangeError,
-                          PylogError, UnknownMemberIdError)
+from pylog.errors import (InvalidGroupIdError, InvalidRequestError, PylogError,
+                          UnknownMemberIdError)
 
 from .text_admin import record_head
 
@@ -153,19 +153,9 @@ def _receive_once(coordinator, group, member, topic, parts, limit, start) -> lis
         if len(out) >= limit:
             break
         i = (start + j) % len(parts)
-        p = parts[i]
         for run in coordinator.acquire(group, member, topic, i, limit - len(out)):
-            offset = max(run.first_offset, p.log_start_offset)
-            while offset <= run.last_offset:
-                try:
-                    recs = p.read(offset, max_records=run.last_offset - offset + 1)
-                except OffsetOutOfRangeError:
-                    break             # deleted by retention meanwhile
-                recs = [r for r in recs if offset <= r.offset <= run.last_offset]
-                if not recs:
-                    break
-                out += [(i, run.delivery_count, r) for r in recs]
-                offset = recs[-1].offset + 1
+            out += [(i, run.delivery_count, r)
+                    for r in coordinator.records_of(group, member, topic, i, run)]
     return out
 
 

@@ -134,3 +134,19 @@ def test_in_memory_log():
         with lg.transaction("mem") as tx:
             tx.append("m", b"v")
         assert _committed(lg.topic("m").partition(0)) == [b"v"]
+
+
+def test_queue_settles_marker_offsets_as_gaps(log):
+    """A share group on a transactional topic: the markers' offsets are settled at once
+    (GAP), so the start offset moves past them and nothing expires or comes back."""
+    log.create_topic("jobs")
+    q = log.queue("workers", "jobs", **{"share.auto.offset.reset": "earliest"})
+    with log.transaction("jobs-writer") as tx:
+        tx.append_batch("jobs", [b"j1", b"j2"], partition=0)       # offsets 0-1, marker 2
+    with log.transaction("jobs-writer") as tx:
+        tx.append("jobs", b"j3", partition=0)                        # offset 3, marker 4
+    got = q.receive(max_records=10, wait_ms=1000)
+    assert [m.value for m in got] == [b"j1", b"j2", b"j3"]
+    q.ack_all(got)
+    stats = q.stats()[0]
+    assert (stats["spso"], stats["acquired"], stats["available"]) == (5, 0, 0)

@@ -43,7 +43,7 @@ from collections import OrderedDict
 from aiohttp import web
 
 from pylog.broker.share_state import AcknowledgeType
-from pylog.errors import OffsetOutOfRangeError, PylogError
+from pylog.errors import PylogError
 
 from .context import int_param
 from .errors import RestError, read_json, rest_json
@@ -197,23 +197,12 @@ def routes(ctx) -> list:
 
         def acquire_once() -> list[dict]:
             out: list[dict] = []
-            for i, p in enumerate(parts):
+            for i in range(len(parts)):
                 if len(out) >= limit:
                     break
                 for run in sg.acquire(group, member, topic, i, limit - len(out)):
-                    offset = max(run.first_offset, p.log_start_offset)
-                    while offset <= run.last_offset:
-                        try:
-                            recs = p.read(offset, max_records=run.last_offset - offset + 1)
-                        except OffsetOutOfRangeError:
-                            break
-                        if not recs:
-                            break
-                        for r in recs:
-                            if offset <= r.offset <= run.last_offset:
-                                out.append({**record_doc(r, i),
-                                            "delivery_count": run.delivery_count})
-                        offset = recs[-1].offset + 1
+                    out += [{**record_doc(r, i), "delivery_count": run.delivery_count}
+                            for r in sg.records_of(group, member, topic, i, run)]
             return out
 
         got = await ctx.run(acquire_once)
