@@ -150,3 +150,35 @@ def test_queue_settles_marker_offsets_as_gaps(log):
     q.ack_all(got)
     stats = q.stats()[0]
     assert (stats["spso"], stats["acquired"], stats["available"]) == (5, 0, 0)
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_crash_between_the_decision_and_the_markers(tmp_path, commit):
+    """kill -9 after PrepareCommit / PrepareAbort is durable but before any marker was
+    written: the restart completes the transaction as decided (markers, offsets)."""
+    from pylog.broker.transactions import PREPARE_ABORT, PREPARE_COMMIT
+    from pylog.broker.txn_store import encode_txn_key, encode_txn_value
+    lg = pylog.open(tmp_path / "p")
+    lg.create_topic("in")
+    lg.create_topic("out")
+    lg.groups.wait_loaded()
+    tx = lg.transaction("decided")
+    tx.append("out", b"result")
+    tx.commit_offsets("g", {("in", 0): 3})
+    coord = lg.transactions
+    meta = coord.describe("decided")
+    decided = meta.record()._replace(state=PREPARE_COMMIT if commit else PREPARE_ABORT)
+    coord._store.write([(encode_txn_key("decided"), encode_txn_value(decided))]).result()
+    lg._simulate_crash()
+    with pylog.open(tmp_path / "p") as lg2:
+        p = lg2.topic("out").partition(0)
+        assert p.last_stable_offset == p.high_watermark == 2      # record + marker
+        assert _committed(p) == ([b"result"] if commit else [])
+        state = lg2.transactions.describe("decided").state_name
+        assert state == ("CompleteCommit" if commit else "CompleteAbort")
+        lg2.groups.wait_loaded()
+        got = lg2.groups.offsets.fetch("g", "in", 0)
+        assert (got.offset if got else None) == (3 if commit else None)
+    with pylog.open(tmp_path / "p") as lg3:                       # and it stays so
+        assert lg3.transactions.describe("decided").state_name == state
+        assert lg3.topic("out").partition(0).high_watermark == 2
