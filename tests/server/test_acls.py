@@ -1,8 +1,8 @@
 """ACLs enforced on the Kafka API (``--authorizer acl``), with confluent-kafka over
 SASL: a super user manages ACLs with the admin client; a user gets exactly what its
 ACLs allow (TOPIC_AUTHORIZATION_FAILED on produce and fetch, GROUP_AUTHORIZATION_FAILED
-on groups, Metadata listing only what it may describe); DescribeAcls without the right
-is CLUSTER_AUTHORIZATION_FAILED; deleting the ACLs takes the access away."""
+on groups, TRANSACTIONAL_ID_AUTHORIZATION_FAILED on transactional ids, Metadata listing only
+what it may describe); DescribeAcls without the right is CLUSTER_AUTHORIZATION_FAILED; deleting the ACLs takes the access away."""
 from __future__ import annotations
 
 import pytest
@@ -153,6 +153,24 @@ def test_idempotent_producers_need_write_somewhere(srv):
     assert failed and failed[0] in (KafkaError.CLUSTER_AUTHORIZATION_FAILED,
                                     KafkaError.TOPIC_AUTHORIZATION_FAILED,
                                     KafkaError._FATAL), failed
+
+
+def test_transactional_ids_need_write_on_the_id(srv):
+    from confluent_kafka import KafkaException
+    admin = AdminClient(conf(srv, "admin"))
+    for f in admin.create_acls([AclBinding(
+            ResourceType.TRANSACTIONAL_ID, "alice-app", ResourcePatternType.LITERAL,
+            "User:alice", "*", AclOperation.WRITE, AclPermissionType.ALLOW)]).values():
+        f.result(20)
+    p = Producer({**conf(srv, "alice"), "transactional.id": "alice-app"})
+    p.init_transactions(15)
+    p.begin_transaction()
+    p.produce("acl-a", b"in-txn")
+    p.commit_transaction(15)
+    other = Producer({**conf(srv, "alice"), "transactional.id": "not-hers"})
+    with pytest.raises(KafkaException) as info:
+        other.init_transactions(10)
+    assert info.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 
 def test_deleting_acls_takes_access_away(srv):
