@@ -17,7 +17,7 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["crc32c.c", "batch.c", "io.c", "index.c", "timeindex.c", "segment.c", "scan.c", "verify.c",
-           "compact.c"]
+           "compact.c", "txn.c"]
 # Headers (and this script) as `depends`: rebuilt when they change, shipped in sdists.
 HEADERS = ["pylog.h", "pl_internal.h", "crc32c_table.h"]
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-std=gnu11"]

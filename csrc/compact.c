@@ -13,7 +13,8 @@
  *
  * Re-encoder.  A record of a cleaned batch is kept when it has a key, its offset is
  * >= the map's offset for that key (or the key is not in the map), and it is not a
- * tombstone (null value) past its batch's delete horizon.  Kept records are copied
+ * tombstone (null value) past its batch's delete horizon; a batch of an aborted
+ * transaction (m->aborted) is dropped whole, control batches are kept whole.  Kept records are copied
  * with their bytes unchanged except timestampDelta and offsetDelta (re-encoded when
  * the batch is rebased or gets a delete horizon).  Offsets never change: the output
  * keeps each batch's baseOffset, except that the first batch written is rebased to
@@ -212,6 +213,37 @@ static int rec_next(const uint8_t **pp, const uint8_t *end, rec_view *r)
     return PL_OK;
 }
 
+/* Whether the batch h is data of an aborted transaction in m->aborted: the range of
+ * its producer id with the largest first_offset <= baseOffset, if the batch ends
+ * before that range's ABORT marker.  (Binary search: a producer's transactions do
+ * not overlap.)  Such a batch is neither indexed nor kept, so an aborted value never
+ * supersedes a committed one. */
+static int aborted_batch(const pl_offset_map *m, const pl_batch_header *h)
+{
+    uint64_t lo = 0, hi;
+
+    if (m == NULL || m->aborted_count == 0 ||
+        (h->attributes & (PL_ATTR_TRANSACTIONAL | PL_ATTR_CONTROL)) != PL_ATTR_TRANSACTIONAL)
+        return 0;
+    hi = m->aborted_count;
+    while (lo < hi) {                 /* first entry after (producer_id, base_offset) */
+        uint64_t mid = lo + (hi - lo) / 2;
+        const pl_txn_range *e = &m->aborted[mid];
+        if (e->producer_id < h->producer_id ||
+            (e->producer_id == h->producer_id && e->first_offset <= h->base_offset))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    {
+        const pl_txn_range *e = &m->aborted[lo - 1];
+        return e->producer_id == h->producer_id &&
+               h->base_offset + h->last_offset_delta < e->last_offset;
+    }
+}
+
 int pl_compact_index_records(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
                              pl_offset_map *m)
 {
@@ -221,6 +253,8 @@ int pl_compact_index_records(const uint8_t *rec, size_t rec_len, const pl_batch_
 
     if (rec == NULL || h == NULL)
         return PL_EINVAL;
+    if (aborted_batch(m, h))
+        return PL_OK;
     for (int32_t i = 0; i < h->records_count; i++) {
         if ((rc = rec_next(&p, end, &r)))
             return rc;
@@ -333,6 +367,10 @@ int pl_compact_filter(pl_compact_writer *w, const pl_offset_map *m, const uint8_
         h->records_count < 0 || w->len > w->cap)
         return PL_EINVAL;
     /* worst case: every record grows by 4 (offsetDelta) + 9 (timestampDelta) bytes */
+    if (!keep_all && aborted_batch(m, h)) {
+        w->dropped += (uint64_t)h->records_count;
+        return PL_OK;                                  /* aborted: the whole batch goes */
+    }
     if ((uint64_t)PL_BATCH_HEADER_SIZE + rec_len + 14 * (uint64_t)h->records_count >
         w->cap - w->len)
         return PL_EFULL;

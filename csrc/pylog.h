@@ -59,6 +59,8 @@
                              /* never writes (partitionLeaderEpoch other than 0/-1)   */
 #define PL_EMSGID      -18   /* a record carries a pylog-msg-id header and the caller */
                              /* asked (PL_APPEND_MSG_IDS): nothing was appended       */
+#define PL_ETXN        -19   /* a batch is transactional and the caller asked          */
+                             /* (PL_APPEND_NO_TXN): nothing was appended              */
 
 const char *pl_strerror(int code);
 
@@ -334,6 +336,10 @@ typedef struct pl_segment {
     uint64_t trusted_from;
     uint32_t *verified;
     uint64_t verified_chunks;
+    /* OR of the attributes of the batches the last successful
+     * pl_segment_append_flags stored: the caller tests PL_ATTR_TRANSACTIONAL there
+     * instead of walking the batches again (transactions.py). */
+    uint16_t append_attributes;
 } pl_segment;
 
 #define PL_VERIFY_CHUNK  65536   /* bytes of .log per entry of pl_segment.verified */
@@ -410,6 +416,15 @@ int pl_segment_append_at(pl_segment *seg, const uint8_t *buf, size_t len,
  * header return PL_EMSGID with nothing appended (the walk is the validation's own,
  * so records without that header cost nothing more).  OUT: as pl_segment_append. */
 #define PL_APPEND_MSG_IDS 1
+/* PL_APPEND_CONTROL lets control batches (attributes 0x20: transaction markers)
+ * through.  Broker-internal: only PartitionLog.write_txn_marker sets it; every
+ * client path leaves it clear, so a control batch from a producer stays
+ * PL_ECONTROL. */
+#define PL_APPEND_CONTROL 2
+/* PL_APPEND_NO_TXN: a request holding a transactional batch returns PL_ETXN with
+ * nothing appended (after validating every batch), so a partition that has never
+ * held one learns of its first at no cost to the others (transactions.py). */
+#define PL_APPEND_NO_TXN 4
 int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
                             int64_t log_append_time, int flags, int64_t *out_base,
                             int64_t *out_last);
@@ -506,6 +521,14 @@ uint64_t pl_xxh64(const void *buf, size_t len, uint64_t seed);
 
 /* Offset map: key (as two XXH64 hashes) -> latest offset.  Caller-owned, zeroed
  * slots; capacity a power of two; max_count < capacity (the load limit). */
+/* One aborted transaction for the cleaner: producer_id's data batches with
+ * first_offset <= baseOffset and lastOffset < last_offset (its ABORT marker). */
+typedef struct pl_txn_range {
+    int64_t producer_id;
+    int64_t first_offset;
+    int64_t last_offset;
+} pl_txn_range;
+
 typedef struct pl_offset_slot {
     uint64_t h1, h2;
     uint64_t offset_plus_1;             /* 0 = empty slot                           */
@@ -516,6 +539,10 @@ typedef struct pl_offset_map {
     uint64_t max_count;
     uint64_t count;                     /* keys held                                 */
     int64_t max_offset;                 /* largest offset put, -1 at first           */
+    /* Aborted transactions (txn.c): a transactional data batch inside one is neither
+     * indexed nor kept.  Sorted by (producer_id, first_offset); NULL: none. */
+    const pl_txn_range *aborted;
+    uint64_t aborted_count;
 } pl_offset_map;
 
 /* Record offset for key (the larger of it and what is there).  PL_EFULL when the key
@@ -572,6 +599,44 @@ uint64_t pl_compact_drain(pl_compact_writer *w);
 int pl_compact_check_keys(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
                           int *out_keyless);
 
+/* ---- transactions (txn.c; FORMAT.md section 6a) --------------------------------- */
+#define PL_TXN_DATA   -1   /* pl_txn_batch.type: a transactional data batch            */
+#define PL_TXN_ABORT   0   /* control record type ABORT (Kafka's ControlRecordType)    */
+#define PL_TXN_COMMIT  1   /* control record type COMMIT                               */
+#define PL_TXN_BAD    -2   /* a control batch whose record is not a valid marker       */
+#define PL_CONTROL_KEY_SIZE    4   /* version i16 = 0, type i16                       */
+#define PL_CONTROL_VALUE_SIZE  6   /* version i16 = 0, coordinatorEpoch i32           */
+#define PL_TXN_ENTRY_SIZE     34   /* .txnindex entry: version i16, producerId i64,
+                                      firstOffset i64, lastOffset i64, LSO i64        */
+
+/* A transactional batch found by pl_txn_scan. */
+typedef struct pl_txn_batch {
+    uint64_t position;            /* byte position of the batch                       */
+    int64_t base_offset;
+    int64_t last_offset;          /* baseOffset + lastOffsetDelta                     */
+    int64_t producer_id;
+    int64_t marker_offset;        /* control: its record's offset; else -1           */
+    int32_t coordinator_epoch;    /* control: from the marker's value; else -1       */
+    int16_t producer_epoch;
+    int16_t type;                 /* PL_TXN_DATA, _ABORT, _COMMIT or _BAD             */
+} pl_txn_batch;
+
+/* Parse the records section of a control batch (header h): exactly one record whose
+ * key is version 0 + type 0/1 and whose value is version 0 + coordinatorEpoch.
+ * PL_EBADRECORD otherwise.  OUT: *out_type, *out_coordinator_epoch, *out_offset
+ * (the record's offset: baseOffset + offsetDelta). */
+int pl_control_parse(const uint8_t *rec, size_t rec_len, const pl_batch_header *h,
+                     int16_t *out_type, int32_t *out_coordinator_epoch,
+                     int64_t *out_offset);
+/* Walk the batch headers of buf[pos, end) (batches already validated: a segment
+ * mapping below its size) and report each transactional batch in out (cap
+ * entries), parsing the record of control batches.  Non-transactional batches cost
+ * one header read each.  0 at end; PL_ENOSPACE_CAP when out is full (resume at
+ * *out_pos); PL_EBADLEN at a batch whose length runs past end (*out_pos).
+ * OUT: *out_n entries filled, *out_pos. */
+int pl_txn_scan(const uint8_t *buf, uint64_t pos, uint64_t end, pl_txn_batch *out,
+                uint32_t cap, uint32_t *out_n, uint64_t *out_pos);
+
 /* ---- layout pins (FORMAT.md; tests/test_ffi.py checks the same numbers) --------- */
 #ifndef PL_NO_STATIC_ASSERTS
 _Static_assert(PL_OFF_RECORDS_COUNT + 4 == PL_BATCH_HEADER_SIZE, "61-byte header");
@@ -579,6 +644,7 @@ _Static_assert(PL_BATCH_HEADER_SIZE - PL_LOG_OVERHEAD == PL_MIN_BATCH_LENGTH, "4
 _Static_assert(PL_OFF_CRC + 4 == PL_OFF_ATTRIBUTES, "CRC covers attributes..end");
 _Static_assert(PL_OFF_MAGIC + 1 == PL_OFF_CRC, "magic before crc");
 _Static_assert(PL_INDEX_ENTRY_SIZE == 8 && PL_TIMEINDEX_ENTRY_SIZE == 12, "entries");
+_Static_assert(PL_TXN_ENTRY_SIZE == 2 + 8 + 8 + 8 + 8, ".txnindex entry");
 _Static_assert(sizeof(int64_t) == 8 && sizeof(uint32_t) == 4, "fixed widths");
 #endif
 

@@ -49,6 +49,7 @@ const char *pl_strerror(int code)
     case PL_EROLL:        return "segment.ms elapsed: roll before appending";
     case PL_EBADHEADER:   return "batch partitionLeaderEpoch is not one pylog writes";
     case PL_EMSGID:       return "a record carries a pylog-msg-id header";
+    case PL_ETXN:         return "a batch is transactional";
     default:              return code > 0 ? "system error (errno)" : "unknown status";
     }
 }
@@ -482,6 +483,7 @@ int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
     int64_t next;
     pl_batch_header h;
     int rc, deep = (flags & PL_APPEND_MSG_IDS) ? PL_DEEP_MSG_IDS : 1, ids = 0;
+    uint16_t attributes = 0;
 
     if (buf == NULL || len == 0)
         return PL_EINVAL;
@@ -497,8 +499,9 @@ int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
             return rc;
         if (h.last_offset_delta != h.records_count - 1)
             return PL_EBADOFFSET;
-        if (h.attributes & PL_ATTR_CONTROL)
+        if ((h.attributes & PL_ATTR_CONTROL) && !(flags & PL_APPEND_CONTROL))
             return PL_ECONTROL;
+        attributes |= (uint16_t)h.attributes;
         n = PL_LOG_OVERHEAD + (uint64_t)h.batch_length;
         if (since > seg->cfg.index_interval_bytes) {
             entries++;
@@ -510,6 +513,8 @@ int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
     }
     if (ids)
         return PL_EMSGID;
+    if ((flags & PL_APPEND_NO_TXN) && (attributes & PL_ATTR_TRANSACTIONAL))
+        return PL_ETXN;
     if ((rc = reserve_append(seg, len, records, entries)) != PL_OK)
         return rc;
     /* Second pass: copy, stamp, index; then publish size before next_offset. */
@@ -537,6 +542,7 @@ int pl_segment_append_flags(pl_segment *seg, const uint8_t *buf, size_t len,
     }
     *out_base = seg->next_offset;
     *out_last = next - 1;
+    seg->append_attributes = attributes;
     publish(seg, at + len, next);
     return PL_OK;
 }

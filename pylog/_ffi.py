@@ -20,8 +20,8 @@ Status codes → exceptions (``check(code, what, client=False)``)
                                           before check() by testing the code)
     PL_ENOTFOUND                        → CoreNotFoundError (also a LookupError)
     PL_ECLOSED                          → StorageError            (56)
-    PL_ECOMPRESSED, PL_ENOSPACE_CAP     → UnknownServerError: flow-control codes the
-                                          caller must handle itself
+    PL_ECOMPRESSED, PL_ENOSPACE_CAP,    → UnknownServerError: flow-control codes the
+    PL_EMSGID, PL_ETXN                    caller must handle itself
     positive errno                      → StorageError (56), ``.os_errno`` set, message
                                           "<what>: <strerror> [errno N]"
 ``what`` names the thing (file path, position, offset); it starts the message.

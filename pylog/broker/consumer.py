@@ -5,6 +5,10 @@
             handle(rec)
         c.commit()                            # positions → committed offsets
 
+``isolation_level`` is Kafka's: "read_uncommitted" (the default, as the Java client)
+reads to the log end; "read_committed" stops at the last stable offset and skips
+the records of aborted transactions (PartitionLog.read_stable).
+
 Committed offsets are the coordinator's (``log.groups``): an embedded consumer and a
 Kafka client with the same group id read and write the same offsets, so either can
 resume where the other committed.  Embedded commits are "trusted": they are not
@@ -38,6 +42,7 @@ from pylog.errors import (InvalidGroupIdError, OffsetOutOfRangeError, PylogError
 __all__ = ["Consumer", "ConsumerRecord"]
 
 _RESETS = ("earliest", "latest", "none")
+_ISOLATION = ("read_uncommitted", "read_committed")
 
 
 class ConsumerRecord(NamedTuple):
@@ -98,12 +103,18 @@ class Consumer:
 
     def __init__(self, log_, group: str, topics: str | Iterable[str], *,
                  auto_offset_reset: str = "earliest", max_poll_records: int = 500,
-                 auto_commit: bool = False, auto_commit_interval_ms: int = 5000) -> None:
+                 auto_commit: bool = False, auto_commit_interval_ms: int = 5000,
+                 isolation_level: str = "read_uncommitted") -> None:
         if not isinstance(group, str) or not group:
             raise InvalidGroupIdError(f"group id must be a non-empty string, not {group!r}")
         if auto_offset_reset not in _RESETS:
             raise ValueError(f"auto_offset_reset must be one of {_RESETS}, "
                              f"not {auto_offset_reset!r}")
+        if isolation_level not in _ISOLATION:
+            raise ValueError(f"isolation_level must be one of {_ISOLATION}, "
+                             f"not {isolation_level!r}")
+        self._committed = isolation_level == "read_committed"
+        self.isolation_level = isolation_level
         self.log = log_
         self.group = group
         self.topics = frozenset([topics] if isinstance(topics, str) else topics)
@@ -194,14 +205,17 @@ class Consumer:
             if pos >= p.log_end_offset:
                 continue
             try:
-                recs = p.read(pos, max_records=limit - len(out))
+                if self._committed:         # to the LSO, aborted records skipped
+                    recs, nxt = p.read_stable(pos, max_records=limit - len(out))
+                else:
+                    recs = p.read(pos, max_records=limit - len(out))
+                    nxt = recs[-1].offset + 1 if recs else pos
             except OffsetOutOfRangeError:
                 self._positions[tp] = self._reset(tp)
                 continue
             topic, i = tp
             out.extend(ConsumerRecord(topic, i, *r) for r in recs if r.offset >= pos)
-            if recs:
-                self._positions[tp] = recs[-1].offset + 1
+            self._positions[tp] = nxt
         return out
 
     # -- positions and commits ----------------------------------------------------------

@@ -2,8 +2,10 @@
 
     clean section   [log start, first dirty)     cleaned by earlier passes
     dirty section   [first dirty, first uncleanable)   written since
-    uncleanable     the active segment, segments not yet sealed, and segments newer
-                    than ``min.compaction.lag.ms`` (by their largest timestamp)
+    uncleanable     the active segment, segments not yet sealed, segments newer
+                    than ``min.compaction.lag.ms`` (by their largest timestamp), and
+                    every segment from the one holding the last stable offset on
+                    (an open transaction's records are neither kept nor dropped yet)
 
 A pass (``clean``):
     1. Under the partition lock, snapshot the sealed segments below the first
@@ -24,8 +26,13 @@ A pass (``clean``):
        changed it meanwhile: the pass then stops, losing nothing).
 Returns the end of the dirty section: the cleaner checkpoint for this partition.
 
-Compressed batches are inflated and written back uncompressed (Kafka recompresses
-with the original codec).  Control batches are copied whole.
+Compressed batches are inflated and written back recompressed when smaller.
+Transactions (storage/transactions.py): the data batches of aborted transactions
+neither enter the offset map nor survive (an aborted value must not supersede a
+committed one); control batches are copied whole and kept for good (Kafka removes a
+marker after delete.retention.ms once its transaction's data is gone: not done,
+they cost ~70 bytes each); the cleaned segment's .txnindex is the concatenation of
+those it replaces, carried by the swap.
 """
 from __future__ import annotations
 
@@ -39,7 +46,7 @@ from pylog._ffi import ffi, lib
 from pylog.errors import CorruptRecordError, PylogError
 from pylog.compression import compress
 from pylog.records import ATTR_COMPRESSION_MASK, BATCH_HEADER_SIZE, decompress
-from pylog.storage import files, swap
+from pylog.storage import files, swap, txn_index
 from pylog.storage.segment import Segment
 
 __all__ = ["OffsetMap", "CleanStats", "Cleanable", "CorruptSegmentError", "Aborted",
@@ -88,6 +95,7 @@ class OffsetMap:
         self.c.capacity = cap
         self.c.max_count = min(keys, cap - 1)
         self.c.max_offset = -1
+        self.aborted = None               # keeps the pl_txn_range array alive
 
     def __len__(self) -> int:
         return self.c.count
@@ -151,9 +159,12 @@ def cleanable(p, checkpoint: int | None, now_ms: int) -> Cleanable | None:
             return None
         unsealed = set(map(id, p._unsealed))
         segs, views = [], []
+        lso = None if p._txn is None else p._txn.first_unstable
         for seg in p._segments:
             if seg is p._active or seg.active or id(seg) in unsealed:
                 break
+            if lso is not None and seg.next_offset > lso:
+                break                         # holds or follows the first unstable offset
             if (cfg.min_compaction_lag_ms > 0 and seg.max_timestamp >= 0
                     and seg.max_timestamp > now_ms - cfg.min_compaction_lag_ms):
                 break
@@ -199,6 +210,11 @@ def clean(p, c: Cleanable, now_ms: int, max_map_keys: int = MAX_MAP_KEYS,
     dirty = list(range(c.first_dirty_index, len(c.segments)))
     estimate = sum(c.segments[i].next_offset - c.segments[i].base_offset for i in dirty)
     omap = OffsetMap(min(estimate, max_map_keys))
+    if p._txn is not None:                # aborted transactions: dropped (compact.c)
+        with p._lock:
+            omap.aborted = p._txn.aborted_ranges(c.segments[0].base_offset,
+                                                 c.segments[-1].next_offset)
+        omap.c.aborted, omap.c.aborted_count = omap.aborted
     # no dirty section: a pass that only removes tombstones past their horizon
     end_index = _build_map(c, dirty, omap, st, where) if dirty else c.first_dirty_index
     if end_index == 0:
@@ -419,6 +435,8 @@ class _Cleaned:
             return False
         if have_data:
             _index_cleaned(p, self.base, self.end, *self.paths, self.where)
+            _txnindex_cleaned(p, self.base, [c.segments[i].base_offset
+                                             for i in self.indexes])
             if crash_hook:
                 crash_hook("indexed")
         self.done = True
@@ -492,6 +510,21 @@ def _index_cleaned(p, base: int, end: int, log_path, index_path, time_path,
         del owners
 
 
+def _txnindex_cleaned(p, base: int, old_bases: list[int]) -> None:
+    """``B.txnindex.cleaned``: the entries of the segments replaced (sealed, so
+    nothing appends to them meanwhile), synced; none when they have none."""
+    if p._txn is None:
+        return
+    with p._lock:
+        entries = p._txn.entries_of(old_bases)
+    if entries:
+        path = swap.txnindex_cleaned_path(p.directory, base)
+        with open(path, "wb") as f:
+            f.write(txn_index.encode(entries))
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def _swap_in(p, c: Cleanable, g: list[int], base: int, have_data: bool,
              crash_hook) -> bool:
     """Step 4, under the partition lock."""
@@ -520,13 +553,16 @@ def _swap_in(p, c: Cleanable, g: list[int], base: int, have_data: bool,
             replacement = [new]
         else:
             for s in old:                 # nothing survives: the segments go
-                for path in (s.log_path, s.index_path, s.timeindex_path):
+                for path in s.paths():
                     path.unlink(missing_ok=True)
             files.fsync_dir(directory)
             replacement = []
         for s in old:                     # their files are gone or replaced; views
             s.deleted = True              # and mappings stay valid until released
             p._close_segment_locked(s)
+        if p._txn is not None:
+            p._txn.segments_replaced_locked([s.base_offset for s in old],
+                                            base if have_data else None)
         segs[at:at + len(old)] = replacement
         p._bases[at:at + len(old)] = [s.base_offset for s in replacement]
         moved = at == 0 and not have_data and segs[0].base_offset > p._log_start

@@ -20,9 +20,10 @@ from pylog.errors import InvalidTopicError
 
 __all__ = [
     "LOG_SUFFIX", "INDEX_SUFFIX", "TIMEINDEX_SUFFIX", "DELETED_SUFFIX", "CLEANED_SUFFIX",
-    "SWAP_SUFFIX", "CLEAN_SHUTDOWN_FILE", "LOCK_FILE", "METADATA_FILE",
+    "SWAP_SUFFIX", "TXNINDEX_SUFFIX", "TXN_SNAPSHOT_FILE", "CLEAN_SHUTDOWN_FILE", "LOCK_FILE", "METADATA_FILE",
     "RECOVERY_POINT_CHECKPOINT", "LOG_START_CHECKPOINT", "MAX_TOPIC_NAME_LENGTH",
-    "filename_prefix", "log_file", "index_file", "timeindex_file", "parse_base_offset",
+    "filename_prefix", "log_file", "index_file", "timeindex_file", "txnindex_file",
+    "parse_base_offset",
     "holds_no_records",
     "partition_dir_name", "parse_partition_dir", "validate_topic_name", "partition_dir",
     "fsync_dir", "atomic_write",
@@ -35,6 +36,8 @@ TIMEINDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
+TXNINDEX_SUFFIX = ".txnindex"          # per segment, aborted transactions (txn_index.py)
+TXN_SNAPSHOT_FILE = "txn-state.snapshot"   # per partition (txn_index.py)
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
@@ -47,7 +50,7 @@ LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 _OFFSET_WIDTH = 20
-_SEGMENT_NAME = re.compile(r"(\d{20})(\.log|\.index|\.timeindex)")
+_SEGMENT_NAME = re.compile(r"(\d{20})(\.log|\.index|\.timeindex|\.txnindex)")
 
 
 def filename_prefix(offset: int) -> str:
@@ -65,6 +68,10 @@ def index_file(directory: Path, base_offset: int) -> Path:
 
 def timeindex_file(directory: Path, base_offset: int) -> Path:
     return directory / (filename_prefix(base_offset) + TIMEINDEX_SUFFIX)
+
+
+def txnindex_file(directory: Path, base_offset: int) -> Path:
+    return directory / (filename_prefix(base_offset) + TXNINDEX_SUFFIX)
 
 
 def parse_base_offset(name: str) -> tuple[int, str] | None:
@@ -160,7 +167,8 @@ def atomic_write(path: Path | str, data: bytes) -> None:
 
 
 # Files a partition directory may hold besides its segments (checked by name only).
-_PARTITION_FILES = ("partition.metadata", "lost-offsets.json", "leader-epoch-checkpoint")
+_PARTITION_FILES = ("partition.metadata", "lost-offsets.json", "leader-epoch-checkpoint",
+                    TXN_SNAPSHOT_FILE)
 _TEMP_SUFFIXES = (DELETED_SUFFIX, CLEANED_SUFFIX, SWAP_SUFFIX, ".tmp")
 
 

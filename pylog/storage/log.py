@@ -39,12 +39,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pylog import _ffi, _speedups
+from pylog import _speedups
 from pylog._ffi import ffi, lib
-from pylog.errors import (InvalidRecordError, OffsetOutOfRangeError,
-                          RecordListTooLargeError, StorageError)
+from pylog.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
 from pylog.records import Record
-from pylog.storage import dedup
+from pylog.storage import dedup, transactions
 from pylog.storage.reader import (Columns, ColumnReader, build_records_in,
                                   check_compressed)
 from pylog.storage.compaction import check_keys
@@ -52,6 +51,7 @@ from pylog.storage.flusher import GroupCommit
 from pylog.storage.log_segments import SegmentOps, _addr
 from pylog.storage.lost import LostOffsets
 from pylog.storage.segment import GROW_CHUNK, Segment, segment_config
+from pylog.storage.transactions import TxnOps
 
 __all__ = ["PartitionLog", "AppendResult", "Columns"]
 
@@ -66,21 +66,12 @@ _append_one = lib.pl_segment_append_one
 _append_now = lib.pl_segment_append_now
 PL_EROLL = lib.PL_EROLL
 PL_EMSGID, _MSG_IDS = lib.PL_EMSGID, lib.PL_APPEND_MSG_IDS     # dedup ids (dedup.py)
+PL_ETXN, _NO_TXN = lib.PL_ETXN, lib.PL_APPEND_NO_TXN     # first transaction (transactions.py)
+_append_flags = lib.pl_segment_append_flags
 PL_ATTR_TIMESTAMP_TYPE = 0x08                 # pylog.h: LogAppendTime attribute bit
 
 
-def _largest_batch(data) -> int:
-    """Size of the largest batch in ``data`` (12 + batchLength each; error path only)."""
-    mv, pos, largest = memoryview(data), 0, 0
-    while pos + 12 <= len(mv):
-        size = 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
-        if size <= 12:
-            break
-        largest, pos = max(largest, size), pos + size
-    return largest
-
-
-class PartitionLog(SegmentOps, GroupCommit):
+class PartitionLog(SegmentOps, TxnOps, GroupCommit):
     """One partition's log.  Thread-safe (one lock); see the module doc."""
 
     def __init__(self, topic: str, partition: int, directory: Path, config,
@@ -124,6 +115,7 @@ class PartitionLog(SegmentOps, GroupCommit):
         self._now_io = ffi.new("pl_append_now *")  # IN/OUT of append()'s C call (ditto)
         self._now_io_addr = _addr(self._now_io)
         self._apply_config_locked(config)
+        self._txn = transactions.load(self)    # None: never held a transaction
         if self._flusher is not None:
             self._flusher.register(self)
 
@@ -386,15 +378,23 @@ class PartitionLog(SegmentOps, GroupCommit):
             if now > self._roll_deadline:
                 self._maybe_time_roll_locked(now)
             out = self._out
-            rc = lib.pl_segment_append_flags(self._cseg, buf, size, lat, flags, out, out + 1)
+            rc = _append_flags(self._cseg, buf, size, lat,
+                               flags if self._txn is not None else flags | _NO_TXN,
+                               out, out + 1)
+            if rc == PL_ETXN:                 # validated, nothing appended: the first
+                self._txn = transactions.start_locked(self)   # transactional batch
+                rc = _append_flags(self._cseg, buf, size, lat, flags, out, out + 1)
             if rc == PL_EMSGID:               # validated first: nothing was appended
                 return None
             if rc:
                 rc = self._roll_for_retry_locked(rc, size, client=True, data=data)
-                rc = lib.pl_segment_append_at(self._cseg, buf, size, lat, out, out + 1)
+                rc = _append_flags(self._cseg, buf, size, lat, flags, out, out + 1)
                 if rc:
                     self._append_error_locked(rc, size, client=True, data=data)
             base, last = out[0], out[1]
+            if self._txn is not None and self._cseg.append_attributes & 0x10:
+                end = self._active.size       # PL_ATTR_TRANSACTIONAL: open or close
+                self._txn.appended_locked(self._active, end - size, end)
             fut = self._after_append_locked(last, want_future=wait)
             log_start = self._log_start
         for fn in self._listeners:
@@ -409,36 +409,6 @@ class PartitionLog(SegmentOps, GroupCommit):
         rc = lib.pl_segment_append_records(self._cseg, rin, self._out)
         if rc:
             self._append_error_locked(rc, 0)
-
-    def _roll_for_retry_locked(self, rc: int, size: int, client: bool = False,
-                               data=None) -> int:
-        if rc == lib.PL_EFULL and not self._active.is_empty:
-            self._roll_locked()
-            return 0
-        if rc == lib.PL_ECLOSED and not self._active.active:
-            self._new_active_locked()      # an earlier roll sealed but could not create
-            return 0
-        self._append_error_locked(rc, size, client, data)
-        return rc
-
-    def _append_error_locked(self, rc: int, size: int, client: bool = False,
-                             data=None) -> None:
-        """Raise the error for ``rc``.  PL_ETOOLARGE means a batch over max.message.bytes
-        (MESSAGE_TOO_LARGE, 10) or, when every batch of ``data`` is within it, batches
-        that an empty segment cannot hold: Kafka's RECORD_LIST_TOO_LARGE (18), which
-        clients do not retry (a 10 made librdkafka bump its idempotent epoch and re-send
-        messages already written under the old one)."""
-        where = f"appending to {self.topic}-{self.partition}"
-        if (rc == lib.PL_ETOOLARGE and data is not None
-                and _largest_batch(data) <= self.config.max_message_bytes):
-            raise RecordListTooLargeError(
-                f"{where}: {size} batch bytes do not fit in an empty segment "
-                f"(segment.bytes={self.config.segment_bytes})")
-        if rc == lib.PL_EFULL:
-            raise RecordListTooLargeError(
-                f"{where}: {size or 'the'} batch bytes do not fit in an empty segment "
-                f"(segment.bytes={self.config.segment_bytes})")
-        _ffi.check(rc, where, client=client)
 
     def _after_append_locked(self, last_offset: int, want_future: bool = True
                              ) -> Future | None:
@@ -481,37 +451,52 @@ class PartitionLog(SegmentOps, GroupCommit):
         h = ffi.new("pl_batch_header *")
         return seg, seg.find(offset, h), seg.size
 
-    def read(self, offset: int, max_records: int = 500, max_bytes: int = 1 << 20
-             ) -> list[Record]:
+    def read(self, offset: int, max_records: int = 500, max_bytes: int = 1 << 20, *,
+             committed: bool = False) -> list[Record]:
         """Records from ``offset`` on (at most max_records, whole batches within
-        max_bytes but at least one batch).  OffsetOutOfRangeError outside the log."""
+        max_bytes but at least one batch).  OffsetOutOfRangeError outside the log.
+        committed=True: read_committed (TxnOps.read_stable)."""
+        if committed:
+            return self.read_stable(offset, max_records, max_bytes)[0]
         return self._reader.read(offset, max_records, max_bytes)
 
-    def iter(self, offset: int | None = None, batch_records: int = 1000
-             ) -> Iterator[Record]:
-        """Every record from ``offset`` (default: log start) to the LEO seen at each step."""
+    def iter(self, offset: int | None = None, batch_records: int = 1000, *,
+             committed: bool = False) -> Iterator[Record]:
+        """Every record from ``offset`` (default: log start) to the LEO seen at each
+        step (committed=True: to the LSO, without aborted transactions)."""
         offset = self._log_start if offset is None else offset
         while True:
-            recs = self._reader.read(offset, batch_records, 1 << 24)
-            if not recs:
-                return
+            if committed:
+                recs, nxt = self.read_stable(offset, batch_records, 1 << 24)
+                if nxt == offset:
+                    return
+            else:
+                recs = self._reader.read(offset, batch_records, 1 << 24)
+                if not recs:
+                    return
+                nxt = recs[-1].offset + 1
             yield from recs
-            offset = recs[-1].offset + 1
+            offset = nxt
 
     def read_columns(self, offset: int, max_records: int = 1_000_000) -> Columns:
         """Records from ``offset`` as numpy columns, values zero-copy over the mapping
         when the batches are uncompressed.  Stops at the end of one segment."""
         return self._reader.read_columns(offset, max_records)
 
-    def read_raw(self, offset: int, max_bytes: int = 1 << 20) -> memoryview:
+    def read_raw(self, offset: int, max_bytes: int = 1 << 20, *,
+                 committed: bool = False) -> memoryview:
         """Whole batches from the one containing ``offset`` (at least one, one segment),
-        as a zero-copy view of the mapping; empty at the LEO."""
+        as a zero-copy view of the mapping; empty at the LEO.  committed=True: only
+        batches whose base offset is below the LSO (empty at or past it)."""
         with self._lock:
             loc = self._locate_locked(offset)
             if loc is None:
                 return memoryview(b"")
             seg, pos, _ = loc
-            end = seg.span(pos, max(0, max_bytes))
+            if committed and self._txn is not None and self._txn.first_unstable is not None:
+                end = self._stable_end_locked(seg, pos, offset, max_bytes)
+            else:
+                end = seg.span(pos, max(0, max_bytes))
         return seg.view(pos, end)
 
     def offset_for_time(self, ts_ms: int) -> int | None:
@@ -575,6 +560,7 @@ class PartitionLog(SegmentOps, GroupCommit):
                 if self._fenced is None:
                     self._active.seal()
                     self._advance_synced_locked(self._active.next_offset)
+                    self._txn_checkpoint_locked()
             finally:
                 self._fail_waiters_locked(StorageError("partition closed"))
                 self._release_locked()

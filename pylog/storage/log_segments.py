@@ -1,6 +1,6 @@
-"""Rolling and retention of a PartitionLog's segments, a mixin of ``log.PartitionLog``
-(which provides ``_lock``, ``_segments``, ``_bases``, ``_active``, ``_cseg``,
-``_flusher``, ``_barriers``, ``_deferred_close``, ``_unsealed``, ``_log_start``, ...).
+"""Rolling (and the append errors that lead to it) and retention of a PartitionLog's
+segments, a mixin of ``log.PartitionLog`` (which provides ``_lock``, ``_segments``,
+``_bases``, ``_active``, ``_cseg``, ``_flusher``, ``_barriers``, ``_deferred_close``, ``_unsealed``, ``_log_start``, ...).
 
 Rolling starts a new active segment at the log end; the old one is sealed by the next
 barrier in the flusher thread.  Retention deletes whole oldest segments (Kafka's
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from pylog._ffi import ffi
-from pylog.errors import OffsetOutOfRangeError
+from pylog import _ffi
+from pylog._ffi import ffi, lib
+from pylog.errors import OffsetOutOfRangeError, RecordListTooLargeError
 from pylog.storage import files
 from pylog.storage.reader import retention_victims
 from pylog.storage.segment import Segment
@@ -22,6 +23,17 @@ __all__ = ["SegmentOps"]
 def _addr(cdata) -> int:
     """A cffi pointer as the integer _speedups takes."""
     return int(ffi.cast("uintptr_t", cdata))
+
+
+def _largest_batch(data) -> int:
+    """Size of the largest batch in ``data`` (12 + batchLength each; error path only)."""
+    mv, pos, largest = memoryview(data), 0, 0
+    while pos + 12 <= len(mv):
+        size = 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
+        if size <= 12:
+            break
+        largest, pos = max(largest, size), pos + size
+    return largest
 
 
 class SegmentOps:
@@ -50,6 +62,36 @@ class SegmentOps:
         else:
             self._unsealed.append(old)
             self._flusher.request(self)
+
+    def _roll_for_retry_locked(self, rc: int, size: int, client: bool = False,
+                               data=None) -> int:
+        if rc == lib.PL_EFULL and not self._active.is_empty:
+            self._roll_locked()
+            return 0
+        if rc == lib.PL_ECLOSED and not self._active.active:
+            self._new_active_locked()      # an earlier roll sealed but could not create
+            return 0
+        self._append_error_locked(rc, size, client, data)
+        return rc
+
+    def _append_error_locked(self, rc: int, size: int, client: bool = False,
+                             data=None) -> None:
+        """Raise the error for ``rc``.  PL_ETOOLARGE means a batch over max.message.bytes
+        (MESSAGE_TOO_LARGE, 10) or, when every batch of ``data`` is within it, batches
+        that an empty segment cannot hold: Kafka's RECORD_LIST_TOO_LARGE (18), which
+        clients do not retry (a 10 made librdkafka bump its idempotent epoch and re-send
+        messages already written under the old one)."""
+        where = f"appending to {self.topic}-{self.partition}"
+        if (rc == lib.PL_ETOOLARGE and data is not None
+                and _largest_batch(data) <= self.config.max_message_bytes):
+            raise RecordListTooLargeError(
+                f"{where}: {size} batch bytes do not fit in an empty segment "
+                f"(segment.bytes={self.config.segment_bytes})")
+        if rc == lib.PL_EFULL:
+            raise RecordListTooLargeError(
+                f"{where}: {size or 'the'} batch bytes do not fit in an empty segment "
+                f"(segment.bytes={self.config.segment_bytes})")
+        _ffi.check(rc, where, client=client)
 
     def _new_active_locked(self) -> None:
         base = self._active.next_offset
@@ -92,10 +134,12 @@ class SegmentOps:
                 if self._barriers:
                     self._deferred_close.append(seg)
                     seg.deleted = True
-                    for p in (seg.log_path, seg.index_path, seg.timeindex_path):
+                    for p in seg.paths():
                         p.unlink(missing_ok=True)
                 else:
                     seg.delete()
+            if self._txn is not None:
+                self._txn.segments_replaced_locked([s.base_offset for s in doomed], None)
             files.fsync_dir(self.directory)
         if self._on_checkpoint is not None:
             self._on_checkpoint()

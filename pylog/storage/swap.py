@@ -6,12 +6,15 @@ A cleaning pass over a group of segments with base offsets B = b0 < b1 < ... < b
 the chain of base offsets contiguous: the first batch is rebased to B, the last one
 ends at E - 1):
 
-    1. ``B.log.cleaned`` (+ ``B.index.cleaned``, ``B.timeindex.cleaned``), synced.
-    2. rename the two indexes to ``.swap``, then ``B.log.cleaned`` -> ``B.log.swap``,
+    1. ``B.log.cleaned`` (+ ``B.index.cleaned``, ``B.timeindex.cleaned``, and
+       ``B.txnindex.cleaned`` when the group's segments hold aborted transactions:
+       their entries, concatenated), synced.
+    2. rename the indexes to ``.swap``, then ``B.log.cleaned`` -> ``B.log.swap``,
        fsync(dir).  **The rename of the .log is the commit point.**
-    3. unlink the old segments b1..bn, unlink B's old indexes, rename the index swaps
-       to ``B.index`` / ``B.timeindex``, then ``B.log.swap`` -> ``B.log`` (atomic
-       replace of the old B.log), fsync(dir).
+    3. unlink the old segments b1..bn (their .txnindex too), unlink B's old indexes,
+       rename the index swaps to ``B.index`` / ``B.timeindex`` / ``B.txnindex`` (the
+       last an atomic replace; without one, B's old .txnindex goes), then
+       ``B.log.swap`` -> ``B.log`` (atomic replace of the old B.log), fsync(dir).
 
 Recovery (``complete_swaps``, called by the loader's first pass) after a crash at
 any point:
@@ -20,7 +23,10 @@ any point:
     - ``X.log.swap``: committed.  Read the offsets it ends at (E), delete every
       ``.log`` (and its indexes) whose base offset is in (X, E), delete X's indexes
       (they may be the old segment's, or the new one's: either way a cache, rebuilt),
-      then rename ``X.log.swap`` -> ``X.log``.
+      put ``X.txnindex.swap`` in place if there is one (else ``X.txnindex`` is
+      already the merged one, or the group had none), then rename ``X.log.swap`` ->
+      ``X.log``.  The .txnindex is not a cache: once aborted data is cleaned away the
+      log cannot say the transaction was aborted, so it travels with the swap.
     - an index ``.swap`` without its ``X.log.swap``: either step 2 stopped before the
       commit (its log is still ``.cleaned``) or step 3 already renamed the log: in
       both cases a cache; delete it.
@@ -36,10 +42,12 @@ from pathlib import Path
 
 from pylog.storage import files
 
-__all__ = ["cleaned_paths", "discard_cleaned", "commit", "install", "complete_swaps",
-           "log_end_offset_of"]
+__all__ = ["cleaned_paths", "txnindex_cleaned_path", "discard_cleaned", "commit", "install",
+           "complete_swaps", "log_end_offset_of"]
 
 _SUFFIXES = (files.LOG_SUFFIX, files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX)
+_CACHES = (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX)
+_ALL = _SUFFIXES + (files.TXNINDEX_SUFFIX,)
 
 
 def _with(directory: Path, base: int, suffix: str, temp: str = "") -> Path:
@@ -51,20 +59,37 @@ def cleaned_paths(directory: Path, base: int) -> tuple[Path, Path, Path]:
     return tuple(_with(directory, base, s, files.CLEANED_SUFFIX) for s in _SUFFIXES)
 
 
+def txnindex_cleaned_path(directory: Path, base: int) -> Path:
+    """``B.txnindex.cleaned`` (written only when the group has aborted transactions)."""
+    return _with(directory, base, files.TXNINDEX_SUFFIX, files.CLEANED_SUFFIX)
+
+
 def discard_cleaned(directory: Path, base: int) -> None:
     """Remove what a pass that will not commit left (cleaned and uncommitted swaps)."""
-    for s in _SUFFIXES:
+    for s in _ALL:
         _with(directory, base, s, files.CLEANED_SUFFIX).unlink(missing_ok=True)
-    for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
+    for s in _CACHES + (files.TXNINDEX_SUFFIX,):
         _with(directory, base, s, files.SWAP_SUFFIX).unlink(missing_ok=True)
 
 
 def commit(directory: Path, base: int) -> None:
     """Step 2: indexes to .swap, then the log (the commit point), fsync(dir)."""
+    txn = txnindex_cleaned_path(directory, base)
+    if txn.exists():
+        os.replace(txn, _with(directory, base, files.TXNINDEX_SUFFIX, files.SWAP_SUFFIX))
     for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
         os.replace(_with(directory, base, s, files.CLEANED_SUFFIX),
                    _with(directory, base, s, files.SWAP_SUFFIX))
     files.fsync_dir(directory)
+
+
+def _install_txnindex(directory: Path, base: int) -> bool:
+    """B.txnindex.swap -> B.txnindex (atomic replace); False if there is none."""
+    swapped = _with(directory, base, files.TXNINDEX_SUFFIX, files.SWAP_SUFFIX)
+    if not swapped.exists():
+        return False
+    os.replace(swapped, _with(directory, base, files.TXNINDEX_SUFFIX))
+    return True
 
 
 def install(directory: Path, base: int, replaced: list[int]) -> None:
@@ -72,10 +97,12 @@ def install(directory: Path, base: int, replaced: list[int]) -> None:
     the swap files in place (the log last), fsync(dir)."""
     for b in replaced:
         if b != base:                 # indexes first: a kill leaves no orphan index
-            for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
+            for s in _CACHES + (files.TXNINDEX_SUFFIX, files.LOG_SUFFIX):
                 _with(directory, b, s).unlink(missing_ok=True)
-    for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX):
+    for s in _CACHES:
         _with(directory, base, s).unlink(missing_ok=True)
+    if not _install_txnindex(directory, base):
+        _with(directory, base, files.TXNINDEX_SUFFIX).unlink(missing_ok=True)
     for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
         os.replace(_with(directory, base, s, files.SWAP_SUFFIX), _with(directory, base, s))
     files.fsync_dir(directory)
@@ -129,7 +156,7 @@ def complete_swaps(directory: Path) -> tuple[list[str], list[str]]:
             if p is not None and base < p[0] < end:
                 doomed.add(p[0])
         for b in sorted(doomed):
-            for s in (files.INDEX_SUFFIX, files.TIMEINDEX_SUFFIX, files.LOG_SUFFIX):
+            for s in _CACHES + (files.TXNINDEX_SUFFIX, files.LOG_SUFFIX):
                 path = _with(directory, b, s)
                 if path.exists():
                     path.unlink()
@@ -140,6 +167,7 @@ def complete_swaps(directory: Path) -> tuple[list[str], list[str]]:
                 if path.exists():
                     path.unlink()
                     removed.append(path.name)
+        _install_txnindex(directory, base)
         os.replace(directory / name, _with(directory, base, files.LOG_SUFFIX))
         notes.append(f"completed the compaction swap of {files.filename_prefix(base)} "
                      f"(offsets {base}..{end - 1}; {len(doomed)} old segment(s) replaced)")

@@ -13,6 +13,8 @@ keyless records are skipped.  On a compacted topic the read at open costs one
 record per live key (plus what the cleaner has not reached yet); on any other topic
 it is the same view, over every record.  If retention moves a partition's log
 start past where the view stopped, that partition is read again from its start.
+Reads are read_committed (``PartitionLog.read_stable``): the view stops at the last
+stable offset and never shows a record of an aborted transaction.
 
 Thread-safe (one lock per view).  Note: a partition with a listener takes the
 Python append path (the C fast path of ``append`` runs only without listeners).
@@ -65,12 +67,12 @@ class Table(Mapping):
         data = self._data
         while True:
             try:
-                recs = p.read(start, 10_000, 1 << 24)
+                recs, nxt = p.read_stable(start, 10_000, 1 << 24)   # read_committed
             except OffsetOutOfRangeError:
                 self._reset_locked(i)
                 start = p.log_start_offset
                 continue
-            if not recs:
+            if nxt == start:
                 break
             for r in recs:
                 if r.key is None:
@@ -79,7 +81,7 @@ class Table(Mapping):
                     data.pop(r.key, None)
                 else:
                     data[r.key] = (i, r.offset, r.value)
-            start = recs[-1].offset + 1
+            start = nxt
         self._next[i] = start
 
     def _reset_locked(self, i: int) -> None:
