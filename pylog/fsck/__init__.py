@@ -38,6 +38,11 @@ Finding kinds (severity, what --repair does):
                               that is intact but unusable (newer version): reported only
     metadata-rebuild metadata-prev  warning  what the rebuild recovers or resets; an
                               unusable .prev: rewritten from the main file
+    txnindex txn-snapshot     error  a .txnindex or txn-state.snapshot that is malformed,
+                              names no ABORT marker, lacks an aborted transaction, or is
+                              missing: rebuilt from the log (fsck/txn.py)
+    bad-control               error  a control batch that is not a transaction marker:
+                              reported only;   txnindex-pending  info
     orphan-index              error  quarantine
     leader-epoch              warning  partitionLeaderEpoch != 0 (outside the CRC): 0
     temp-file                 warning  quarantine;   stray-file, unknown-topic,

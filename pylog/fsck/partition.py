@@ -7,7 +7,8 @@ each segment's ``.log`` (segments.py) and chain them: segment ``k+1`` must start
 ``nextOffset`` of segment ``k`` (a gap or an overlap is an error).  The first place
 where the log stops being valid is the partition's *cut*: recovery and --repair keep
 everything before it and nothing after it.  Third pass: check the indexes of the
-segments before the cut against their batches.
+segments before the cut against their batches.  Fourth pass: transactions
+(control batches, ``.txnindex``, ``txn-state.snapshot``: txn.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 
 from pylog.fsck.model import ERROR, INFO, WARNING, PartitionScan, SegmentScan
 from pylog.fsck.segments import _Ctx, check_index, check_timeindex, scan_segment_log
+from pylog.fsck.txn import check_transactions
 from pylog.storage import files, swap
 from pylog.storage.lost import LOST_OFFSETS_FILE, LostOffsets, describe
 
@@ -99,6 +101,11 @@ def scan_partition(data_dir: str, dir_name: str, topic: str, partition: int,
     lost = _lost_ranges(dir_path, ctx)
     _chain(ps, ctx, live, lost, _swap_ranges(dir_path))
     _check_indexes(ps, ctx, dir_path, clean=clean, live=live, interval=interval)
+    try:
+        check_transactions(dir_path, ps, ctx, clean=clean, live=live)
+    except OSError as e:
+        ctx.add(ERROR, "unreadable", f"cannot read the transaction files: {e}",
+                files.TXN_SNAPSHOT_FILE)
     if ps.segments:
         ps.log_start_offset = ps.segments[0].base_offset
         k, pos = ps.cut if ps.cut else (len(ps.segments) - 1, None)

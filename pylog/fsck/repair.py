@@ -24,7 +24,10 @@ caller, and only acts on findings that name a ``fix``:
    indexes and temporary files are moved to the quarantine.
 5. ``rewrite-checkpoints``: both checkpoints are rewritten with offsets clamped to
    the partitions' valid ranges (entries for missing partitions dropped).
-6. ``rebuild-metadata``: a damaged or missing ``topic-metadata.json`` is rebuilt as
+6. ``rebuild-txnindex``: every ``.txnindex`` and ``txn-state.snapshot`` of the
+   partition are rewritten from its repaired log (fsck/txn.py), keeping the valid
+   entries the log cannot replay; nothing of the log changes.
+7. ``rebuild-metadata``: a damaged or missing ``topic-metadata.json`` is rebuilt as
    ``pylog.open`` would (storage/metadata.py: from ``.prev`` reconciled with the
    partition directories, else from the directories with default configs); the
    damaged file is moved to ``<data>/quarantine/metadata/``.
@@ -46,6 +49,7 @@ from pylog.config import TopicConfig
 from pylog.errors import StorageError
 from pylog.fsck.model import PartitionScan, Report, SegmentScan
 from pylog.fsck.partition import scan_partition
+from pylog.fsck import txn
 from pylog.fsck.segments import expected_index, expected_timeindex
 from pylog.storage import files, metadata
 from pylog.storage.checkpoint import read_offset_checkpoint, write_offset_checkpoint
@@ -86,6 +90,12 @@ def repair(data_dir: str, report: Report) -> None:
             logs_changed = salvaged = True
             continue
         logs_changed |= _repair_partition(data_dir, ps, fixes, q, clean)
+    for ps in report.partitions:          # after the logs are repaired: reads them again
+        fixes = [f for f in by_part.get((ps.topic, ps.partition), []) if f.fix == txn.FIX]
+        if fixes and not ps.unreadable:
+            txn.repair_partition(os.path.join(data_dir, ps.dir_name))
+            for f in fixes:
+                f.fixed = True
     q.sync()
     if salvaged or any(f.fix == "rewrite-checkpoints" for f in report.findings):
         _rewrite_checkpoints(data_dir, report)
