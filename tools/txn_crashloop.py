@@ -135,7 +135,12 @@ def _setup(bootstrap: str, partitions: int, records: int) -> list[int]:
         f.result(30)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     for i in range(records):
-        p.produce(IN, value=b"rec-%d" % i, partition=i % partitions)
+        while True:
+            try:
+                p.produce(IN, value=b"rec-%d" % i, partition=i % partitions)
+                break
+            except BufferError:           # the client's queue is full: let it drain
+                p.poll(0.1)
         if i % 1000 == 0:
             p.poll(0)
     if p.flush(30):
