@@ -24,4 +24,4 @@ def test_consume_transform_produce_is_exactly_once_under_kill_9(tmp_path):
     assert report["uncommitted_missing"] == 0, report
     assert report["server_kills"] + report["app_kills"] >= 3, report
     assert report["clean_stop"], report
-    assert report["ok"], report
+    assert report["ok"] and report["violations"] == [], report
