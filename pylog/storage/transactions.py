@@ -36,7 +36,9 @@ Recovery cost (``load``, called by PartitionLog at open):
                           count that does not match (a deleted file): the same walk from
                           the log start, every .txnindex rewritten
 Transactions whose first batch retention deleted are kept open as the snapshot says
-(Kafka keeps them too); a full walk cannot see those.
+(Kafka keeps them too); a full walk cannot see those.  A walk keeps every entry on disk
+that names an ABORT marker of its producer: after cleaning removed an aborted
+transaction's data, only the .txnindex still says it was aborted.
 
 Compaction: ``aborted_ranges`` feeds the cleaner (csrc/compact.c drops the data of
 aborted transactions); control batches are kept, as is every .txnindex entry (the
@@ -256,11 +258,16 @@ def load(p) -> TxnState | None:
 
 
 def _replay(st: TxnState, p, start: int) -> None:
-    """Walk the batches at or after ``start`` and rewrite the indexes they touch."""
+    """Walk the batches at or after ``start`` and rewrite the indexes they touch.  An
+    entry already on disk that names an ABORT marker of its producer is kept even if
+    the walk cannot derive it (the cleaner removed that transaction's data)."""
     for s in p._segments:
         if s.next_offset <= start:
             continue
+        aborts = set()
         for _, base, last, pid, marker, _, _, kind in scan(s):
+            if kind == ABORT:
+                aborts.add((pid, marker))
             if last < start:
                 continue
             if kind == lib.PL_TXN_DATA:
@@ -269,6 +276,14 @@ def _replay(st: TxnState, p, start: int) -> None:
                 st.on_marker_locked(pid, kind == COMMIT, marker, s.base_offset,
                                     write=False)
         after = st.by_segment.get(s.base_offset, [])
+        known = {(e.producer_id, e.last_offset) for e in after}
+        on_disk, _ = txn_index.read_index(p.directory, s.base_offset)
+        extra = [e for e in on_disk if (e.producer_id, e.last_offset) in aborts
+                 and (e.producer_id, e.last_offset) not in known]
+        if extra:
+            after = st.by_segment[s.base_offset] = sorted(
+                after + extra, key=lambda e: e.last_offset)
+            st.aborted += extra
         if txn_index.read_bytes(p.directory, s.base_offset) != txn_index.encode(after):
             txn_index.write_index(p.directory, s.base_offset, after)
     st.aborted.sort(key=lambda e: e.last_offset)

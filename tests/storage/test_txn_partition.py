@@ -452,3 +452,59 @@ def test_state_matches_a_model_and_survives_restart(tmp_path_factory, ops, crash
         assert p.ongoing_transactions() == ongoing
         assert p.aborted_transactions(0, 1 << 40) == aborted
         assert [r.offset for r in p.iter(0, committed=True)] == committed
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", ["cleaned", "indexed", "swap"])
+def test_kill_mid_swap_keeps_the_txnindex(tmp_path, step):
+    from pylog.storage import compaction
+    log = _open(tmp_path)
+    p = _compacted(log).partition(0)
+    p.append_raw(txn_batch(1, [b"x"], [b"K"]))
+    p.write_txn_marker(1, 0, commit=False)             # 1
+    p.roll()
+    p.append(b"v", key=b"K")                           # 2
+    p.append_raw(txn_batch(2, [b"y"], [b"J"]))         # 3
+    p.write_txn_marker(2, 0, commit=False)             # 4
+    p.roll()
+    p.barrier()
+
+    def hook(at):
+        if at == step:
+            raise _Stop(at)
+    with pytest.raises(_Stop):
+        compaction.clean(p, compaction.cleanable(p, None, NOW), NOW, crash_hook=hook)
+    log._simulate_crash()
+    with _open(tmp_path) as log:
+        p = log.topic("c").partition(0)
+        assert p.aborted_transactions(0, 100) == [(1, 0), (2, 3)]
+        assert [r.value for r in p.iter(committed=True)] == [b"v"]
+        names = sorted(os.listdir(p.directory))
+        assert not [n for n in names if n.endswith((".swap", ".cleaned"))]
+
+
+def test_c_constants_match_the_format():
+    from pylog._ffi import lib
+    assert lib.PL_TXN_ENTRY_SIZE == txn_index.ENTRY_SIZE == 34
+    assert (lib.PL_TXN_ABORT, lib.PL_TXN_COMMIT) == (transactions.ABORT, transactions.COMMIT)
+    assert lib.PL_CONTROL_KEY_SIZE == 4 and lib.PL_CONTROL_VALUE_SIZE == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=400), control=st.booleans())
+def test_txn_scan_and_control_parse_never_crash(data, control):
+    """Hostile bytes: only status codes come back (the fuzz contract of STYLE.md)."""
+    from pylog._ffi import ffi, lib
+    buf = ffi.from_buffer("uint8_t[]", data) if data else ffi.new("uint8_t[]", 1)
+    out = ffi.new("pl_txn_batch[]", 4)
+    n, pos = ffi.new("uint32_t *"), ffi.new("uint64_t *")
+    rc = lib.pl_txn_scan(buf, 0, len(data), out, 4, n, pos)
+    assert rc in (0, lib.PL_EBADLEN, lib.PL_ENOSPACE_CAP) and pos[0] <= len(data)
+    h = ffi.new("pl_batch_header *")
+    h.records_count, h.last_offset_delta = 1, 0
+    t, ce, off = ffi.new("int16_t *"), ffi.new("int32_t *"), ffi.new("int64_t *")
+    rc = lib.pl_control_parse(buf, len(data), h, t, ce, off)
+    assert rc in (0, lib.PL_EBADRECORD)
