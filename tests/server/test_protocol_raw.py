@@ -277,10 +277,15 @@ def test_aiokafka_style_sequence_zero_without_producer_id_is_not_deduplicated(cl
     assert produce(client, "no-idem", b).base_offset == 1
 
 
-def test_transactional_producer_is_refused_cleanly(client):
-    r = client.call(INIT_PRODUCER_ID, 1, req(INIT_PRODUCER_ID, 1, transactional_id="tx",
-                                             transaction_timeout=60000 * MS))
-    assert r.error_code == 35 and r.producer_id == -1
+def test_transactional_init_producer_id_v1_gets_the_ids_producer(client):
+    """(Transactions: test_transactions*.py.)  The same id again bumps the epoch."""
+    first = client.call(INIT_PRODUCER_ID, 1, req(INIT_PRODUCER_ID, 1, transactional_id="tx",
+                                                 transaction_timeout=60000 * MS))
+    again = client.call(INIT_PRODUCER_ID, 1, req(INIT_PRODUCER_ID, 1, transactional_id="tx",
+                                                 transaction_timeout=60000 * MS))
+    assert first.error_code == again.error_code == 0 and first.producer_id >= 0
+    assert (again.producer_id, again.producer_epoch) == (first.producer_id,
+                                                         first.producer_epoch + 1)
 
 
 # -- Fetch -------------------------------------------------------------------------------
