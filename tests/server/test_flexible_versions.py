@@ -83,7 +83,10 @@ def test_find_coordinator_v4_batches_keys(client):
                                                                           ("b", 0, 0)]
     r = client.call(FIND_COORDINATOR, 6, m.FindCoordinatorRequest(key_type=1,
                                                                   coordinator_keys=("tx",)))
-    assert r.coordinators[0].error_code == 15
+    assert (r.coordinators[0].error_code, r.coordinators[0].node_id) == (0, 0)   # this node
+    r = client.call(FIND_COORDINATOR, 6, m.FindCoordinatorRequest(key_type=7,
+                                                                  coordinator_keys=("x",)))
+    assert r.coordinators[0].error_code == 15                                    # unknown type
 
 
 def test_offset_commit_and_fetch_v10_by_topic_id_and_batched_groups(client):

@@ -125,7 +125,9 @@ def test_find_coordinator_answers_self(bootstrap, version):
         assert (int(r.error_code), r.node_id, r.host, r.port) == (0, 0, host, int(port))
         if version:
             txn = c.call(FIND, version, req(FIND, version, key="tx", key_type=1))
-            assert int(txn.error_code) == 15
+            assert (int(txn.error_code), txn.node_id) == (0, 0)   # transactions: this node
+            bad = c.call(FIND, version, req(FIND, version, key="x", key_type=7))
+            assert int(bad.error_code) == 15
 
 
 def test_leave_of_unknown_members_reports_each(bootstrap):
