@@ -201,10 +201,7 @@ class TransactionCoordinator:
                 self._txns[transactional_id] = meta
                 self._by_pid[pid] = meta
                 return pid, 0, [fut]
-            if meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
-                raise ConcurrentTransactionsError(
-                    f"transactional id {transactional_id!r} is completing its last "
-                    f"transaction ({meta.state_name})")
+            self._check_open_state(meta)
             if producer_id >= 0 and (producer_id != meta.producer_id or producer_epoch not in
                                      (meta.producer_epoch, meta.last_epoch)):
                 raise ProducerFencedError(

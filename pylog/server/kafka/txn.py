@@ -261,10 +261,12 @@ def handle_describe_transactions(ctx, request):
                  transaction_states=tuple(out))
 
 
+_EPOCH = datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
+
+
 def _time(ms_value: int):
-    return datetime.datetime.fromtimestamp(max(ms_value, 0) / 1000, tz=datetime.timezone.utc) \
-        if ms_value >= 0 else datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) \
-        - datetime.timedelta(milliseconds=1)
+    """A TZAware field from epoch ms; -1 (no transaction open) stays -1 on the wire."""
+    return _EPOCH + datetime.timedelta(milliseconds=ms_value)
 
 
 def handle_list_transactions(ctx, request):
